@@ -1,0 +1,54 @@
+"""Maestro Web: the application factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .auth import TokenGuard
+from .config import Settings
+from .errors import register_error_handlers
+from .extensions import cors, sock
+from .ratelimit import init_rate_limits
+from .services import Services
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app: services, extensions, blueprints, error handlers and the token guard.
+
+    Starting the app starts the saved sessions' shells; call `app.extensions["maestro"]
+    .shutdown()` to end them.
+    """
+    settings = settings or Settings.defaults()
+    app = Flask(__name__, static_folder=None)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+        SOCK_SERVER_OPTIONS={"ping_interval": 25,
+                             "max_message_size": settings.max_ws_message_bytes},
+    )
+    app.json.sort_keys = False
+    services = Services.start(settings)
+    app.extensions["maestro"] = services
+
+    init_rate_limits(app, settings)
+    cors.init_app(app, resources={r"/api/*": {"origins": settings.cors_origins}},
+                  supports_credentials=False)
+    sock.init_app(app)
+    register_error_handlers(app)
+
+    from .api import commands, history, meta, sessions, theme, ws
+
+    for blueprint in (meta.bp, sessions.bp, commands.bp, theme.bp, history.bp, ws.bp):
+        app.register_blueprint(blueprint)
+
+    @app.after_request
+    def no_referrer(response):
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    app.wsgi_app = TokenGuard(app.wsgi_app, services.token, settings.redirect_url)
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)
+    return app

@@ -1,0 +1,69 @@
+"""The HTTP and WebSocket API: one blueprint per resource, and the helpers they share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, request
+
+from ..errors import ApiError, now_ms
+from ..services import Services
+
+API_PREFIX = "/api"
+
+
+def services() -> Services:
+    return current_app.extensions["maestro"]
+
+
+def ok(body: dict[str, Any], status: int = 200) -> tuple[dict[str, Any], int]:
+    """A JSON body with the contract's timestamp."""
+    return {**body, "timestamp": now_ms()}, status
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object ({} when there is no body).
+
+    :raise ApiError 415: the body is not declared as JSON.
+    :raise ApiError 400: the body is not valid JSON or not an object.
+    """
+    if not request.get_data(cache=True):
+        return {}
+    if not request.is_json:
+        raise ApiError(415, "Request body must be JSON (Content-Type: application/json)")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "Request body is not valid JSON")
+    if not isinstance(body, dict):
+        raise ApiError(400, "Request body must be a JSON object")
+    return body
+
+
+def text_field(body: dict[str, Any], name: str, *, required: bool = False,
+               max_length: int = 1000, allow_empty: bool = False) -> str | None:
+    """A string field of a body; ApiError 400 when missing (if required), not a string or empty."""
+    if name not in body or body[name] is None:
+        if required:
+            raise ApiError(400, f"'{name}' is required and must be a string")
+        return None
+    value = body[name]
+    if not isinstance(value, str) or (not allow_empty and not value.strip()):
+        raise ApiError(400, f"'{name}' must be a non-empty string")
+    if len(value) > max_length:
+        raise ApiError(400, f"'{name}' is longer than {max_length} characters")
+    return value
+
+
+def int_arg(name: str, *, default: int | None = None, low: int = 0,
+            high: int | None = None) -> int | None:
+    """An integer query argument; ApiError 400 when it is not one or out of range."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"Query parameter '{name}' must be an integer") from None
+    if value < low or (high is not None and value > high):
+        raise ApiError(400, f"Query parameter '{name}' must be between {low} and {high}")
+    return value

@@ -1,0 +1,166 @@
+"""Client messages on the WebSocket: parse, rate-limit actions, run them, reply.
+
+Actions go through the same SessionManager methods as the REST API, and draw on the same
+pooled POST quota of the client's IP, so the socket is no way around the limits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from simple_websocket import ConnectionClosed
+
+from ..errors import ApiError, now_ms
+from ..ratelimit import post_quota_hit
+
+if TYPE_CHECKING:
+    from flask_limiter import Limiter
+
+    from ..services import Services
+    from .ws import WsClient
+
+logger = logging.getLogger(__name__)
+
+# Message types that act on a session and so cost one unit of the POST quota.
+ACTIONS = frozenset({"send_command", "interrupt", "switch_mode", "select_tab", "new_tab",
+                     "close_tab", "rename_tab"})
+
+
+class MessageHandler:
+    """Reads one client's messages until the socket closes."""
+
+    def __init__(self, client: WsClient, services: Services, limiter: Limiter,
+                 remote_addr: str) -> None:
+        self.client = client
+        self.services = services
+        self.limiter = limiter
+        self.remote_addr = remote_addr
+        self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "ping": lambda message: {"type": "pong"},
+            "subscribe": self._subscribe,
+            "get_sessions": lambda message: {
+                "type": "sessions_list", "sessions": self.services.manager.list_public()},
+            "send_command": self._send_command,
+            "interrupt": self._interrupt,
+            "switch_mode": self._switch_mode,
+            "select_tab": self._select_tab,
+            "new_tab": self._new_tab,
+            "close_tab": self._close_tab,
+            "rename_tab": self._rename_tab,
+        }
+
+    def read_loop(self) -> None:
+        try:
+            while True:
+                data = self.client.ws.receive()
+                if data is None:
+                    return
+                reply = self.handle(data)
+                self.client.send({**reply, "timestamp": now_ms()})
+        except ConnectionClosed:
+            return
+        finally:
+            self.client.queue.close()
+
+    def handle(self, data: str | bytes) -> dict[str, Any]:
+        """The reply to one raw message; never raises for bad input."""
+        try:
+            message = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            return {"type": "error", "message": "Invalid message format"}
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            return {"type": "error", "message": "Invalid message format"}
+        kind = message["type"]
+        handler = self._handlers.get(kind)
+        if handler is None:
+            return {"type": "error", "message": f"Unknown message type: {kind}"}
+        reply_type = _reply_type(kind)
+        if kind in ACTIONS:
+            retry_after = post_quota_hit(self.limiter, self.services.settings, self.remote_addr)
+            if retry_after is not None:
+                return {"type": "error", "code": "rate_limited", "retryAfter": retry_after,
+                        "message": "Rate limit exceeded. Try again later.",
+                        "requestType": kind, **_request_id(message)}
+        try:
+            reply = handler(message)
+        except ApiError as exc:
+            reply = {"type": reply_type, "success": False, "error": exc.description,
+                     "statusCode": exc.code, "sessionId": message.get("sessionId")}
+        return {**reply, **_request_id(message)}
+
+    # -- handlers -------------------------------------------------------------------------
+
+    def _subscribe(self, message: dict[str, Any]) -> dict[str, Any]:
+        session_id = message.get("sessionId")
+        if session_id is not None:
+            self.services.manager.get(_text(message, "sessionId"))
+        self.client.session_id = session_id
+        return {"type": "subscribed", "sessionId": session_id}
+
+    def _send_command(self, message: dict[str, Any]) -> dict[str, Any]:
+        session_id = _text(message, "sessionId")
+        result = self.services.manager.send(
+            session_id, message.get("command"), tab_id=_optional_text(message, "tabId"),
+            input_mode=_optional_text(message, "inputMode"))
+        return {"type": "command_result", "success": True, "sessionId": session_id, **result}
+
+    def _interrupt(self, message: dict[str, Any]) -> dict[str, Any]:
+        session_id = _text(message, "sessionId")
+        stopped_by = self.services.manager.interrupt(session_id)
+        return {"type": "interrupt_result", "success": True, "sessionId": session_id,
+                "wasRunning": stopped_by is not None, "stoppedBy": stopped_by}
+
+    def _switch_mode(self, message: dict[str, Any]) -> dict[str, Any]:
+        session_id = _text(message, "sessionId")
+        session = self.services.manager.switch_mode(session_id, _text(message, "mode"))
+        return {"type": "mode_switch_result", "success": True, "sessionId": session_id,
+                "mode": session.input_mode}
+
+    def _select_tab(self, message: dict[str, Any]) -> dict[str, Any]:
+        session_id = _text(message, "sessionId")
+        tab = self.services.manager.select_tab(session_id, _text(message, "tabId"))
+        return {"type": "select_tab_result", "success": True, "sessionId": session_id,
+                "tabId": tab.id}
+
+    def _new_tab(self, message: dict[str, Any]) -> dict[str, Any]:
+        session_id = _text(message, "sessionId")
+        tab = self.services.manager.new_tab(session_id, _optional_text(message, "name"))
+        return {"type": "new_tab_result", "success": True, "sessionId": session_id,
+                "tab": tab.public()}
+
+    def _close_tab(self, message: dict[str, Any]) -> dict[str, Any]:
+        session_id = _text(message, "sessionId")
+        tab_id = _text(message, "tabId")
+        self.services.manager.close_tab(session_id, tab_id)
+        return {"type": "close_tab_result", "success": True, "sessionId": session_id,
+                "tabId": tab_id}
+
+    def _rename_tab(self, message: dict[str, Any]) -> dict[str, Any]:
+        session_id = _text(message, "sessionId")
+        tab = self.services.manager.update_tab(
+            session_id, _text(message, "tabId"), {"name": _optional_text(message, "name")})
+        return {"type": "rename_tab_result", "success": True, "sessionId": session_id,
+                "tab": tab.public()}
+
+
+def _reply_type(kind: str) -> str:
+    return {"send_command": "command_result", "interrupt": "interrupt_result",
+            "switch_mode": "mode_switch_result"}.get(kind, f"{kind}_result")
+
+
+def _request_id(message: dict[str, Any]) -> dict[str, Any]:
+    return {"requestId": message["requestId"]} if "requestId" in message else {}
+
+
+def _text(message: dict[str, Any], field: str) -> str:
+    value = message.get(field)
+    if not isinstance(value, str) or not value:
+        raise ApiError(400, f"'{field}' is required and must be a string")
+    return value
+
+
+def _optional_text(message: dict[str, Any], field: str) -> str | None:
+    return None if message.get(field) is None else _text(message, field)

@@ -1,0 +1,150 @@
+"""Sessions blueprint: list, create, read, change, delete, live/offline, tabs and logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, request
+
+from ..errors import ApiError
+from . import API_PREFIX, int_arg, json_body, ok, services, text_field
+
+bp = Blueprint("sessions", __name__, url_prefix=API_PREFIX)
+
+NAME_MAX = 200
+PATH_MAX = 4096
+LOGS_PAGE_DEFAULT = 100
+LOGS_PAGE_MAX = 1000
+GROUP_FIELDS = ("groupId", "groupName", "groupEmoji")
+
+
+@bp.get("/sessions")
+def list_sessions():
+    sessions = services().manager.list_public()
+    return ok({"sessions": sessions, "count": len(sessions)})
+
+
+@bp.post("/sessions")
+def create_session():
+    body = json_body()
+    session = services().manager.create(
+        name=text_field(body, "name", required=True, max_length=NAME_MAX),
+        cwd=text_field(body, "cwd", required=True, max_length=PATH_MAX),
+        tool_type=text_field(body, "toolType", required=True),
+        input_mode=text_field(body, "inputMode"),
+        groups=_groups(body),
+    )
+    return ok({"session": session.public()}, 201)
+
+
+@bp.get("/session/<session_id>")
+def get_session(session_id: str):
+    detail = services().manager.detail(session_id, request.args.get("tabId") or None)
+    return ok({"session": detail})
+
+
+@bp.patch("/session/<session_id>")
+def update_session(session_id: str):
+    body = json_body()
+    changes: dict[str, Any] = {}
+    for field, limit in (("name", NAME_MAX), ("cwd", PATH_MAX), ("inputMode", 20)):
+        if field in body:
+            changes[field] = text_field(body, field, required=True, max_length=limit)
+    changes.update(_groups(body, only_present=True))
+    unknown = set(body) - set(changes)
+    if unknown:
+        raise ApiError(400, f"Cannot change {', '.join(sorted(unknown))}; "
+                            "PATCH takes name, cwd, inputMode, groupId, groupName, groupEmoji")
+    if not changes:
+        raise ApiError(400, "Nothing to change: give name, cwd or inputMode")
+    session = services().manager.update(session_id, changes)
+    return ok({"session": session.public()})
+
+
+@bp.delete("/session/<session_id>")
+def delete_session(session_id: str):
+    services().manager.delete(session_id)
+    return ok({"success": True, "sessionId": session_id})
+
+
+@bp.post("/session/<session_id>/live")
+def make_live(session_id: str):
+    session = services().manager.set_live(session_id, True)
+    return ok({"success": True, "session": session.public()})
+
+
+@bp.post("/session/<session_id>/offline")
+def make_offline(session_id: str):
+    session = services().manager.set_live(session_id, False)
+    return ok({"success": True, "session": session.public()})
+
+
+@bp.get("/session/<session_id>/logs")
+def get_logs(session_id: str):
+    after = int_arg("after")
+    before = int_arg("before")
+    if after is not None and before is not None:
+        raise ApiError(400, "Give either 'after' or 'before', not both")
+    limit = int_arg("limit", default=LOGS_PAGE_DEFAULT, low=1, high=LOGS_PAGE_MAX)
+    tab_id = request.args.get("tabId") or None
+    manager = services().manager
+    kind = request.args.get("kind") or _default_kind(session_id, tab_id)
+    if kind not in ("ai", "shell"):
+        raise ApiError(400, "Query parameter 'kind' must be 'ai' or 'shell'")
+    page = manager.logs(session_id, kind, tab_id, after=after, before=before, limit=limit)
+    return ok({"sessionId": session_id, **page})
+
+
+def _default_kind(session_id: str, tab_id: str | None) -> str:
+    if tab_id:
+        return "ai"
+    return "shell" if services().manager.get(session_id).input_mode == "terminal" else "ai"
+
+
+# -- tabs -------------------------------------------------------------------------------------
+
+@bp.post("/session/<session_id>/tabs")
+def new_tab(session_id: str):
+    name = text_field(json_body(), "name", max_length=NAME_MAX)
+    tab = services().manager.new_tab(session_id, name)
+    return ok({"success": True, "tab": tab.public()}, 201)
+
+
+@bp.patch("/session/<session_id>/tabs/<tab_id>")
+def update_tab(session_id: str, tab_id: str):
+    body = json_body()
+    changes: dict[str, Any] = {}
+    if "name" in body:
+        changes["name"] = text_field(body, "name", max_length=NAME_MAX)
+    if "starred" in body:
+        if not isinstance(body["starred"], bool):
+            raise ApiError(400, "'starred' must be true or false")
+        changes["starred"] = body["starred"]
+    if not changes or set(body) - set(changes):
+        raise ApiError(400, "PATCH a tab with 'name' and/or 'starred'")
+    tab = services().manager.update_tab(session_id, tab_id, changes)
+    return ok({"success": True, "tab": tab.public()})
+
+
+@bp.delete("/session/<session_id>/tabs/<tab_id>")
+def close_tab(session_id: str, tab_id: str):
+    services().manager.close_tab(session_id, tab_id)
+    return ok({"success": True, "sessionId": session_id, "tabId": tab_id})
+
+
+@bp.post("/session/<session_id>/tabs/<tab_id>/select")
+def select_tab(session_id: str, tab_id: str):
+    tab = services().manager.select_tab(session_id, tab_id)
+    return ok({"success": True, "tab": tab.public()})
+
+
+def _groups(body: dict[str, Any], only_present: bool = False) -> dict[str, str | None]:
+    """The group fields of a body (all of them, or only those present), each a string or null."""
+    groups = {}
+    for field in GROUP_FIELDS:
+        if field in body or not only_present:
+            value = body.get(field)
+            if value is not None and not isinstance(value, str):
+                raise ApiError(400, f"'{field}' must be a string or null")
+            groups[field] = value
+    return groups

@@ -1,0 +1,148 @@
+"""The live-updates WebSocket: init snapshot, resume, scoped events and client messages.
+
+Each connection has a bounded ClientQueue fed by the bus. This handler's thread drains the
+queue to the socket; a second thread reads client messages and answers them. Both send
+through one lock, so frames never interleave. A client whose queue overflows is closed
+with 1013 (try again later) and resumes with `since`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+from typing import Any
+
+from flask import Blueprint, current_app, request
+from flask_limiter.util import get_remote_address
+from simple_websocket import ConnectionClosed
+
+from ..errors import ApiError, now_ms
+from ..events import ClientQueue, Event
+from ..extensions import sock
+from ..ratelimit import EXTENSION_KEY
+from . import services
+from .messages import MessageHandler
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("ws", __name__)
+
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_GOING_AWAY = 1001
+# Events that carry one session's output: a scoped client gets only its session's.
+SCOPED_EVENTS = frozenset({"session:output", "session:exit"})
+QUEUE_POLL_S = 1.0
+SLOW_CLOSE_WAIT_S = 1.0
+
+
+class WsClient:
+    """One connected socket: its scope, its queue, and a lock for sending."""
+
+    def __init__(self, ws: Any, queue: ClientQueue, session_id: str | None) -> None:
+        self.id = f"client-{id(self):x}-{now_ms()}"
+        self.ws = ws
+        self.queue = queue
+        # Read by the bus thread in wants(), written by the reader thread on `subscribe`;
+        # a single reference assignment, so no lock is needed.
+        self.session_id = session_id
+        # Guards ws.send: the queue drainer and the message reader both send.
+        self._send_lock = threading.Lock()
+
+    def wants(self, event: Event) -> bool:
+        if self.session_id is None or event["type"] not in SCOPED_EVENTS:
+            return True
+        return event.get("sessionId") == self.session_id
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = json.dumps(message, separators=(",", ":"))
+        with self._send_lock:
+            self.ws.send(data)
+
+    def abort_slow(self) -> None:
+        """The queue overflowed: close with 1013 without blocking the publisher."""
+        threading.Thread(target=self._close_slow, name=f"ws-{self.id}-abort",
+                         daemon=True).start()
+
+    def _close_slow(self) -> None:
+        if self._send_lock.acquire(timeout=SLOW_CLOSE_WAIT_S):
+            self._send_lock.release()
+            self.close(CLOSE_TRY_AGAIN_LATER, "Client too slow; resume with since")
+            return
+        # The drainer is stuck sending to a peer that stopped reading: no close frame can
+        # get through, so cut the connection; the client resumes with `since`.
+        with contextlib.suppress(OSError, AttributeError):
+            self.ws.sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self, code: int, reason: str) -> None:
+        self.queue.close()
+        try:
+            with self._send_lock:
+                self.ws.close(reason=code, message=reason)
+        except Exception:
+            logger.debug("closing %s failed", self.id, exc_info=True)
+
+
+@sock.route("/ws", bp=bp)
+def live_updates(ws: Any) -> None:
+    svc = services()
+    try:
+        since = _since_arg()
+        session_id = request.args.get("sessionId") or None
+        if session_id is not None:
+            svc.manager.get(session_id)
+    except ApiError as exc:
+        ws.send(json.dumps({"type": "error", "message": exc.description, "timestamp": now_ms()}))
+        ws.close(reason=1008, message=exc.description[:120])
+        return
+    queue = ClientQueue(svc.settings.client_queue_size)
+    client = WsClient(ws, queue, session_id)
+    queue.accept = client.wants
+    queue.on_overflow = client.abort_slow
+    subscription = svc.bus.subscribe(
+        queue, snapshot=lambda: (svc.manager.list_public(), svc.active_theme()), since=since
+    )
+    svc.add_ws_client(client)
+    try:
+        sessions, theme = subscription.snapshot
+        client.send({"type": "init", "clientId": client.id, "subscribedSessionId": session_id,
+                     "sessions": sessions, "theme": theme, "seq": subscription.seq,
+                     "resumed": subscription.resumed, "timestamp": now_ms()})
+        for event in subscription.replay or ():
+            if client.wants(event):
+                client.send(event)
+        limiter = current_app.extensions[EXTENSION_KEY]
+        handler = MessageHandler(client, svc, limiter, get_remote_address())
+        reader = threading.Thread(target=handler.read_loop, name=f"ws-{client.id}-reader",
+                                  daemon=True)
+        reader.start()
+        _drain(client)
+        reader.join(timeout=QUEUE_POLL_S)
+    finally:
+        svc.bus.unsubscribe(queue)
+        svc.remove_ws_client(client)
+
+
+def _since_arg() -> int | None:
+    raw = request.args.get("since")
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(400, "Query parameter 'since' must be an integer") from None
+
+
+def _drain(client: WsClient) -> None:
+    """Send queued events until the socket closes or the client falls too far behind."""
+    while client.ws.connected and not client.queue.overflowed:
+        event = client.queue.get(timeout=QUEUE_POLL_S)
+        if event is None:
+            if client.queue.closed:
+                return
+            continue
+        try:
+            client.send(event)
+        except (ConnectionClosed, OSError):
+            return

@@ -1,0 +1,305 @@
+"""Settings: command-line flags > MAESTRO_* environment > TOML config file > defaults.
+
+This is the only module that reads the environment. Every setting has a converter and a
+default; a bad value raises ConfigError with one sentence the launcher prints before exiting 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import tomllib
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+APP_NAME = "maestro-web"
+ENV_PREFIX = "MAESTRO_"
+CUSTOM_PORT_DEFAULT = 8080
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the server cannot start with; the message names it."""
+
+
+def _boolean(text: Any) -> bool:
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _integer(low: int, high: int | None = None) -> Callable[[Any], int]:
+    def convert(text: Any) -> int:
+        if isinstance(text, bool):
+            raise ValueError(f"expected a whole number, got {text!r}")
+        value = int(str(text).strip())
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ValueError(f"must be {bound}, got {value}")
+        return value
+
+    return convert
+
+
+def _seconds(text: Any) -> float:
+    value = float(str(text).strip())
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"must be a non-negative number of seconds, got {text!r}")
+    return value
+
+
+def _port(text: Any) -> int:
+    return _integer(0, 65535)(text)
+
+
+def _token(text: Any) -> str | None:
+    if text is None or str(text).strip() == "":
+        return None
+    return validate_token(str(text).strip())
+
+
+def _log_level(text: Any) -> str:
+    value = str(text).strip().upper()
+    if value not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return value
+
+
+def _url(text: Any) -> str:
+    value = str(text).strip()
+    if not value.startswith(("http://", "https://", "/")):
+        raise ValueError(f"must be an http(s) URL or an absolute path, got {text!r}")
+    return value
+
+
+def _origins(text: Any) -> list[str]:
+    if isinstance(text, list):
+        return [str(item) for item in text]
+    return [part.strip() for part in str(text).split(",") if part.strip()] or ["*"]
+
+
+def _path(text: Any) -> str:
+    return str(Path(str(text)).expanduser())
+
+
+def validate_token(text: str) -> str:
+    """Return the canonical form of a UUID v4 token or raise ValueError."""
+    try:
+        parsed = uuid.UUID(text)
+    except ValueError:
+        raise ValueError(f"must be a UUID v4, got {text!r}") from None
+    if parsed.version != 4 or str(parsed) != text.lower():
+        raise ValueError(f"must be a UUID v4 such as {uuid.uuid4()}, got {text!r}")
+    return str(parsed)
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One setting: its name, converter, default and command-line help."""
+
+    name: str
+    convert: Callable[[Any], Any]
+    default: Any
+    help: str
+    flag_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", str, "0.0.0.0", "address to bind"),
+    Option("port", _port, 0, "port (0 = random free port; --port alone = 8080)",
+           {"nargs": "?", "const": CUSTOM_PORT_DEFAULT}),
+    Option("token", _token, None, "security token (a UUID v4); default: a fresh one per start"),
+    Option("persistent_token", _boolean, False, "keep one token across restarts",
+           {"action": "store_const", "const": True}),
+    Option("rotate_token", _boolean, False, "replace the persistent token",
+           {"action": "store_const", "const": True}),
+    Option("data_dir", _path, platformdirs.user_data_dir(APP_NAME), "folder for the database"),
+    Option("config", _path, None, "TOML config file (default: <data-dir>/config.toml)"),
+    Option("redirect_url", _url, "https://runmaestro.ai", "where requests without the token go"),
+    Option("rate_limit_get", _integer(1), 100, "GET requests per window and client IP"),
+    Option("rate_limit_post", _integer(1), 30, "state-changing requests per window and client IP"),
+    Option("rate_limit_window_ms", _integer(1), 60_000, "rate-limit window in ms (whole seconds)"),
+    Option("no_rate_limit", _boolean, False, "disable rate limiting",
+           {"action": "store_const", "const": True}),
+    Option("trusted_proxies", _integer(0, 10), 0, "reverse proxies whose X-Forwarded-For to trust"),
+    Option("cors_origins", _origins, ["*"], "comma-separated origins allowed by CORS"),
+    Option("shell", str, "/bin/bash", "bash-compatible shell for terminal sessions"),
+    Option("log_level", _log_level, "INFO", "logging level"),
+    Option("max_body_bytes", _integer(1), 1024 * 1024, "largest request body (413 above)"),
+    Option("max_command_chars", _integer(1), 100_000, "longest command text (413 above)"),
+    Option("max_ws_message_bytes", _integer(1), 1024 * 1024, "largest WebSocket message"),
+    Option("log_cap", _integer(10), 20_000, "log entries kept per session"),
+    Option("detail_log_limit", _integer(1, 20_000), 1000,
+           "newest log entries included in a session's detail"),
+    Option("interrupt_grace_s", _seconds, 2.0, "seconds between SIGINT, SIGTERM and SIGKILL"),
+    Option("max_clients", _integer(1), 100, "WebSocket clients at once"),
+    Option("client_queue_size", _integer(10), 2000, "events queued per WebSocket client"),
+    Option("replay_buffer_size", _integer(10), 10_000, "events kept for WebSocket resume"),
+)
+_BY_NAME = {option.name: option for option in OPTIONS}
+
+# Keys a config file may hold besides the flags: lists and tables that have no flag.
+FILE_ONLY_KEYS = ("commands",)
+
+
+@dataclasses.dataclass
+class Settings:
+    """Effective settings; build with load_settings() or Settings.defaults(**overrides)."""
+
+    host: str
+    port: int
+    token: str | None
+    persistent_token: bool
+    rotate_token: bool
+    data_dir: str
+    config: str | None
+    redirect_url: str
+    rate_limit_get: int
+    rate_limit_post: int
+    rate_limit_window_ms: int
+    no_rate_limit: bool
+    trusted_proxies: int
+    cors_origins: list[str]
+    shell: str
+    log_level: str
+    max_body_bytes: int
+    max_command_chars: int
+    max_ws_message_bytes: int
+    log_cap: int
+    detail_log_limit: int
+    interrupt_grace_s: float
+    max_clients: int
+    client_queue_size: int
+    replay_buffer_size: int
+    commands: list[dict[str, str]] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def defaults(cls, **overrides: Any) -> Settings:
+        values = {option.name: option.default for option in OPTIONS}
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def database_path(self) -> str:
+        return os.path.join(self.data_dir, "maestro.db")
+
+    @property
+    def rate_limit_window_s(self) -> int:
+        """flask-limiter counts whole seconds: the window is rounded up."""
+        return max(1, math.ceil(self.rate_limit_window_ms / 1000))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The flags shared by run.py and wsgi.py."""
+    parser = argparse.ArgumentParser(
+        description="Maestro Web: steer your terminal and agent sessions from a phone.",
+        argument_default=argparse.SUPPRESS,
+    )
+    for option in OPTIONS:
+        kwargs = dict(option.flag_kwargs)
+        text = option.help
+        if "action" not in kwargs:
+            kwargs.setdefault("metavar", option.name.split("_")[-1].upper())
+            if option.default is not None:
+                text += f" (default: {option.default})"
+        parser.add_argument(option.flag, dest=option.name, help=text, **kwargs)
+    return parser
+
+
+def _convert(option: Option, raw: Any, origin: str) -> Any:
+    try:
+        return option.convert(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{option.flag} ({origin}): {exc}") from None
+
+
+def _read_config_file(path: str, explicit: bool) -> dict[str, Any]:
+    if not explicit and not os.path.exists(path):
+        return {}
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        name = key.replace("-", "_")
+        if name not in _BY_NAME and name not in FILE_ONLY_KEYS:
+            raise ConfigError(f"config file {path}: unknown setting {key!r}")
+        values[name] = raw
+    return values
+
+
+def _commands(raw: Any, path: str) -> list[dict[str, str]]:
+    if not isinstance(raw, list) or not all(
+        isinstance(item, dict) and isinstance(item.get("command"), str) for item in raw
+    ):
+        raise ConfigError(f"config file {path}: 'commands' must be a list of tables with 'command'")
+    return [
+        {"command": item["command"], "description": str(item.get("description", ""))}
+        for item in raw
+    ]
+
+
+def load_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Resolve every setting from flags, environment, config file and defaults.
+
+    :raise ConfigError: a value is invalid or the config file cannot be read.
+    """
+    environ = os.environ if environ is None else environ
+    flags = vars(build_parser().parse_args(list(argv or [])))
+    env = {
+        option.name: environ[ENV_PREFIX + option.name.upper()]
+        for option in OPTIONS
+        if ENV_PREFIX + option.name.upper() in environ
+    }
+
+    def early(name: str) -> Any:
+        option = _BY_NAME[name]
+        if name in flags:
+            return _convert(option, flags[name], "command line")
+        if name in env:
+            return _convert(option, env[name], f"environment {ENV_PREFIX}{name.upper()}")
+        return option.default
+
+    config_path = early("config")
+    explicit = config_path is not None
+    config_path = config_path or os.path.join(early("data_dir"), "config.toml")
+    from_file = _read_config_file(config_path, explicit)
+
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        if option.name in flags:
+            values[option.name] = _convert(option, flags[option.name], "command line")
+        elif option.name in env:
+            origin = f"environment {ENV_PREFIX}{option.name.upper()}"
+            values[option.name] = _convert(option, env[option.name], origin)
+        elif option.name in from_file:
+            values[option.name] = _convert(option, from_file[option.name], config_path)
+        else:
+            values[option.name] = option.default
+    values["config"] = config_path
+    if "commands" in from_file:
+        values["commands"] = _commands(from_file["commands"], config_path)
+    if values["rotate_token"] and values["token"]:
+        raise ConfigError("--rotate-token and --token cannot be used together")
+    return Settings(**values)

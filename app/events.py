@@ -1,0 +1,162 @@
+"""The event bus: every change is published here once, with one strictly increasing seq.
+
+Subscribers are bounded ClientQueues (one per WebSocket client) and plain listener
+callables (for in-process observers). publish() never blocks on a subscriber: a queue that
+is full is closed and dropped, and its client resumes later from the replay buffer.
+
+The bus lock is also the model lock: the session manager mutates its sessions and publishes
+under `bus.lock`, so a snapshot taken under the same lock is exactly the state at `last_seq`.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .errors import now_ms
+
+Event = dict[str, Any]
+
+
+class ClientQueue:
+    """A bounded FIFO of events for one client; overflowing closes it instead of blocking."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        # Guards _items and the closed/overflowed flags.
+        self._cond = threading.Condition()
+        self._items: collections.deque[Event] = collections.deque()
+        self.closed = False
+        self.overflowed = False
+        # Which events this client wants (None: all); the bus skips the others.
+        self.accept: Callable[[Event], bool] | None = None
+        # Called once, under the bus lock, when the queue overflows: must not block.
+        self.on_overflow: Callable[[], None] | None = None
+
+    def put(self, event: Event) -> bool:
+        """Queue an event; return False (and close the queue) when it is full or closed."""
+        with self._cond:
+            if self.closed:
+                return False
+            if len(self._items) >= self.maxsize:
+                self.closed = True
+                self.overflowed = True
+                self._items.clear()
+                self._cond.notify_all()
+                if self.on_overflow is not None:
+                    self.on_overflow()
+                return False
+            self._items.append(event)
+            self._cond.notify()
+            return True
+
+    def get(self, timeout: float | None = None) -> Event | None:
+        """The next event, or None after `timeout` or once the queue is closed and drained."""
+        with self._cond:
+            if not self._items and not self.closed:
+                self._cond.wait(timeout)
+            if not self._items:
+                return None
+            event = self._items.popleft()
+            if not self._items:
+                self._cond.notify_all()  # wakes wait_empty()
+            return event
+
+    def wait_empty(self, timeout: float) -> bool:
+        """Wait until every queued event was taken; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._items or self.closed, timeout)
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+
+class Subscription:
+    """What subscribe() hands back: the snapshot, the events to replay, and the seq covered."""
+
+    def __init__(self, snapshot: Any, seq: int, replay: list[Event] | None) -> None:
+        self.snapshot = snapshot
+        self.seq = seq
+        self.replay = replay
+
+    @property
+    def resumed(self) -> bool:
+        return self.replay is not None
+
+
+class EventBus:
+    """In-process publish/subscribe with a global seq and a replay buffer for resume."""
+
+    def __init__(self, replay_size: int = 10_000, first_seq: int = 0) -> None:
+        # Guards _seq, _replay, _queues, _listeners; also the session model (see module doc).
+        self.lock = threading.RLock()
+        self._seq = first_seq
+        self._replay: collections.deque[Event] = collections.deque(maxlen=replay_size)
+        self._queues: set[ClientQueue] = set()
+        self._listeners: list[Callable[[Event], None]] = []
+
+    @property
+    def last_seq(self) -> int:
+        with self.lock:
+            return self._seq
+
+    def publish(self, event_type: str, **fields: Any) -> Event:
+        """Stamp an event with the next seq and a timestamp, and hand it to every subscriber."""
+        with self.lock:
+            self._seq += 1
+            event = {"type": event_type, "seq": self._seq, "timestamp": now_ms(), **fields}
+            self._replay.append(event)
+            for queue in list(self._queues):
+                if queue.accept is not None and not queue.accept(event):
+                    continue
+                if not queue.put(event):
+                    self._queues.discard(queue)
+            for listener in self._listeners:
+                listener(event)
+        return event
+
+    def add_listener(self, listener: Callable[[Event], None]) -> None:
+        """Call `listener(event)` for every event, under the bus lock: it must be quick."""
+        with self.lock:
+            self._listeners.append(listener)
+
+    def subscribe(
+        self,
+        queue: ClientQueue,
+        snapshot: Callable[[], Any] = lambda: None,
+        since: int | None = None,
+    ) -> Subscription:
+        """Register a queue atomically with a snapshot, so nothing is lost or sent twice.
+
+        With `since`, the subscription replays the events after it when the replay buffer
+        still holds all of them (`resumed`); otherwise replay is None and the snapshot is
+        the whole truth.
+        """
+        with self.lock:
+            replay = self._events_after(since) if since is not None else None
+            subscription = Subscription(snapshot(), self._seq, replay)
+            self._queues.add(queue)
+        return subscription
+
+    def unsubscribe(self, queue: ClientQueue) -> None:
+        with self.lock:
+            self._queues.discard(queue)
+        queue.close()
+
+    def _events_after(self, since: int) -> list[Event] | None:
+        if since > self._seq or since < 0:
+            return None
+        if since == self._seq:
+            return []
+        oldest = self._replay[0]["seq"] if self._replay else self._seq + 1
+        if oldest > since + 1:
+            return None
+        return [event for event in self._replay if event["seq"] > since]

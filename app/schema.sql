@@ -1,0 +1,31 @@
+-- Maestro Web database. Sessions are JSON documents (tabs included): they are small and
+-- always read whole. Log entries and history are rows: they are many and read in pages.
+CREATE TABLE IF NOT EXISTS settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS sessions (
+    id         TEXT PRIMARY KEY,
+    doc        TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS log_entries (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    tab_id     TEXT NOT NULL,          -- '' for the shell's log, else the AI tab's id
+    source     TEXT NOT NULL,
+    text       TEXT NOT NULL,
+    timestamp  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS log_entries_by_session ON log_entries (session_id, tab_id, id);
+
+CREATE TABLE IF NOT EXISTS history (
+    id           TEXT PRIMARY KEY,
+    session_id   TEXT NOT NULL,
+    project_path TEXT NOT NULL,
+    timestamp    INTEGER NOT NULL,
+    doc          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_by_time ON history (timestamp);

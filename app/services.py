@@ -1,0 +1,115 @@
+"""The per-app service objects (store, bus, session manager) and their life cycle."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+import uuid
+from typing import Any, ClassVar
+
+from . import themes
+from .config import Settings
+from .errors import ApiError, now_ms
+from .events import EventBus
+from .sessions.manager import SessionManager
+from .store import Store
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_DRAIN_S = 1.0  # how long clients get to receive the last events at shutdown
+TOKEN_KEY = "persistent_token"
+LAST_SEQ_KEY = "last_seq"
+
+
+def resolve_token(settings: Settings, store: Store) -> str:
+    """The token for this run: explicit, else persistent (kept or rotated), else fresh."""
+    if settings.token:
+        if settings.persistent_token:
+            store.set_setting(TOKEN_KEY, settings.token)
+        return settings.token
+    if settings.persistent_token or settings.rotate_token:
+        token = store.get_setting(TOKEN_KEY)
+        if token is None or settings.rotate_token:
+            token = str(uuid.uuid4())
+            store.set_setting(TOKEN_KEY, token)
+        return token
+    return str(uuid.uuid4())
+
+
+@dataclasses.dataclass
+class Services:
+    """Everything a request or a socket needs beyond Flask itself."""
+
+    settings: Settings
+    store: Store
+    bus: EventBus
+    manager: SessionManager
+    token: str
+    _stopped: bool = False
+    # Open WebSocket clients, closed with 1001 at shutdown; guarded by _clients_lock.
+    _clients: set = dataclasses.field(default_factory=set)
+    _clients_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    THEME_KEY: ClassVar[str] = "theme"
+
+    @classmethod
+    def start(cls, settings: Settings) -> Services:
+        store = Store(settings.database_path, log_cap=settings.log_cap)
+        token = resolve_token(settings, store)
+        # Seq never goes back across restarts: resume from the last saved seq, or from the
+        # clock if that is later (a crash may have lost the last save).
+        first_seq = max(int(store.get_setting(LAST_SEQ_KEY) or 0), now_ms())
+        bus = EventBus(replay_size=settings.replay_buffer_size, first_seq=first_seq)
+        manager = SessionManager(store, bus, settings)
+        manager.restore()
+        return cls(settings=settings, store=store, bus=bus, manager=manager, token=token)
+
+    def shutdown(self) -> None:
+        """End every session process, save the seq and close the database; idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.manager.announce_shutdown()
+        self.close_ws_clients()
+        self.manager.shutdown()
+        self.store.set_setting(LAST_SEQ_KEY, str(self.bus.last_seq))
+        self.store.close()
+        logger.info("stopped: sessions saved, processes ended, database closed")
+
+    def active_theme(self) -> dict:
+        return themes.get_theme(self.store.get_setting(self.THEME_KEY) or "") or themes.get_theme(
+            themes.DEFAULT_THEME_ID
+        )
+
+    def set_theme(self, theme_id: str) -> dict:
+        """Make a built-in theme active, persist it, and publish theme:change."""
+        theme = themes.get_theme(theme_id)
+        if theme is None:
+            raise ApiError(400, f"Unknown theme '{theme_id}'; GET themes lists them")
+        with self.bus.lock:
+            self.store.set_setting(self.THEME_KEY, theme_id)
+            self.bus.publish("theme:change", theme=theme)
+        return theme
+
+    def add_ws_client(self, client: Any) -> None:
+        with self._clients_lock:
+            self._clients.add(client)
+
+    def remove_ws_client(self, client: Any) -> None:
+        with self._clients_lock:
+            self._clients.discard(client)
+
+    @property
+    def ws_client_count(self) -> int:
+        with self._clients_lock:
+            return len(self._clients)
+
+    def close_ws_clients(self) -> None:
+        """Let each WebSocket client take its queued events, then close it with 1001."""
+        with self._clients_lock:
+            clients = list(self._clients)
+        deadline = time.monotonic() + SHUTDOWN_DRAIN_S
+        for client in clients:
+            client.queue.wait_empty(max(0.0, deadline - time.monotonic()))
+            client.close(1001, "Server shutting down")

@@ -1,0 +1,1 @@
+"""Production serving helpers (waitress with WebSocket support)."""

@@ -1,0 +1,1 @@
+"""Terminal sessions: shells in pseudo-terminals and their lifecycle."""

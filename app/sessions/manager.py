@@ -1,0 +1,441 @@
+"""SessionManager: the one place every action on a session passes through.
+
+REST views and WebSocket messages call these methods; they validate meaning (does the
+session exist, is it live, is the folder there), run the action, persist, and publish.
+
+Locks, in the only order they are ever taken: a session's log lock, then the store's
+lock, then the bus lock. Shell methods (which may block for seconds) are never called
+while the bus lock is held.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from ..config import Settings
+from ..errors import ApiError, now_ms
+from ..events import EventBus
+from ..store import Store
+from .model import INPUT_MODES, TOOL_TYPES, Session, Tab, new_id
+from .shell_bridge import ShellBridge, history_entry
+from .terminal import ShellStartError, TerminalShell
+
+logger = logging.getLogger(__name__)
+
+SHELL_READY_TIMEOUT_S = 10.0
+
+
+class SessionManager:
+    """Owns the sessions, their shells and their logs."""
+
+    def __init__(self, store: Store, bus: EventBus, settings: Settings) -> None:
+        self.store = store
+        self.bus = bus
+        self.settings = settings
+        self.rc_dir = os.path.join(settings.data_dir, "run")
+        os.makedirs(self.rc_dir, mode=0o700, exist_ok=True)
+        self.closing = False
+        # All three guarded by bus.lock.
+        self._sessions: dict[str, Session] = {}
+        self._shells: dict[str, TerminalShell] = {}
+        self._shell_ready: dict[str, threading.Event] = {}
+        # Per session: serialises "commit a log entry, then publish it", and a send's
+        # submit with its bookkeeping, so clients see entries in log order.
+        self._log_locks: dict[str, threading.RLock] = {}
+        # Guards _log_locks itself (not the bus lock, so log_lock() is safe under any lock).
+        self._log_locks_guard = threading.Lock()
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def list_public(self) -> list[dict[str, Any]]:
+        with self.bus.lock:
+            return [session.public() for session in self._sessions.values()]
+
+    def get(self, session_id: str) -> Session:
+        """The session, or ApiError 404 with the contract's message."""
+        with self.bus.lock:
+            session = self._sessions.get(session_id)
+        if session is None:
+            raise ApiError(404, f"Session with id '{session_id}' not found")
+        return session
+
+    def get_tab(self, session: Session, tab_id: str | None) -> Tab:
+        """A tab of the session (the active one when tab_id is None), or ApiError 404."""
+        tab = session.tab(tab_id)
+        if tab is None:
+            raise ApiError(404, f"Tab with id '{tab_id}' not found in session '{session.id}'")
+        return tab
+
+    def detail(self, session_id: str, tab_id: str | None = None) -> dict[str, Any]:
+        session = self.get(session_id)
+        tab = self.get_tab(session, tab_id)
+        limit = self.settings.detail_log_limit
+        ai_logs, ai_more = self.store.page_logs(session.id, tab.id, limit=limit)
+        shell_logs, shell_more = self.store.page_logs(session.id, None, limit=limit)
+        with self.bus.lock:
+            item = session.public()
+        return {**item, "aiLogs": ai_logs, "shellLogs": shell_logs, "aiLogsTabId": tab.id,
+                "aiLogsHasMore": ai_more, "shellLogsHasMore": shell_more}
+
+    def logs(self, session_id: str, kind: str, tab_id: str | None, **page: Any) -> dict:
+        session = self.get(session_id)
+        tab = self.get_tab(session, tab_id).id if kind == "ai" else None
+        entries, more = self.store.page_logs(session.id, tab, **page)
+        return {"entries": entries, "count": len(entries), "hasMore": more,
+                "kind": kind, "tabId": tab}
+
+    # -- persistence and publishing (also used by the shell bridge) -------------------------
+
+    def save(self, session: Session) -> None:
+        self.store.save_session(session.doc())
+
+    def log_lock(self, session: Session) -> threading.RLock:
+        with self._log_locks_guard:
+            return self._log_locks.setdefault(session.id, threading.RLock())
+
+    def append_log(self, session: Session, tab_id: str | None, source: str, text: str) -> dict:
+        """Commit one log entry, then publish it as session:output."""
+        with self.log_lock(session):
+            (entry,) = self.store.append_logs(
+                session.id, tab_id, [{"source": source, "text": text, "timestamp": now_ms()}]
+            )
+            with self.bus.lock:
+                if source != "user":
+                    session.last_output_at = entry["timestamp"]
+                self.bus.publish("session:output", sessionId=session.id, tabId=tab_id,
+                                 entry=entry)
+        return entry
+
+    def set_state(self, session: Session, state: str) -> None:
+        with self.bus.lock:
+            previous = session.state
+            if previous == state:
+                return
+            session.state = state
+            self.bus.publish("session:state", sessionId=session.id, state=state,
+                             previousState=previous, name=session.name,
+                             toolType=session.tool_type, inputMode=session.input_mode,
+                             cwd=session.cwd)
+            ready = self._shell_ready.get(session.id)
+        if ready is not None and state != "connecting":
+            ready.set()
+
+    def _publish_changed(self, session: Session) -> None:
+        """Persist a session and tell clients its name, mode or folder changed."""
+        with self.bus.lock:
+            self.save(session)
+            self.bus.publish("session:state", sessionId=session.id, state=session.state,
+                             previousState=session.state, name=session.name,
+                             toolType=session.tool_type, inputMode=session.input_mode,
+                             cwd=session.cwd)
+
+    def _publish_tabs(self, session: Session) -> None:
+        with self.bus.lock:
+            self.save(session)
+            self.bus.publish("tabs:change", sessionId=session.id,
+                             aiTabs=[tab.public() for tab in session.tabs],
+                             activeTabId=session.active_tab_id)
+
+    def add_history(self, session: Session, fields: dict[str, Any]) -> dict[str, Any]:
+        entry = history_entry(session, fields)
+        self.store.add_history(entry)
+        self.bus.publish("history:added", entry=entry)
+        return entry
+
+    def record_interrupted(self, session: Session, reason: str) -> None:
+        """Report a command that never finished: a system log entry and a failed history entry."""
+        with self.bus.lock:
+            command = session.running_command
+            session.running_command = None
+            self.save(session)
+        if command is None:
+            return
+        self.append_log(session, None, "system",
+                        f"Command interrupted ({reason}): {command['text']}")
+        self.add_history(session, {
+            "summary": command["text"], "fullResponse": "", "success": False,
+            "elapsedTimeMs": max(0, now_ms() - command["startedAt"]), "exitCode": None,
+        })
+
+    def shell_ended(self, session: Session) -> None:
+        with self.bus.lock:
+            self._shells.pop(session.id, None)
+            self._shell_ready.pop(session.id, None)
+        self.set_state(session, "idle")
+
+    # -- the shell --------------------------------------------------------------------------
+
+    def _start_shell(self, session: Session) -> TerminalShell | None:
+        """Start the session's shell; on failure the session shows `error` and says why."""
+        shell = TerminalShell(
+            name=session.id[:8], shell=self.settings.shell,
+            cwd=session.shell_cwd if session.shell_cwd and os.path.isdir(session.shell_cwd)
+            else session.cwd,
+            listener=ShellBridge(self, session), rc_dir=self.rc_dir,
+            env={"MAESTRO_SESSION_ID": session.id},
+            interrupt_grace=self.settings.interrupt_grace_s,
+        )
+        ready = threading.Event()
+        with self.bus.lock:
+            self._shells[session.id] = shell
+            self._shell_ready[session.id] = ready
+        self.set_state(session, "connecting")
+        try:
+            shell.start()
+        except ShellStartError as exc:
+            with self.bus.lock:
+                self._shells.pop(session.id, None)
+                self._shell_ready.pop(session.id, None)
+            self.set_state(session, "error")
+            self.append_log(session, None, "system", f"The shell could not start: {exc}")
+            return None
+        return shell
+
+    def _ready_shell(self, session: Session) -> TerminalShell:
+        """The session's running shell, started if needed; ApiError 503 if it cannot start."""
+        with self.bus.lock:
+            shell = self._shells.get(session.id)
+        if shell is None:
+            shell = self._start_shell(session)
+            if shell is None:
+                raise ApiError(503, "The session's shell could not start; see its system log")
+        with self.bus.lock:
+            ready = self._shell_ready.get(session.id)
+        if ready is not None and not ready.wait(SHELL_READY_TIMEOUT_S):
+            raise ApiError(503, "The session's shell did not become ready in time")
+        return shell
+
+    def _running_shell(self, session: Session) -> TerminalShell | None:
+        with self.bus.lock:
+            return self._shells.get(session.id)
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def create(self, name: str, cwd: str, tool_type: str, input_mode: str | None = None,
+               groups: dict[str, str | None] | None = None) -> Session:
+        _check_folder(cwd)
+        if tool_type not in TOOL_TYPES:
+            raise ApiError(400, f"Unknown toolType '{tool_type}'; use one of "
+                                f"{', '.join(TOOL_TYPES)}")
+        mode = input_mode or ("terminal" if tool_type == "terminal" else "ai")
+        _check_mode(mode)
+        session = Session.create(name, tool_type, mode, cwd)
+        _apply(session, groups or {})
+        with self.bus.lock:
+            self._sessions[session.id] = session
+            self.save(session)
+            self.bus.publish("session:added", session=session.public())
+        if mode == "terminal":
+            self._start_shell(session)
+        return session
+
+    def update(self, session_id: str, changes: dict[str, Any]) -> Session:
+        session = self.get(session_id)
+        if "cwd" in changes:
+            _check_folder(changes["cwd"])
+        if "inputMode" in changes:
+            return self.switch_mode(session_id, changes.pop("inputMode"), changes)
+        with self.bus.lock:
+            _apply(session, changes)
+        self._publish_changed(session)
+        return session
+
+    def switch_mode(self, session_id: str, mode: str,
+                    changes: dict[str, Any] | None = None) -> Session:
+        session = self.get(session_id)
+        _check_mode(mode)
+        with self.bus.lock:
+            _apply(session, changes or {})
+            session.input_mode = mode
+        self._publish_changed(session)
+        if mode == "terminal" and self._running_shell(session) is None:
+            self._start_shell(session)
+        return session
+
+    def delete(self, session_id: str) -> None:
+        session = self.get(session_id)
+        with self.bus.lock:
+            self._sessions.pop(session.id, None)
+            shell = self._shells.pop(session.id, None)
+            self._shell_ready.pop(session.id, None)
+        if shell is not None:
+            shell.close()
+        self.store.delete_session(session.id)
+        with self._log_locks_guard:
+            self._log_locks.pop(session.id, None)
+        self.bus.publish("session:removed", sessionId=session.id)
+
+    def set_live(self, session_id: str, live: bool) -> Session:
+        session = self.get(session_id)
+        with self.bus.lock:
+            session.is_live = live
+            session.live_enabled_at = now_ms() if live else None
+            self.save(session)
+            if live:
+                self.bus.publish("session:live", sessionId=session.id,
+                                 agentSessionId=session.agent_session_id,
+                                 enabledAt=session.live_enabled_at)
+            else:
+                self.bus.publish("session:offline", sessionId=session.id)
+        return session
+
+    def _require_live(self, session: Session) -> None:
+        if not session.is_live:
+            raise ApiError(403, f"Session '{session.id}' is offline; make it live to control it")
+
+    def send(self, session_id: str, command: Any, tab_id: str | None = None,
+             input_mode: str | None = None) -> dict[str, Any]:
+        """Run a command in the shell, or type it into the program that is running.
+
+        :raise ApiError 400/413: the command is missing, not a string, or too long.
+        """
+        if not isinstance(command, str) or command == "":
+            raise ApiError(400, "Command is required and must be a string")
+        limit = self.settings.max_command_chars
+        if len(command) > limit:
+            raise ApiError(413, f"Command is longer than {limit} characters")
+        session = self.get(session_id)
+        self._require_live(session)
+        mode = input_mode or session.input_mode
+        _check_mode(mode)
+        if tab_id is not None:
+            self.get_tab(session, tab_id)
+        if mode == "ai":
+            raise ApiError(501, f"Prompts to {session.tool_type} agents are not supported yet; "
+                                "send with inputMode 'terminal'")
+        shell = self._ready_shell(session)
+        with self.log_lock(session):
+            entry = self.append_log(session, None, "user", command)
+            kind = shell.submit(command)
+            if kind == "command":
+                with self.bus.lock:
+                    session.running_command = {"text": command, "startedAt": entry["timestamp"]}
+                    self.save(session)
+        return {"mode": kind, "entryId": entry["id"]}
+
+    def interrupt(self, session_id: str) -> str | None:
+        """Stop the running command; return the signal that stopped it, None if none ran."""
+        session = self.get(session_id)
+        self._require_live(session)
+        shell = self._running_shell(session)
+        stopped_by = shell.interrupt() if shell is not None else None
+        if stopped_by is not None:
+            self.append_log(session, None, "system", f"Interrupted ({stopped_by})")
+        return stopped_by
+
+    def send_keys(self, session_id: str, keys: list[str]) -> None:
+        session = self.get(session_id)
+        self._require_live(session)
+        shell = self._ready_shell(session)
+        try:
+            shell.send_keys(keys)
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+
+    # -- tabs -------------------------------------------------------------------------------
+
+    def new_tab(self, session_id: str, name: str | None = None) -> Tab:
+        session = self.get(session_id)
+        tab = Tab(id=new_id(), name=name, created_at=now_ms())
+        with self.bus.lock:
+            session.tabs.append(tab)
+            session.active_tab_id = tab.id
+        self._publish_tabs(session)
+        return tab
+
+    def update_tab(self, session_id: str, tab_id: str, changes: dict[str, Any]) -> Tab:
+        session = self.get(session_id)
+        tab = self.get_tab(session, tab_id)
+        with self.bus.lock:
+            if "name" in changes:
+                tab.name = changes["name"]
+            if "starred" in changes:
+                tab.starred = changes["starred"]
+        self._publish_tabs(session)
+        return tab
+
+    def close_tab(self, session_id: str, tab_id: str) -> None:
+        session = self.get(session_id)
+        tab = self.get_tab(session, tab_id)
+        with self.bus.lock:
+            if len(session.tabs) == 1:
+                raise ApiError(409, "A session always keeps at least one tab")
+            index = session.tabs.index(tab)
+            session.tabs.remove(tab)
+            if session.active_tab_id == tab.id:
+                session.active_tab_id = session.tabs[max(0, index - 1)].id
+        self._publish_tabs(session)
+
+    def select_tab(self, session_id: str, tab_id: str) -> Tab:
+        session = self.get(session_id)
+        tab = self.get_tab(session, tab_id)
+        with self.bus.lock:
+            session.active_tab_id = tab.id
+            tab.has_unread = False
+        self._publish_tabs(session)
+        return tab
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def restore(self) -> None:
+        """Bring back every saved session; report commands a crash left unfinished."""
+        sessions = [Session.from_doc(doc) for doc in self.store.load_sessions()]
+        with self.bus.lock:
+            self._sessions = {session.id: session for session in sessions}
+        for session in sessions:
+            self.record_interrupted(session, "the server stopped while it was running")
+            if session.input_mode == "terminal":
+                self._start_shell(session)
+
+    def announce_shutdown(self) -> None:
+        """Tell clients that every live session goes offline (not persisted: they come back)."""
+        with self.bus.lock:
+            self.closing = True
+            for session in self._sessions.values():
+                if session.is_live:
+                    self.bus.publish("session:offline", sessionId=session.id)
+
+    def shutdown(self) -> None:
+        """End every process and record the commands that were still running."""
+        with self.bus.lock:
+            self.closing = True
+            sessions = list(self._sessions.values())
+            shells = list(self._shells.values())
+            self._shells.clear()
+        _close_all(shells)
+        for session in sessions:
+            self.record_interrupted(session, "the server stopped")
+
+
+def _close_all(shells: Iterable[TerminalShell]) -> None:
+    """Close shells in parallel: each may wait out its grace periods."""
+    threads = [threading.Thread(target=shell.close, name="shell-close") for shell in shells]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _check_folder(path: str) -> None:
+    if not os.path.isabs(path):
+        raise ApiError(400, f"cwd must be an absolute path, got '{path}'")
+    if not os.path.isdir(path):
+        raise ApiError(400, f"Folder '{path}' does not exist")
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in INPUT_MODES:
+        raise ApiError(400, f"inputMode must be 'ai' or 'terminal', got '{mode}'")
+
+
+_FIELDS = {"name": "name", "cwd": "cwd", "groupId": "group_id", "groupName": "group_name",
+           "groupEmoji": "group_emoji"}
+
+
+def _apply(session: Session, changes: dict[str, Any]) -> None:
+    for key, value in changes.items():
+        setattr(session, _FIELDS[key], value)

@@ -1,0 +1,180 @@
+"""The session and tab model: what is persisted, what is runtime-only, and the public views."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any
+
+from ..errors import now_ms
+
+TOOL_TYPES = ("terminal", "claude-code", "codex", "gemini-cli", "aider", "opencode")
+INPUT_MODES = ("ai", "terminal")
+STATES = ("idle", "busy", "waiting_input", "connecting", "error")
+LAST_RESPONSE_LINES = 3
+LAST_RESPONSE_CHARS = 500
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclasses.dataclass
+class Tab:
+    """An AI conversation inside a session."""
+
+    id: str
+    name: str | None
+    created_at: int
+    agent_session_id: str | None = None
+    starred: bool = False
+    usage_stats: dict[str, Any] | None = None
+    has_unread: bool = False
+    # Runtime only.
+    state: str = "idle"
+    thinking_start_time: int | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "agentSessionId": self.agent_session_id,
+            "name": self.name,
+            "starred": self.starred,
+            "state": self.state,
+            "createdAt": self.created_at,
+            "usageStats": self.usage_stats,
+            "thinkingStartTime": self.thinking_start_time,
+            "hasUnread": self.has_unread,
+        }
+
+    def doc(self) -> dict[str, Any]:
+        return {key: value for key, value in self.public().items()
+                if key not in ("state", "thinkingStartTime")}
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Tab:
+        return cls(
+            id=doc["id"],
+            name=doc.get("name"),
+            created_at=doc["createdAt"],
+            agent_session_id=doc.get("agentSessionId"),
+            starred=bool(doc.get("starred")),
+            usage_stats=doc.get("usageStats"),
+            has_unread=bool(doc.get("hasUnread")),
+        )
+
+
+@dataclasses.dataclass
+class Session:
+    """One session: persisted fields plus runtime state. Mutate only under the bus lock."""
+
+    id: str
+    name: str
+    tool_type: str
+    input_mode: str
+    cwd: str
+    created_at: int
+    tabs: list[Tab]
+    active_tab_id: str
+    shell_cwd: str | None = None
+    group_id: str | None = None
+    group_name: str | None = None
+    group_emoji: str | None = None
+    usage_stats: dict[str, Any] | None = None
+    last_response: dict[str, Any] | None = None
+    agent_session_id: str | None = None
+    is_live: bool = True
+    live_enabled_at: int | None = None
+    last_output_at: int | None = None
+    # The command running in the shell, persisted so a crash can be reported after restart.
+    running_command: dict[str, Any] | None = None
+    # Runtime only.
+    state: str = "idle"
+    thinking_start_time: int | None = None
+
+    @classmethod
+    def create(cls, name: str, tool_type: str, input_mode: str, cwd: str) -> Session:
+        created = now_ms()
+        tab = Tab(id=new_id(), name=None, created_at=created)
+        return cls(id=new_id(), name=name, tool_type=tool_type, input_mode=input_mode, cwd=cwd,
+                   created_at=created, tabs=[tab], active_tab_id=tab.id,
+                   live_enabled_at=created)
+
+    def tab(self, tab_id: str | None) -> Tab | None:
+        wanted = tab_id or self.active_tab_id
+        return next((tab for tab in self.tabs if tab.id == wanted), None)
+
+    def public(self) -> dict[str, Any]:
+        """The session as a list item of the contract."""
+        item = {
+            "id": self.id,
+            "name": self.name,
+            "toolType": self.tool_type,
+            "state": self.state,
+            "inputMode": self.input_mode,
+            "cwd": self.cwd,
+            "shellCwd": self.shell_cwd or self.cwd,
+            "groupId": self.group_id,
+            "groupName": self.group_name,
+            "groupEmoji": self.group_emoji,
+            "usageStats": self.usage_stats,
+            "lastResponse": self.last_response,
+            "agentSessionId": self.agent_session_id,
+            "thinkingStartTime": self.thinking_start_time,
+            "aiTabs": [tab.public() for tab in self.tabs],
+            "activeTabId": self.active_tab_id,
+            "isLive": self.is_live,
+            "lastOutputAt": self.last_output_at,
+            "createdAt": self.created_at,
+        }
+        if self.is_live:
+            item["liveEnabledAt"] = self.live_enabled_at
+        return item
+
+    def doc(self) -> dict[str, Any]:
+        """The persisted form."""
+        doc = self.public()
+        for runtime in ("state", "thinkingStartTime", "liveEnabledAt"):
+            doc.pop(runtime, None)
+        doc["aiTabs"] = [tab.doc() for tab in self.tabs]
+        doc["liveEnabledAt"] = self.live_enabled_at
+        doc["runningCommand"] = self.running_command
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Session:
+        tabs = [Tab.from_doc(tab) for tab in doc.get("aiTabs") or []]
+        return cls(
+            id=doc["id"],
+            name=doc["name"],
+            tool_type=doc["toolType"],
+            input_mode=doc["inputMode"],
+            cwd=doc["cwd"],
+            created_at=doc["createdAt"],
+            tabs=tabs,
+            active_tab_id=doc.get("activeTabId") or tabs[0].id,
+            shell_cwd=doc.get("shellCwd"),
+            group_id=doc.get("groupId"),
+            group_name=doc.get("groupName"),
+            group_emoji=doc.get("groupEmoji"),
+            usage_stats=doc.get("usageStats"),
+            last_response=doc.get("lastResponse"),
+            agent_session_id=doc.get("agentSessionId"),
+            is_live=bool(doc.get("isLive", True)),
+            live_enabled_at=doc.get("liveEnabledAt"),
+            last_output_at=doc.get("lastOutputAt"),
+            running_command=doc.get("runningCommand"),
+        )
+
+
+def summarize_response(text: str, source: str) -> dict[str, Any] | None:
+    """The contract's lastResponse: first 3 lines, at most 500 characters, '...' when cut."""
+    stripped = text.strip("\n")
+    if not stripped.strip():
+        return None
+    lines = stripped.split("\n")
+    preview = "\n".join(lines[:LAST_RESPONSE_LINES])
+    cut = len(lines) > LAST_RESPONSE_LINES or len(preview) > LAST_RESPONSE_CHARS
+    if cut:
+        preview = preview[: LAST_RESPONSE_CHARS - 3] + "..."
+    return {"text": preview, "timestamp": now_ms(), "source": source, "fullLength": len(text)}

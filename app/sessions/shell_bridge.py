@@ -1,0 +1,100 @@
+"""Connects one session's TerminalShell to the store and the bus.
+
+The shell calls these methods from its reader thread. Each one persists first and publishes
+second, so a client never sees output that a crash could lose.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import TYPE_CHECKING
+
+from ..errors import now_ms
+from .model import Session, new_id, summarize_response
+
+if TYPE_CHECKING:
+    from .manager import SessionManager
+
+# A command's output kept for its history entry (the tail, when longer).
+HISTORY_OUTPUT_CHARS = 64 * 1024
+
+
+def signal_name(exit_code: int | None) -> str | None:
+    """Shells report death by signal N as exit status 128 + N."""
+    if exit_code is None or exit_code <= 128:
+        return None
+    try:
+        return signal.Signals(exit_code - 128).name
+    except ValueError:
+        return None
+
+
+class ShellBridge:
+    """The TerminalListener of one session."""
+
+    def __init__(self, manager: SessionManager, session: Session) -> None:
+        self.manager = manager
+        self.session = session
+        # Output of the running command, for its history entry; reader thread only.
+        self._output: list[str] = []
+        self._output_chars = 0
+
+    def on_output(self, text: str) -> None:
+        self._output.append(text)
+        self._output_chars += len(text)
+        while self._output_chars > HISTORY_OUTPUT_CHARS and len(self._output) > 1:
+            self._output_chars -= len(self._output.pop(0))
+        self.manager.append_log(self.session, None, "stdout", text)
+
+    def on_state(self, state: str) -> None:
+        self.manager.set_state(self.session, state)
+
+    def on_command_done(self, exit_code: int, elapsed_ms: int, cwd: str) -> None:
+        output = "".join(self._output)[-HISTORY_OUTPUT_CHARS:]
+        self._output, self._output_chars = [], 0
+        manager, session = self.manager, self.session
+        # The log lock waits out a send() that is still recording this command as running.
+        with manager.log_lock(session), manager.bus.lock:
+            command = session.running_command or {"text": ""}
+            session.running_command = None
+            session.shell_cwd = cwd or session.shell_cwd
+            tail = "\n".join(output.rstrip("\n").split("\n")[-3:])
+            session.last_response = summarize_response(tail, "stdout") or session.last_response
+            manager.save(session)
+        signal_text = signal_name(exit_code)
+        manager.bus.publish("session:exit", sessionId=session.id, tabId=None,
+                            exitCode=exit_code, signal=signal_text, elapsedTimeMs=elapsed_ms)
+        manager.add_history(session, {
+            "summary": command["text"],
+            "fullResponse": output,
+            "success": exit_code == 0,
+            "elapsedTimeMs": elapsed_ms,
+            "exitCode": exit_code,
+        })
+
+    def on_shell_exit(self, exit_code: int | None) -> None:
+        session = self.session
+        if self.manager.closing:
+            return
+        if session.running_command is not None:
+            self.manager.record_interrupted(session, "the shell ended while it was running")
+        self.manager.shell_ended(session)
+        code = "" if exit_code is None else f" (exit code {exit_code})"
+        self.manager.append_log(
+            session, None, "system", f"Shell exited{code}; a new one starts with the next command."
+        )
+
+
+def history_entry(session: Session, fields: dict) -> dict:
+    """A history entry of the contract for a finished (or interrupted) command or turn."""
+    return {
+        "id": new_id(),
+        "type": "USER",
+        "timestamp": now_ms(),
+        "agentSessionId": session.agent_session_id,
+        "sessionName": session.name,
+        "projectPath": session.cwd,
+        "sessionId": session.id,
+        "usageStats": None,
+        **fields,
+    }

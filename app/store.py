@@ -1,0 +1,188 @@
+"""SQLite persistence: sessions, tabs, log entries, history and settings in one WAL file.
+
+One connection serves every thread, guarded by one lock: writes are short and SQLite
+serialises them anyway, and a single connection keeps "committed" unambiguous for the
+persist-then-publish rule of the event bus.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+SCHEMA = Path(__file__).with_name("schema.sql")
+SHELL_TAB = ""  # tab_id stored for shell (terminal) log entries
+
+
+class Store:
+    """Plain methods over one SQLite database file."""
+
+    def __init__(self, path: str, log_cap: int = 20_000) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.path = path
+        self.log_cap = log_cap
+        # Guards the connection: sqlite3 objects must not be used by two threads at once.
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA.read_text())
+        # Entries per (session, tab), so the cap is enforced without counting rows each time.
+        self._log_counts: dict[tuple[str, str], int] = {}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def get_setting(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return row["value"] if row else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def save_session(self, doc: dict[str, Any]) -> None:
+        """Insert or replace a session document (tabs included)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO sessions (id, doc, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+                (doc["id"], json.dumps(doc), doc["createdAt"]),
+            )
+
+    def load_sessions(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT doc FROM sessions ORDER BY created_at, id").fetchall()
+        return [json.loads(row["doc"]) for row in rows]
+
+    def delete_session(self, session_id: str) -> None:
+        """Remove a session and its logs; its history entries stay (they are a record)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM log_entries WHERE session_id = ?", (session_id,))
+            self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+            self._db.execute("COMMIT")
+            for key in [key for key in self._log_counts if key[0] == session_id]:
+                del self._log_counts[key]
+
+    # -- log entries ------------------------------------------------------------------------
+
+    def append_logs(
+        self, session_id: str, tab_id: str | None, entries: Iterable[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Commit entries (`source`, `text`, `timestamp`) in one transaction; return them with ids.
+
+        Oldest entries beyond the cap are dropped in the same transaction.
+        """
+        tab = tab_id or SHELL_TAB
+        stored = []
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for entry in entries:
+                    cursor = self._db.execute(
+                        "INSERT INTO log_entries (session_id, tab_id, source, text, timestamp) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (session_id, tab, entry["source"], entry["text"], entry["timestamp"]),
+                    )
+                    stored.append({**entry, "id": cursor.lastrowid})
+                count = self._log_count(session_id, tab) + len(stored)
+                if count > self.log_cap:
+                    self._db.execute(
+                        "DELETE FROM log_entries WHERE session_id = ? AND tab_id = ? AND id <= "
+                        "(SELECT id FROM log_entries WHERE session_id = ? AND tab_id = ? "
+                        "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                        (session_id, tab, session_id, tab, self.log_cap),
+                    )
+                    count = self.log_cap
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._log_counts[(session_id, tab)] = count
+        return stored
+
+    def _log_count(self, session_id: str, tab: str) -> int:
+        key = (session_id, tab)
+        if key not in self._log_counts:
+            row = self._db.execute(
+                "SELECT COUNT(*) AS n FROM log_entries WHERE session_id = ? AND tab_id = ?", key
+            ).fetchone()
+            self._log_counts[key] = row["n"]
+        return self._log_counts[key]
+
+    def page_logs(
+        self,
+        session_id: str,
+        tab_id: str | None,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        limit: int = 100,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """A page of entries in ascending id order, and whether more lie beyond it.
+
+        `after` pages forward from an id; otherwise the page ends just before `before`
+        (or at the newest entry) and "more" means older entries exist.
+        """
+        tab = tab_id or SHELL_TAB
+        columns = "id, timestamp, source, text"
+        with self._lock:
+            if after is not None:
+                rows = self._db.execute(
+                    f"SELECT {columns} FROM log_entries WHERE session_id = ? AND tab_id = ? "
+                    "AND id > ? ORDER BY id LIMIT ?",
+                    (session_id, tab, after, limit + 1),
+                ).fetchall()
+                more = len(rows) > limit
+                rows = rows[:limit]
+            else:
+                bound = before if before is not None else -1
+                rows = self._db.execute(
+                    f"SELECT {columns} FROM log_entries WHERE session_id = ? AND tab_id = ? "
+                    "AND (? < 0 OR id < ?) ORDER BY id DESC LIMIT ?",
+                    (session_id, tab, bound, bound, limit + 1),
+                ).fetchall()
+                more = len(rows) > limit
+                rows = list(reversed(rows[:limit]))
+        return [dict(row) for row in rows], more
+
+    # -- history ----------------------------------------------------------------------------
+
+    def add_history(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO history (id, session_id, project_path, timestamp, doc) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (entry["id"], entry["sessionId"], entry["projectPath"], entry["timestamp"],
+                 json.dumps(entry)),
+            )
+
+    def list_history(
+        self, session_id: str | None = None, project_path: str | None = None, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """History entries, newest first, optionally for one session or folder."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT doc FROM history WHERE (? IS NULL OR session_id = ?) "
+                "AND (? IS NULL OR project_path = ?) ORDER BY timestamp DESC, rowid DESC LIMIT ?",
+                (session_id, session_id, project_path, project_path, limit),
+            ).fetchall()
+        return [json.loads(row["doc"]) for row in rows]

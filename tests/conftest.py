@@ -1,0 +1,141 @@
+"""Fixtures: the real server as a child process on 127.0.0.1, with a temporary data dir."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 20
+LOCAL_URL = re.compile(r"Local:\s+http://127\.0\.0\.1:(\d+)/([0-9a-f-]{36})/")
+
+
+class ServerProcess:
+    """`python run.py` (or wsgi.py) on a random free port, read back from its banner."""
+
+    def __init__(self, data_dir: Path, home: Path, args: list[str], script: str = "run.py"):
+        self.data_dir = data_dir
+        self.home = home
+        self.args = args
+        self.script = script
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+        self.token = ""
+        self.output: list[str] = []
+        self.errors: list[str] = []
+
+    def start(self, extra: list[str] | None = None) -> ServerProcess:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("MAESTRO_")}
+        env.update(HOME=str(self.home), PYTHONUNBUFFERED="1")
+        command = [sys.executable, str(ROOT / self.script), "--host", "127.0.0.1",
+                   "--port", "0", "--data-dir", str(self.data_dir), *self.args, *(extra or [])]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+        threading.Thread(target=self._collect, args=(self.process.stderr, self.errors),
+                         daemon=True).start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for line in self.process.stdout:
+            self.output.append(line)
+            match = LOCAL_URL.search(line)
+            if match:
+                self.port, self.token = int(match.group(1)), match.group(2)
+                break
+            if time.monotonic() > deadline:
+                break
+        if not self.port:
+            self.process.kill()
+            raise RuntimeError("server did not start: " + "".join(self.output + self.errors))
+        threading.Thread(target=self._collect, args=(self.process.stdout, self.output),
+                         daemon=True).start()
+        return self
+
+    @staticmethod
+    def _collect(stream, sink: list[str]) -> None:
+        for line in stream:
+            sink.append(line)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str = "") -> str:
+        return f"{self.base}/{self.token}/{path.lstrip('/')}"
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        kwargs.setdefault("allow_redirects", False)
+        return requests.request(method, self.url("api/" + path.lstrip("/")), **kwargs)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(5)
+
+    @property
+    def log_text(self) -> str:
+        return "".join(self.errors)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def make_server(tmp_path: Path, home: Path) -> Iterator:
+    """Start servers with given flags; every one is stopped at the end of the test."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, data_dir: Path | None = None, script: str = "run.py") -> ServerProcess:
+        server = ServerProcess(data_dir or tmp_path / "data", home, list(args), script)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(make_server) -> ServerProcess:
+    """A server with a known token and no rate limits."""
+    return make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                       "--interrupt-grace-s", "1")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A folder to run sessions in."""
+    path = tmp_path / "project"
+    path.mkdir()
+    return path
+
+
+def wait_for(predicate, timeout: float = 15, interval: float = 0.05):
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)

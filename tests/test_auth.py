@@ -1,0 +1,110 @@
+"""The token guard: redirects without the token, /health open, the token never logged."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+
+import pytest
+import requests
+
+REDIRECT = "https://runmaestro.ai"
+
+
+@pytest.mark.parametrize("path", [
+    "/", "/api", "/api/sessions", "/ws", "/static/app.js", "/a/b/c/d/e",
+    "/{wrong}/", "/{wrong}/api/sessions", "/{wrong}/api/session/x/send",
+    "/{upper}/api/sessions", "/{token}x/api/sessions", "/{prefix}/api/sessions",
+])
+def test_requests_without_the_token_are_redirected(server, path):
+    path = path.format(wrong=uuid.uuid4(), upper=server.token.upper(),
+                       token=server.token, prefix=server.token[:-1])
+    for method in ("GET", "POST", "DELETE"):
+        response = requests.request(method, server.base + path, allow_redirects=False,
+                                    timeout=10)
+        assert response.status_code == 302, (method, path)
+        assert response.headers["Location"] == REDIRECT
+        assert "session" not in response.text.lower()
+
+
+def test_websocket_handshake_without_the_token_is_redirected(server):
+    for path in ("/ws", f"/{uuid.uuid4()}/ws", f"/{uuid.uuid4()}/ws?sessionId=x"):
+        head = raw_handshake(server.port, path)
+        assert head.startswith("HTTP/1.1 302"), head
+        assert f"Location: {REDIRECT}" in head
+    assert raw_handshake(server.port, f"/{server.token}/ws").startswith("HTTP/1.1 101")
+
+
+def raw_handshake(port: int, path: str) -> str:
+    """Send a WebSocket upgrade request by hand; return the response head."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    return head.decode("latin-1")
+
+
+def test_health_is_open_and_says_ok(server):
+    response = requests.get(server.base + "/health", timeout=10)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and isinstance(body["timestamp"], int)
+
+
+def test_responses_carry_no_referrer_policy(server):
+    response = server.api("GET", "sessions")
+    assert response.status_code == 200
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_token_root_without_slash_redirects_under_the_token(server):
+    response = requests.get(f"{server.base}/{server.token}", allow_redirects=False, timeout=10)
+    assert response.status_code == 308
+    assert response.headers["Location"] == f"/{server.token}/"
+
+
+def test_custom_redirect_url_is_used(make_server):
+    server = make_server("--redirect-url", "https://example.org/away", "--no-rate-limit")
+    response = requests.get(server.base + "/api/sessions", allow_redirects=False, timeout=10)
+    assert response.headers["Location"] == "https://example.org/away"
+
+
+def test_token_never_appears_in_logs(make_server, project):
+    token = str(uuid.uuid4())
+    server = make_server("--token", token, "--log-level", "DEBUG", "--no-rate-limit")
+    server.api("GET", "sessions")
+    server.api("GET", "session/nope")
+    requests.get(f"{server.base}/{token}/api/theme?x={token}", timeout=10)
+    server.stop()
+    logs = server.log_text
+    assert "<redacted>" in logs, logs
+    assert token not in logs
+
+
+def test_fresh_token_each_start_unless_persistent(make_server, tmp_path):
+    data = tmp_path / "tokens"
+    first = make_server(data_dir=data)
+    first.stop()
+    second = make_server(data_dir=data)
+    second.stop()
+    assert first.token != second.token
+    assert uuid.UUID(first.token).version == 4
+
+    kept = make_server("--persistent-token", data_dir=data)
+    kept.stop()
+    again = make_server("--persistent-token", data_dir=data)
+    again.stop()
+    assert kept.token == again.token
+    rotated = make_server("--persistent-token", "--rotate-token", data_dir=data)
+    rotated.stop()
+    assert rotated.token != kept.token
+    after = make_server("--persistent-token", data_dir=data)
+    assert after.token == rotated.token
+    assert requests.get(after.url("api/sessions"), timeout=10).status_code == 200

@@ -1,0 +1,78 @@
+"""Settings precedence and start-up refusals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from app.config import ConfigError, load_settings
+from tests.conftest import ROOT
+
+
+def test_flags_beat_environment_beat_file_beat_defaults(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('rate-limit-get = 7\nrate_limit_post = 8\nshell = "/bin/sh"\n'
+                      'log-level = "debug"\n')
+    env = {"MAESTRO_RATE_LIMIT_POST": "9", "MAESTRO_SHELL": "/bin/bash"}
+    settings = load_settings(["--config", str(config), "--shell", "/usr/bin/bash"], env)
+    assert settings.rate_limit_get == 7          # file
+    assert settings.rate_limit_post == 9         # environment beats file
+    assert settings.shell == "/usr/bin/bash"     # flag beats environment
+    assert settings.log_level == "DEBUG"
+    assert settings.rate_limit_window_ms == 60_000  # default
+
+
+def test_config_file_defaults_to_data_dir(tmp_path):
+    (tmp_path / "config.toml").write_text("max-clients = 5\n"
+                                          '[[commands]]\ncommand = "/deploy"\n')
+    settings = load_settings(["--data-dir", str(tmp_path)], {})
+    assert settings.max_clients == 5
+    assert settings.commands == [{"command": "/deploy", "description": ""}]
+
+
+def test_port_alone_means_8080_and_default_is_random():
+    assert load_settings(["--port"], {}).port == 8080
+    assert load_settings([], {}).port == 0
+
+
+@pytest.mark.parametrize("argv, env, fragment", [
+    (["--port", "70000"], {}, "--port"),
+    (["--token", "not-a-uuid"], {}, "UUID v4"),
+    (["--token", "6ba7b810-9dad-11d1-80b4-00c04fd430c8"], {}, "UUID v4"),  # a v1 UUID
+    ([], {"MAESTRO_RATE_LIMIT_GET": "many"}, "MAESTRO_RATE_LIMIT_GET"),
+    (["--log-level", "loud"], {}, "--log-level"),
+    (["--config", "/nonexistent/config.toml"], {}, "cannot read config file"),
+])
+def test_bad_values_are_refused(argv, env, fragment):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(argv, env)
+    assert fragment in str(caught.value)
+
+
+def test_unknown_key_in_config_file_is_refused(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("colour = 'red'\n")
+    with pytest.raises(ConfigError, match="unknown setting 'colour'"):
+        load_settings(["--config", str(config)], {})
+
+
+@pytest.mark.parametrize("script", ["run.py", "wsgi.py"])
+@pytest.mark.parametrize("args", [
+    ["--port", "70000"],
+    ["--token", "1234"],
+    ["--config", "{bad}"],
+])
+def test_bad_start_up_value_prints_one_line_and_exits_2(tmp_path, script, args):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("this is = = not toml")
+    args = [arg.format(bad=bad) for arg in args]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MAESTRO_")}
+    result = subprocess.run([sys.executable, str(ROOT / script), "--data-dir",
+                             str(tmp_path / "d"), *args], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("maestro-web: error:"), result.stderr

@@ -1,0 +1,254 @@
+"""The REST API over a real server: success and error paths of every endpoint."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import requests
+
+from tests.conftest import wait_for
+
+
+def create(server, project, **fields):
+    body = {"name": "build", "cwd": str(project), "toolType": "terminal", **fields}
+    response = server.api("POST", "sessions", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["session"]
+
+
+def assert_error(response: requests.Response, status: int, fragment: str = "") -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) >= {"error", "message", "timestamp"}
+    assert fragment in body["message"]
+    return body
+
+
+def test_create_list_get_and_delete_a_session(server, project):
+    session = create(server, project, name="api")
+    assert session["toolType"] == "terminal" and session["inputMode"] == "terminal"
+    assert session["cwd"] == str(project) and session["isLive"] is True
+    assert len(session["aiTabs"]) == 1 and session["activeTabId"] == session["aiTabs"][0]["id"]
+
+    listed = server.api("GET", "sessions").json()
+    assert listed["count"] == 1 and listed["sessions"][0]["id"] == session["id"]
+    assert isinstance(listed["timestamp"], int)
+
+    detail = server.api("GET", f"session/{session['id']}").json()["session"]
+    assert detail["name"] == "api"
+    assert detail["aiLogs"] == [] and isinstance(detail["shellLogs"], list)
+
+    deleted = server.api("DELETE", f"session/{session['id']}")
+    assert deleted.status_code == 200 and deleted.json()["success"] is True
+    assert server.api("GET", "sessions").json()["count"] == 0
+    assert_error(server.api("GET", f"session/{session['id']}"), 404,
+                 f"Session with id '{session['id']}' not found")
+
+
+def test_ai_session_defaults_to_ai_mode_with_a_tab(server, project):
+    session = create(server, project, toolType="claude-code", groupName="Work",
+                     groupEmoji="🛠")
+    assert session["inputMode"] == "ai" and session["groupName"] == "Work"
+    assert session["state"] == "idle"
+
+
+@pytest.mark.parametrize("body, status, fragment", [
+    ({"cwd": "{project}", "toolType": "terminal"}, 400, "'name' is required"),
+    ({"name": "x", "toolType": "terminal"}, 400, "'cwd' is required"),
+    ({"name": "x", "cwd": "{project}"}, 400, "'toolType' is required"),
+    ({"name": "", "cwd": "{project}", "toolType": "terminal"}, 400, "non-empty"),
+    ({"name": 5, "cwd": "{project}", "toolType": "terminal"}, 400, "'name'"),
+    ({"name": "x", "cwd": "relative/dir", "toolType": "terminal"}, 400, "absolute"),
+    ({"name": "x", "cwd": "/no/such/dir", "toolType": "terminal"}, 400, "does not exist"),
+    ({"name": "x", "cwd": "{project}", "toolType": "vim"}, 400, "Unknown toolType"),
+    ({"name": "x", "cwd": "{project}", "toolType": "terminal", "inputMode": "voice"}, 400,
+     "inputMode"),
+])
+def test_create_rejects_bad_bodies(server, project, body, status, fragment):
+    body = {key: value.format(project=project) if isinstance(value, str) else value
+            for key, value in body.items()}
+    assert_error(server.api("POST", "sessions", json=body), status, fragment)
+    assert server.api("GET", "sessions").json()["count"] == 0
+
+
+def test_malformed_and_wrongly_typed_bodies_get_json_errors(server):
+    assert_error(server.api("POST", "sessions", data="{not json",
+                            headers={"Content-Type": "application/json"}), 400, "valid JSON")
+    assert_error(server.api("POST", "sessions", data="name=x",
+                            headers={"Content-Type": "application/x-www-form-urlencoded"}),
+                 415, "JSON")
+    assert_error(server.api("POST", "sessions", json=[1, 2]), 400, "object")
+
+
+def test_body_over_the_limit_is_refused_with_413(make_server):
+    server = make_server("--no-rate-limit", "--max-body-bytes", "2048")
+    body = {"name": "x" * 4000, "cwd": "/", "toolType": "terminal"}
+    assert_error(server.api("POST", "sessions", json=body), 413)
+    assert server.api("GET", "sessions").json()["count"] == 0
+
+
+def test_unknown_routes_and_methods_get_json_errors(server):
+    assert_error(server.api("GET", "nope"), 404)
+    body = assert_error(server.api("PUT", "sessions"), 405)
+    assert body["error"] == "Method Not Allowed"
+
+
+def test_patch_renames_switches_mode_and_validates(server, project):
+    session = create(server, project)
+    sid = session["id"]
+    renamed = server.api("PATCH", f"session/{sid}", json={"name": "renamed"}).json()["session"]
+    assert renamed["name"] == "renamed"
+    switched = server.api("PATCH", f"session/{sid}", json={"inputMode": "ai"}).json()["session"]
+    assert switched["inputMode"] == "ai"
+    assert_error(server.api("PATCH", f"session/{sid}", json={"cwd": "/no/such"}), 400,
+                 "does not exist")
+    assert_error(server.api("PATCH", f"session/{sid}", json={"toolType": "codex"}), 400,
+                 "toolType")
+    assert_error(server.api("PATCH", f"session/{sid}", json={}), 400, "Nothing to change")
+    assert_error(server.api("PATCH", f"session/{uuid.uuid4()}", json={"name": "x"}), 404)
+    assert server.api("GET", f"session/{sid}").json()["session"]["name"] == "renamed"
+
+
+def test_offline_session_refuses_send_and_interrupt(server, project):
+    sid = create(server, project)["id"]
+    offline = server.api("POST", f"session/{sid}/offline").json()
+    assert offline["session"]["isLive"] is False and "liveEnabledAt" not in offline["session"]
+    assert_error(server.api("POST", f"session/{sid}/send", json={"command": "echo hi"}), 403)
+    assert_error(server.api("POST", f"session/{sid}/interrupt"), 403)
+    live = server.api("POST", f"session/{sid}/live").json()["session"]
+    assert live["isLive"] is True and isinstance(live["liveEnabledAt"], int)
+    sent = server.api("POST", f"session/{sid}/send", json={"command": "echo hi"})
+    assert sent.status_code == 200
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ({}, 400, "Command is required and must be a string"),
+    ({"command": ""}, 400, "Command is required and must be a string"),
+    ({"command": 42}, 400, "Command is required and must be a string"),
+    ({"command": None}, 400, "Command is required and must be a string"),
+])
+def test_send_rejects_missing_or_bad_commands(server, project, body, status, message):
+    sid = create(server, project)["id"]
+    assert assert_error(server.api("POST", f"session/{sid}/send", json=body), status)[
+        "message"] == message
+
+
+def test_send_refuses_commands_over_the_limit(make_server, project):
+    server = make_server("--no-rate-limit", "--max-command-chars", "10")
+    sid = create(server, project)["id"]
+    assert_error(server.api("POST", f"session/{sid}/send", json={"command": "echo " * 5}), 413)
+    ok = server.api("POST", f"session/{sid}/send", json={"command": "echo ok"})
+    assert ok.status_code == 200
+
+
+def test_send_and_interrupt_on_unknown_session_are_404(server):
+    sid = str(uuid.uuid4())
+    assert_error(server.api("POST", f"session/{sid}/send", json={"command": "ls"}), 404,
+                 f"Session with id '{sid}' not found")
+    assert_error(server.api("POST", f"session/{sid}/interrupt"), 404)
+    assert_error(server.api("POST", f"session/{sid}/keys", json={"keys": ["C-c"]}), 404)
+
+
+def test_keys_are_validated(server, project):
+    sid = create(server, project)["id"]
+    assert_error(server.api("POST", f"session/{sid}/keys", json={"keys": "C-c"}), 400, "list")
+    assert_error(server.api("POST", f"session/{sid}/keys", json={"keys": ["Hyper-Q"]}), 400,
+                 "Hyper-Q")
+    assert server.api("POST", f"session/{sid}/keys", json={"keys": ["Enter"]}).status_code == 200
+
+
+def test_tabs_lifecycle(server, project):
+    session = create(server, project, toolType="codex")
+    sid, first = session["id"], session["aiTabs"][0]["id"]
+    made = server.api("POST", f"session/{sid}/tabs", json={"name": "refactor"})
+    assert made.status_code == 201
+    tab = made.json()["tab"]
+    assert tab["name"] == "refactor"
+    starred = server.api("PATCH", f"session/{sid}/tabs/{tab['id']}",
+                         json={"starred": True, "name": "refactor 2"}).json()["tab"]
+    assert starred["starred"] is True and starred["name"] == "refactor 2"
+    detail = server.api("GET", f"session/{sid}").json()["session"]
+    assert detail["activeTabId"] == tab["id"] and len(detail["aiTabs"]) == 2
+    server.api("POST", f"session/{sid}/tabs/{first}/select")
+    assert server.api("GET", f"session/{sid}").json()["session"]["activeTabId"] == first
+    assert server.api("DELETE", f"session/{sid}/tabs/{tab['id']}").status_code == 200
+    assert_error(server.api("DELETE", f"session/{sid}/tabs/{first}"), 409, "at least one tab")
+    assert_error(server.api("POST", f"session/{sid}/tabs/{uuid.uuid4()}/select"), 404, "Tab")
+    assert_error(server.api("PATCH", f"session/{sid}/tabs/{first}", json={"starred": "yes"}),
+                 400, "starred")
+    assert_error(server.api("GET", f"session/{sid}?tabId=nope"), 404, "Tab")
+
+
+def test_themes_list_switch_and_validate(server):
+    theme = server.api("GET", "theme").json()["theme"]
+    assert theme["id"] == "dracula"
+    themes = server.api("GET", "themes").json()
+    ids = {item["id"] for item in themes["themes"]}
+    assert {"dracula", "nord", "github-light", "ayu-light", "catppuccin-latte"} <= ids
+    keys = {"bgMain", "bgSidebar", "bgActivity", "border", "textMain", "textDim", "accent",
+            "accentDim", "accentText", "accentForeground", "success", "warning", "error"}
+    assert all(set(item["colors"]) == keys for item in themes["themes"])
+    changed = server.api("PUT", "theme", json={"id": "nord"})
+    assert changed.status_code == 200 and changed.json()["theme"]["id"] == "nord"
+    assert server.api("GET", "theme").json()["theme"]["id"] == "nord"
+    assert_error(server.api("PUT", "theme", json={"id": "neon"}), 400, "Unknown theme")
+    assert_error(server.api("PUT", "theme", json={}), 400, "'id'")
+
+
+def test_commands_lists_slash_commands(server):
+    body = server.api("GET", "commands").json()
+    assert body["count"] == len(body["commands"]) > 0
+    assert all(item["command"].startswith("/") for item in body["commands"])
+
+
+def test_history_filters_by_session(server, project):
+    first = create(server, project, name="one")["id"]
+    second = create(server, project, name="two")["id"]
+    for sid, command in ((first, "true"), (second, "false")):
+        server.api("POST", f"session/{sid}/send", json={"command": command})
+    wait_for(lambda: server.api("GET", "history").json()["count"] == 2)
+    mine = server.api("GET", f"history?sessionId={first}").json()
+    assert mine["count"] == 1 and mine["entries"][0]["summary"] == "true"
+    assert mine["entries"][0]["success"] is True and mine["entries"][0]["exitCode"] == 0
+    by_path = server.api("GET", "history", params={"projectPath": str(project)}).json()
+    assert by_path["count"] == 2
+    assert_error(server.api("GET", "history?limit=zero"), 400, "limit")
+
+
+def test_openapi_lists_exactly_the_served_routes(server):
+    from app import create_app
+    from app.config import Settings
+
+    document = server.api("GET", "openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    assert document["servers"][0]["url"].endswith("/api")
+    documented = {(path, method.upper()) for path, item in document["paths"].items()
+                  for method in item}
+    served = _served_routes(create_app, Settings)
+    assert documented == served
+
+
+def _served_routes(create_app, settings_class) -> set[tuple[str, str]]:
+    import re
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        app = create_app(settings_class.defaults(data_dir=data_dir))
+        try:
+            routes = set()
+            for rule in app.url_map.iter_rules():
+                if not rule.rule.startswith("/api/"):
+                    continue
+                path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: "{" + _camel(m.group(1)) + "}",
+                              rule.rule[len("/api"):])
+                routes |= {(path, method) for method in rule.methods - {"HEAD", "OPTIONS"}}
+            return routes
+        finally:
+            app.extensions["maestro"].shutdown()
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)

@@ -1,0 +1,41 @@
+"""Production entry point.
+
+- `app` is the WSGI application for any WSGI server (settings from MAESTRO_* and the config
+  file), e.g. `waitress-serve wsgi:app` (HTTP only: WebSockets need the adapter below).
+- `python wsgi.py [flags]` serves it with waitress through our WebSocket adapter, HTTP and
+  WebSockets on one port, with the same flags as run.py.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from app.launcher import on_stop_signals, prepare, print_banner
+    from app.serving.waitress_ws import create_ws_server
+
+    settings, application, services = prepare(sys.argv[1:] if argv is None else argv)
+    server = create_ws_server(application, host=settings.host, port=settings.port,
+                              max_clients=settings.max_clients)
+    server.add_shutdown_hook(services.shutdown)
+    on_stop_signals(lambda: threading.Thread(target=server.shutdown, name="shutdown").start())
+    print_banner(settings.host, server.port, services.token)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        server.shutdown()
+    finally:
+        services.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+else:
+    from app import create_app
+    from app.config import load_settings
+
+    app = create_app(load_settings([]))
