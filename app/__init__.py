@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Response, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .auth import TokenGuard
@@ -31,6 +31,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     services = Services.start(settings)
     app.extensions["maestro"] = services
 
+    # Registered before the limiter so it runs after the limiter's own header hook.
+    app.after_request(_finish_response)
     init_rate_limits(app, settings)
     cors.init_app(app, resources={r"/api/*": {"origins": settings.cors_origins}},
                   supports_credentials=False)
@@ -42,13 +44,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in (meta.bp, sessions.bp, commands.bp, theme.bp, history.bp, ws.bp):
         app.register_blueprint(blueprint)
 
-    @app.after_request
-    def no_referrer(response):
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
-
     app.wsgi_app = TokenGuard(app.wsgi_app, services.token, settings.redirect_url)
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)
     return app
+
+
+def _finish_response(response: Response) -> Response:
+    """No referrer ever leaks the token; Retry-After only on a 429, equal to its body's."""
+    response.headers["Referrer-Policy"] = "no-referrer"
+    if response.status_code == 429 and "maestro_retry_after" in g:
+        response.headers["Retry-After"] = str(g.maestro_retry_after)
+    elif response.status_code != 429:
+        response.headers.pop("Retry-After", None)
+    return response

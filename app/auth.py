@@ -55,15 +55,13 @@ class TokenGuard:
             segment, _, rest = path.lstrip("/").partition("/")
             role = self.role_for(segment)
             if role is None:
-                return Response(status=302, headers={"Location": self.redirect_url})(
-                    environ, logging_start_response
-                )
+                return _redirect(302, self.redirect_url)(environ, logging_start_response)
             if not rest and not path.endswith("/"):
                 # `/<token>` → `/<token>/`, so the UI's relative URLs resolve under the token.
                 location = environ.get("SCRIPT_NAME", "") + "/" + segment + "/"
-                return Response(status=308, headers={"Location": location})(
-                    environ, logging_start_response
-                )
+                if environ.get("QUERY_STRING"):
+                    location += "?" + environ["QUERY_STRING"]
+                return _redirect(308, location)(environ, logging_start_response)
             environ[ROLE_KEY] = role
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + "/" + segment
             environ["PATH_INFO"] = "/" + rest
@@ -88,6 +86,11 @@ class TokenGuard:
             status[0].split(" ", 1)[0] if status else "-",
             (time.monotonic() - started) * 1000,
         )
+
+
+def _redirect(status: int, location: str) -> Response:
+    return Response(status=status, headers={"Location": location,
+                                            "Referrer-Policy": "no-referrer"})
 
 
 class RedactingFilter(logging.Filter):

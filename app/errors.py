@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, g, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError, TooManyRequests
 
 from .ratelimit import retry_after_seconds
@@ -31,7 +31,7 @@ def error_response(error: HTTPException) -> Response:
     response = error.get_response()
     body = {"error": error.name, "message": error.description, "timestamp": now_ms()}
     if isinstance(error, TooManyRequests):
-        body = _rate_limited_body(response)
+        body = _rate_limited_body()
     json_response = jsonify(body)
     json_response.status_code = error.code or 500
     for header, value in response.headers.items():
@@ -40,9 +40,9 @@ def error_response(error: HTTPException) -> Response:
     return json_response
 
 
-def _rate_limited_body(response: Response) -> dict:
+def _rate_limited_body() -> dict:
     retry_after = retry_after_seconds()
-    response.headers["Retry-After"] = str(retry_after)
+    g.maestro_retry_after = retry_after
     return {
         "statusCode": 429,
         "error": "Too Many Requests",

@@ -128,6 +128,13 @@ class Store:
             self._log_counts[key] = row["n"]
         return self._log_counts[key]
 
+    def delete_logs(self, session_id: str, tab_id: str) -> None:
+        """Drop one AI tab's log (when the tab is closed)."""
+        with self._lock:
+            self._db.execute("DELETE FROM log_entries WHERE session_id = ? AND tab_id = ?",
+                             (session_id, tab_id))
+            self._log_counts.pop((session_id, tab_id), None)
+
     def page_logs(
         self,
         session_id: str,

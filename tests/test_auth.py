@@ -68,6 +68,10 @@ def test_token_root_without_slash_redirects_under_the_token(server):
     response = requests.get(f"{server.base}/{server.token}", allow_redirects=False, timeout=10)
     assert response.status_code == 308
     assert response.headers["Location"] == f"/{server.token}/"
+    with_query = requests.get(f"{server.base}/{server.token}?theme=nord", allow_redirects=False,
+                              timeout=10)
+    assert with_query.headers["Location"] == f"/{server.token}/?theme=nord"
+    assert with_query.headers["Referrer-Policy"] == "no-referrer"
 
 
 def test_custom_redirect_url_is_used(make_server):

@@ -75,6 +75,10 @@ def test_list_tab_live_and_theme_changes_reach_every_client(live_server, project
     for client in (watcher, scoped):
         change = client.wait_for(lambda m: m["type"] == "tabs:change")
         assert change["activeTabId"] == tab["id"] and len(change["aiTabs"]) == 2
+    live_server.api("PATCH", f"session/{sid}", json={"groupName": "Ops", "name": "renamed"})
+    for client in (watcher, scoped):
+        state = client.wait_for(lambda m: m["type"] == "session:state" and m["sessionId"] == sid)
+        assert state["name"] == "renamed" and state["groupName"] == "Ops"
     live_server.api("POST", f"session/{sid}/offline")
     live_server.api("POST", f"session/{sid}/live")
     live_server.api("PUT", "theme", json={"id": "github-light"})
@@ -104,6 +108,8 @@ def test_scoped_clients_get_only_their_sessions_output(live_server, project):
     assert {e["sessionId"] for e in scoped.events("session:output", "session:exit")} == {one}
     assert {e["sessionId"] for e in dashboard.events("session:output")} == {one, two}
     # subscribe re-scopes an open socket
+    missing = scoped.request({"type": "subscribe", "sessionId": "nope"}, "subscribed")
+    assert missing["success"] is False and missing["statusCode"] == 404
     reply = scoped.request({"type": "subscribe", "sessionId": two}, "subscribed")
     assert reply["sessionId"] == two
     send(live_server, two, "echo again")
@@ -263,8 +269,9 @@ def test_oversized_messages_close_the_socket(make_server):
     assert LiveClient(server).request({"type": "ping"}, "pong")  # the server carries on
 
 
-def test_waitress_refuses_clients_beyond_max_clients(make_server):
-    server = make_server("--no-rate-limit", "--max-clients", "3", script="wsgi.py")
+@pytest.mark.parametrize("script", ["run.py", "wsgi.py"])
+def test_clients_beyond_max_clients_are_refused(make_server, script):
+    server = make_server("--no-rate-limit", "--max-clients", "3", script=script)
     clients = [LiveClient(server) for _ in range(3)]
     with pytest.raises(websocket.WebSocketBadStatusException) as caught:
         LiveClient(server)

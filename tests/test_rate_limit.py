@@ -12,8 +12,10 @@ from tests.test_sessions_api import create
 def test_get_quota_is_pooled_across_endpoints_and_answers_429(make_server):
     server = make_server("--rate-limit-get", "5", "--rate-limit-post", "3")
     paths = ["sessions", "theme", "themes", "commands", "history"]
-    statuses = [server.api("GET", path).status_code for path in paths]
-    assert statuses == [200] * 5
+    responses = [server.api("GET", path) for path in paths]
+    assert [response.status_code for response in responses] == [200] * 5
+    assert [r.headers["X-RateLimit-Remaining"] for r in responses] == ["4", "3", "2", "1", "0"]
+    assert "Retry-After" not in responses[0].headers
     response = server.api("GET", "sessions")
     assert response.status_code == 429
     body = response.json()

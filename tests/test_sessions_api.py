@@ -156,7 +156,8 @@ def test_keys_are_validated(server, project):
     assert_error(server.api("POST", f"session/{sid}/keys", json={"keys": "C-c"}), 400, "list")
     assert_error(server.api("POST", f"session/{sid}/keys", json={"keys": ["Hyper-Q"]}), 400,
                  "Hyper-Q")
-    assert server.api("POST", f"session/{sid}/keys", json={"keys": ["Enter"]}).status_code == 200
+    idle = server.api("POST", f"session/{sid}/keys", json={"keys": ["Enter"]})
+    assert_error(idle, 409, "Nothing is running")
 
 
 def test_tabs_lifecycle(server, project):

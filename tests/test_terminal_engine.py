@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -367,6 +368,18 @@ def test_interrupt_with_sigint(make_shell):
     h.rec.wait_for(lambda: len(h.rec.done) == 1)
     assert h.rec.done[0][0] == 130
     assert h.shell.interrupt() is None  # nothing running any more
+
+
+def test_interrupt_works_even_when_the_server_ignores_sigint(make_shell):
+    """A server started from a script with `&` ignores SIGINT; its shells must not."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        h = make_shell()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    h.shell.submit("sleep 100")
+    wait_for_program(h.shell, "sleep")
+    assert h.shell.interrupt() == "SIGINT"
 
 
 def test_interrupt_escalates_to_sigterm(make_shell):

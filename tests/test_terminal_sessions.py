@@ -73,6 +73,23 @@ def test_virtualenv_activation_carries_over(server, project):
     wait_for(lambda: "mark=active" in shell_text(server, sid))
 
 
+def test_pipes_end_when_the_reader_stops(server, project):
+    """`yes | head` ends: the shell's programs get default SIGPIPE handling, not Python's."""
+    sid = ready_session(server, project)
+    send(server, sid, "yes | head -n 2; echo pipe-status ${PIPESTATUS[0]}")
+    entry = wait_for(lambda: history(server, sid), timeout=20)[0]
+    assert entry["exitCode"] == 0
+    assert "y\ny\npipe-status 141\n" in shell_text(server, sid)
+
+
+def test_exit_in_the_shell_is_recorded_with_its_status(server, project):
+    sid = ready_session(server, project)
+    send(server, sid, "exit 3")
+    entry = wait_for(lambda: history(server, sid))[0]
+    assert entry["summary"] == "exit 3" and entry["exitCode"] == 3
+    wait_for(lambda: "Shell exited" in server.api("GET", f"session/{sid}").text)
+
+
 def test_exit_codes_and_failures_reach_history(server, project):
     sid = ready_session(server, project)
     send(server, sid, "exit_with() { return $1; }; exit_with 3")

@@ -65,5 +65,6 @@ def int_arg(name: str, *, default: int | None = None, low: int = 0,
     except ValueError:
         raise ApiError(400, f"Query parameter '{name}' must be an integer") from None
     if value < low or (high is not None and value > high):
-        raise ApiError(400, f"Query parameter '{name}' must be between {low} and {high}")
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ApiError(400, f"Query parameter '{name}' must be {bounds}")
     return value

@@ -89,6 +89,11 @@ class MessageHandler:
         except ApiError as exc:
             reply = {"type": reply_type, "success": False, "error": exc.description,
                      "statusCode": exc.code, "sessionId": message.get("sessionId")}
+        except Exception:
+            logger.exception("WebSocket message %s failed", kind)
+            reply = {"type": reply_type, "success": False, "statusCode": 500,
+                     "error": "The server hit an unexpected error",
+                     "sessionId": message.get("sessionId")}
         return {**reply, **_request_id(message)}
 
     # -- handlers -------------------------------------------------------------------------
@@ -148,7 +153,8 @@ class MessageHandler:
 
 def _reply_type(kind: str) -> str:
     return {"send_command": "command_result", "interrupt": "interrupt_result",
-            "switch_mode": "mode_switch_result"}.get(kind, f"{kind}_result")
+            "switch_mode": "mode_switch_result", "subscribe": "subscribed",
+            "get_sessions": "sessions_list", "ping": "pong"}.get(kind, f"{kind}_result")
 
 
 def _request_id(message: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,8 @@ def _body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
 
 def _ok(description: str, schema: dict | None = None, status: str = "200") -> dict[str, Any]:
     errors = {code: {"$ref": f"#/components/responses/{name}"} for code, name in (
-        ("400", "BadRequest"), ("404", "NotFound"), ("429", "RateLimited"))}
+        ("400", "BadRequest"), ("404", "NotFound"), ("429", "RateLimited"),
+        ("default", "OtherError"))}
     return {status: {"description": description,
                      "content": {"application/json": {"schema": schema or _OBJ}}}, **errors}
 
@@ -67,7 +68,8 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": _op("A session with its newest logs", _ok("The session"),
                    [SID, _param("tabId", description="AI tab whose logs to include")]),
         "patch": _op("Rename, change folder, mode or group", _ok("The session"), [SID],
-                     _body({"name": _STR, "cwd": _STR, "inputMode": _STR}, [])),
+                     _body({"name": _STR, "cwd": _STR, "inputMode": _STR, "groupId": _STR,
+                            "groupName": _STR, "groupEmoji": _STR}, [])),
         "delete": _op("Delete a session and end its processes", _ok("Deleted"), [SID]),
     },
     "/session/{sessionId}/send": {
@@ -149,6 +151,9 @@ def document(server_url: str) -> dict[str, Any]:
                                "content": {"application/json": {"schema": _ref("Error")}}},
                 "NotFound": {"description": "No such session or tab",
                              "content": {"application/json": {"schema": _ref("Error")}}},
+                "OtherError": {"description": "403 offline, 409 conflict, 413 too large, "
+                                              "415 not JSON, 501 not supported, 503 unavailable",
+                               "content": {"application/json": {"schema": _ref("Error")}}},
                 "RateLimited": {"description": "Over the GET or POST quota",
                                 "content": {"application/json": {"schema": _OBJ}}},
             },

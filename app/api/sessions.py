@@ -56,7 +56,7 @@ def update_session(session_id: str):
         raise ApiError(400, f"Cannot change {', '.join(sorted(unknown))}; "
                             "PATCH takes name, cwd, inputMode, groupId, groupName, groupEmoji")
     if not changes:
-        raise ApiError(400, "Nothing to change: give name, cwd or inputMode")
+        raise ApiError(400, "Nothing to change: give name, cwd, inputMode or a group field")
     session = services().manager.update(session_id, changes)
     return ok({"session": session.public()})
 

@@ -84,6 +84,14 @@ class WsClient:
             logger.debug("closing %s failed", self.id, exc_info=True)
 
 
+@bp.before_request
+def refuse_beyond_max_clients() -> None:
+    """Answer 503 before the handshake when --max-clients sockets are already open."""
+    svc = services()
+    if svc.ws_client_count >= svc.settings.max_clients:
+        raise ApiError(503, f"Too many WebSocket clients (limit {svc.settings.max_clients})")
+
+
 @sock.route("/ws", bp=bp)
 def live_updates(ws: Any) -> None:
     svc = services()

@@ -22,11 +22,14 @@ from ..events import EventBus
 from ..store import Store
 from .model import INPUT_MODES, TOOL_TYPES, Session, Tab, new_id
 from .shell_bridge import ShellBridge, history_entry
-from .terminal import ShellStartError, TerminalShell
+from .terminal import KEYS, ShellClosedError, ShellStartError, TerminalShell
 
 logger = logging.getLogger(__name__)
 
 SHELL_READY_TIMEOUT_S = 10.0
+NAME_MAX = 200
+# Pagers would wait for keys no phone can send comfortably: programs print straight through.
+SHELL_ENV = {"PAGER": "cat", "GIT_PAGER": "cat", "SYSTEMD_PAGER": ""}
 
 
 class SessionManager:
@@ -43,6 +46,7 @@ class SessionManager:
         self._sessions: dict[str, Session] = {}
         self._shells: dict[str, TerminalShell] = {}
         self._shell_ready: dict[str, threading.Event] = {}
+        self._bridges: dict[str, ShellBridge] = {}
         # Per session: serialises "commit a log entry, then publish it", and a send's
         # submit with its bookkeeping, so clients see entries in log order.
         self._log_locks: dict[str, threading.RLock] = {}
@@ -116,22 +120,24 @@ class SessionManager:
             if previous == state:
                 return
             session.state = state
-            self.bus.publish("session:state", sessionId=session.id, state=state,
-                             previousState=previous, name=session.name,
-                             toolType=session.tool_type, inputMode=session.input_mode,
-                             cwd=session.cwd)
+            self._publish_state(session, previous)
             ready = self._shell_ready.get(session.id)
         if ready is not None and state != "connecting":
             ready.set()
 
     def _publish_changed(self, session: Session) -> None:
-        """Persist a session and tell clients its name, mode or folder changed."""
+        """Persist a session and tell clients its name, mode, folder or group changed."""
         with self.bus.lock:
             self.save(session)
-            self.bus.publish("session:state", sessionId=session.id, state=session.state,
-                             previousState=session.state, name=session.name,
-                             toolType=session.tool_type, inputMode=session.input_mode,
-                             cwd=session.cwd)
+            self._publish_state(session, session.state)
+
+    def _publish_state(self, session: Session, previous: str) -> None:
+        """session:state with the contract's fields, plus the group (so renames show too)."""
+        self.bus.publish("session:state", sessionId=session.id, state=session.state,
+                         previousState=previous, name=session.name,
+                         toolType=session.tool_type, inputMode=session.input_mode,
+                         cwd=session.cwd, groupId=session.group_id,
+                         groupName=session.group_name, groupEmoji=session.group_emoji)
 
     def _publish_tabs(self, session: Session) -> None:
         with self.bus.lock:
@@ -146,7 +152,7 @@ class SessionManager:
         self.bus.publish("history:added", entry=entry)
         return entry
 
-    def record_interrupted(self, session: Session, reason: str) -> None:
+    def record_interrupted(self, session: Session, reason: str, output: str = "") -> None:
         """Report a command that never finished: a system log entry and a failed history entry."""
         with self.bus.lock:
             command = session.running_command
@@ -157,32 +163,37 @@ class SessionManager:
         self.append_log(session, None, "system",
                         f"Command interrupted ({reason}): {command['text']}")
         self.add_history(session, {
-            "summary": command["text"], "fullResponse": "", "success": False,
+            "summary": command["text"], "fullResponse": output, "success": False,
             "elapsedTimeMs": max(0, now_ms() - command["startedAt"]), "exitCode": None,
         })
 
     def shell_ended(self, session: Session) -> None:
         with self.bus.lock:
             self._shells.pop(session.id, None)
-            self._shell_ready.pop(session.id, None)
+            self._bridges.pop(session.id, None)
+            ready = self._shell_ready.pop(session.id, None)
+        if ready is not None:
+            ready.set()  # a send() waiting for this shell gives up at once
         self.set_state(session, "idle")
 
     # -- the shell --------------------------------------------------------------------------
 
     def _start_shell(self, session: Session) -> TerminalShell | None:
         """Start the session's shell; on failure the session shows `error` and says why."""
+        bridge = ShellBridge(self, session)
         shell = TerminalShell(
             name=session.id[:8], shell=self.settings.shell,
             cwd=session.shell_cwd if session.shell_cwd and os.path.isdir(session.shell_cwd)
             else session.cwd,
-            listener=ShellBridge(self, session), rc_dir=self.rc_dir,
-            env={"MAESTRO_SESSION_ID": session.id},
+            listener=bridge, rc_dir=self.rc_dir,
+            env={**SHELL_ENV, "MAESTRO_SESSION_ID": session.id},
             interrupt_grace=self.settings.interrupt_grace_s,
         )
         ready = threading.Event()
         with self.bus.lock:
             self._shells[session.id] = shell
             self._shell_ready[session.id] = ready
+            self._bridges[session.id] = bridge
         self.set_state(session, "connecting")
         try:
             shell.start()
@@ -241,6 +252,8 @@ class SessionManager:
             return self.switch_mode(session_id, changes.pop("inputMode"), changes)
         with self.bus.lock:
             _apply(session, changes)
+            if "cwd" in changes:
+                session.shell_cwd = None  # the next shell starts in the new folder
         self._publish_changed(session)
         return session
 
@@ -305,12 +318,12 @@ class SessionManager:
         if tab_id is not None:
             self.get_tab(session, tab_id)
         if mode == "ai":
-            raise ApiError(501, f"Prompts to {session.tool_type} agents are not supported yet; "
-                                "send with inputMode 'terminal'")
+            raise ApiError(501, "AI prompts are not supported by this server yet; send with "
+                                "inputMode 'terminal' or switch the session to terminal mode")
         shell = self._ready_shell(session)
         with self.log_lock(session):
+            kind = _submit(shell, command)
             entry = self.append_log(session, None, "user", command)
-            kind = shell.submit(command)
             if kind == "command":
                 with self.bus.lock:
                     session.running_command = {"text": command, "startedAt": entry["timestamp"]}
@@ -330,15 +343,21 @@ class SessionManager:
     def send_keys(self, session_id: str, keys: list[str]) -> None:
         session = self.get(session_id)
         self._require_live(session)
-        shell = self._ready_shell(session)
+        shell = self._running_shell(session)
+        unknown = [key for key in keys if key not in KEYS]
+        if unknown:
+            raise ApiError(400, f"Unknown key '{unknown[0]}'; known keys: {', '.join(KEYS)}")
         try:
+            if shell is None or shell.state not in ("busy", "waiting_input"):
+                raise ApiError(409, "Nothing is running: keys go to a running program")
             shell.send_keys(keys)
-        except ValueError as exc:
-            raise ApiError(400, str(exc)) from None
+        except ShellClosedError:
+            raise ApiError(409, "Nothing is running: the shell has ended") from None
 
     # -- tabs -------------------------------------------------------------------------------
 
     def new_tab(self, session_id: str, name: str | None = None) -> Tab:
+        _check_name(name)
         session = self.get(session_id)
         tab = Tab(id=new_id(), name=name, created_at=now_ms())
         with self.bus.lock:
@@ -350,6 +369,7 @@ class SessionManager:
     def update_tab(self, session_id: str, tab_id: str, changes: dict[str, Any]) -> Tab:
         session = self.get(session_id)
         tab = self.get_tab(session, tab_id)
+        _check_name(changes.get("name"))
         with self.bus.lock:
             if "name" in changes:
                 tab.name = changes["name"]
@@ -368,6 +388,7 @@ class SessionManager:
             session.tabs.remove(tab)
             if session.active_tab_id == tab.id:
                 session.active_tab_id = session.tabs[max(0, index - 1)].id
+        self.store.delete_logs(session.id, tab.id)
         self._publish_tabs(session)
 
     def select_tab(self, session_id: str, tab_id: str) -> Tab:
@@ -406,9 +427,12 @@ class SessionManager:
             sessions = list(self._sessions.values())
             shells = list(self._shells.values())
             self._shells.clear()
+            bridges = dict(self._bridges)
         _close_all(shells)
         for session in sessions:
-            self.record_interrupted(session, "the server stopped")
+            bridge = bridges.get(session.id)
+            self.record_interrupted(session, "the server stopped",
+                                    bridge.command_output() if bridge else "")
 
 
 def _close_all(shells: Iterable[TerminalShell]) -> None:
@@ -425,6 +449,21 @@ def _check_folder(path: str) -> None:
         raise ApiError(400, f"cwd must be an absolute path, got '{path}'")
     if not os.path.isdir(path):
         raise ApiError(400, f"Folder '{path}' does not exist")
+
+
+def _submit(shell: TerminalShell, text: str) -> str:
+    """shell.submit, with its failures as API errors."""
+    try:
+        return shell.submit(text)
+    except ShellClosedError:
+        raise ApiError(503, "The shell has just ended; send again to start a new one") from None
+    except TimeoutError:
+        raise ApiError(409, "The running program is not reading its input") from None
+
+
+def _check_name(name: str | None) -> None:
+    if name is not None and len(name) > NAME_MAX:
+        raise ApiError(400, f"Names are at most {NAME_MAX} characters")
 
 
 def _check_mode(mode: str) -> None:

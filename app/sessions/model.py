@@ -167,8 +167,12 @@ class Session:
         )
 
 
-def summarize_response(text: str, source: str) -> dict[str, Any] | None:
-    """The contract's lastResponse: first 3 lines, at most 500 characters, '...' when cut."""
+def summarize_response(text: str, source: str,
+                       full_length: int | None = None) -> dict[str, Any] | None:
+    """The contract's lastResponse: first 3 lines, at most 500 characters, '...' when cut.
+
+    `full_length` is the length of the whole response `text` was taken from.
+    """
     stripped = text.strip("\n")
     if not stripped.strip():
         return None
@@ -177,4 +181,5 @@ def summarize_response(text: str, source: str) -> dict[str, Any] | None:
     cut = len(lines) > LAST_RESPONSE_LINES or len(preview) > LAST_RESPONSE_CHARS
     if cut:
         preview = preview[: LAST_RESPONSE_CHARS - 3] + "..."
-    return {"text": preview, "timestamp": now_ms(), "source": source, "fullLength": len(text)}
+    return {"text": preview, "timestamp": now_ms(), "source": source,
+            "fullLength": len(text) if full_length is None else full_length}

@@ -40,17 +40,22 @@ class ShellBridge:
         self._output_chars = 0
 
     def on_output(self, text: str) -> None:
-        self._output.append(text)
-        self._output_chars += len(text)
-        while self._output_chars > HISTORY_OUTPUT_CHARS and len(self._output) > 1:
-            self._output_chars -= len(self._output.pop(0))
+        if self.session.running_command is not None:  # not between commands (background jobs)
+            self._output.append(text)
+            self._output_chars += len(text)
+            while self._output_chars > HISTORY_OUTPUT_CHARS and len(self._output) > 1:
+                self._output_chars -= len(self._output.pop(0))
         self.manager.append_log(self.session, None, "stdout", text)
+
+    def command_output(self) -> str:
+        """The running command's output so far (its tail when long)."""
+        return "".join(self._output)[-HISTORY_OUTPUT_CHARS:]
 
     def on_state(self, state: str) -> None:
         self.manager.set_state(self.session, state)
 
     def on_command_done(self, exit_code: int, elapsed_ms: int, cwd: str) -> None:
-        output = "".join(self._output)[-HISTORY_OUTPUT_CHARS:]
+        output = self.command_output()
         self._output, self._output_chars = [], 0
         manager, session = self.manager, self.session
         # The log lock waits out a send() that is still recording this command as running.
@@ -58,8 +63,10 @@ class ShellBridge:
             command = session.running_command or {"text": ""}
             session.running_command = None
             session.shell_cwd = cwd or session.shell_cwd
+            # For a command, the end of its output says most (a build's verdict, a test total).
             tail = "\n".join(output.rstrip("\n").split("\n")[-3:])
-            session.last_response = summarize_response(tail, "stdout") or session.last_response
+            preview = summarize_response(tail, "stdout", full_length=len(output))
+            session.last_response = preview or session.last_response
             manager.save(session)
         signal_text = signal_name(exit_code)
         manager.bus.publish("session:exit", sessionId=session.id, tabId=None,
@@ -76,8 +83,14 @@ class ShellBridge:
         session = self.session
         if self.manager.closing:
             return
-        if session.running_command is not None:
-            self.manager.record_interrupted(session, "the shell ended while it was running")
+        command = session.running_command
+        if command is not None and exit_code is not None:
+            # `exit 3` ends the shell: that command finished, with the shell's status.
+            elapsed_ms = max(0, now_ms() - command["startedAt"])
+            self.on_command_done(exit_code, elapsed_ms, session.shell_cwd or session.cwd)
+        elif command is not None:
+            self.manager.record_interrupted(session, "the shell was killed while it ran",
+                                            self.command_output())
         self.manager.shell_ended(session)
         code = "" if exit_code is None else f" (exit code {exit_code})"
         self.manager.append_log(

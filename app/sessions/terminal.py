@@ -275,7 +275,7 @@ class TerminalShell:
             # chdir in preexec_fn: ptyprocess reports its failure to us, while
             # a failing chdir via its cwd= would raise inside the forked child.
             proc = PtyProcess.spawn(argv, env=env, echo=False, dimensions=self._dimensions,
-                                    preexec_fn=partial(os.chdir, cwd))
+                                    preexec_fn=partial(_prepare_child, cwd))
         except OSError as exc:
             self._remove_files()
             raise ShellStartError(f"Shell {self._shell} could not start in {cwd}: {exc}") from exc
@@ -632,6 +632,21 @@ class TerminalShell:
 
 
 # -- /proc helpers (Linux) --------------------------------------------------------------------
+
+
+# Python ignores SIGPIPE and SIGXFSZ, and a server started in the background may ignore
+# SIGINT: ignored signals survive exec, so without this `yes | head` would spin and an
+# interrupt could never stop a command.
+_RESET_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE,
+                  signal.SIGXFSZ, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD)
+
+
+def _prepare_child(cwd: str) -> None:
+    """In the forked child, before exec: default signal handling, then the folder."""
+    for number in _RESET_SIGNALS:
+        signal.signal(number, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    os.chdir(cwd)
 
 
 class _Stat(NamedTuple):
