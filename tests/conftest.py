@@ -24,7 +24,9 @@ LOCAL_URL = re.compile(r"Local:\s+http://127\.0\.0\.1:(\d+)/([0-9a-f-]{36})/")
 class ServerProcess:
     """`python run.py` (or wsgi.py) on a random free port, read back from its banner."""
 
-    def __init__(self, data_dir: Path, home: Path, args: list[str], script: str = "run.py"):
+    def __init__(self, data_dir: Path, home: Path, args: list[str], script: str = "run.py",
+                 env: dict[str, str] | None = None):
+        self.extra_env = env or {}
         self.data_dir = data_dir
         self.home = home
         self.args = args
@@ -37,7 +39,7 @@ class ServerProcess:
 
     def start(self, extra: list[str] | None = None) -> ServerProcess:
         env = {key: value for key, value in os.environ.items() if not key.startswith("MAESTRO_")}
-        env.update(HOME=str(self.home), PYTHONUNBUFFERED="1")
+        env.update(HOME=str(self.home), PYTHONUNBUFFERED="1", **self.extra_env)
         command = [sys.executable, str(ROOT / self.script), "--host", "127.0.0.1",
                    "--port", "0", "--data-dir", str(self.data_dir), *self.args, *(extra or [])]
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -104,8 +106,10 @@ def make_server(tmp_path: Path, home: Path) -> Iterator:
     """Start servers with given flags; every one is stopped at the end of the test."""
     started: list[ServerProcess] = []
 
-    def start(*args: str, data_dir: Path | None = None, script: str = "run.py") -> ServerProcess:
-        server = ServerProcess(data_dir or tmp_path / "data", home, list(args), script)
+    def start(*args: str, data_dir: Path | None = None, script: str = "run.py",
+              env: dict[str, str] | None = None) -> ServerProcess:
+        """Start a server; `env` adds to (or overrides) the inherited environment."""
+        server = ServerProcess(data_dir or tmp_path / "data", home, list(args), script, env)
         started.append(server)
         return server.start()
 
