@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
+import threading
 import uuid
 
 import pytest
@@ -15,11 +17,19 @@ from tests.test_sessions_api import create
 from tests.test_terminal_sessions import ready_session, send, shell_text
 from tests.wsclient import LiveClient, ServerClosed
 
+SCRIPTS = ["run.py", "wsgi.py"]
 
-@pytest.fixture(params=["run.py", "wsgi.py"])
-def live_server(request, make_server):
+
+@pytest.fixture(params=SCRIPTS)
+def script(request) -> str:
+    """Which server to test: run.py's (werkzeug) or wsgi.py's (waitress)."""
+    return request.param
+
+
+@pytest.fixture
+def live_server(make_server, script):
     return make_server("--token", str(uuid.uuid4()), "--no-rate-limit", "--interrupt-grace-s",
-                       "1", script=request.param)
+                       "1", script=script)
 
 
 def test_init_describes_sessions_theme_and_seq(live_server, project):
@@ -168,8 +178,8 @@ def test_bad_messages_get_errors_and_the_socket_stays_open(live_server):
     assert client.request({"type": "ping"}, "pong")
 
 
-def test_websocket_actions_draw_on_the_post_quota(make_server, project):
-    server = make_server("--rate-limit-post", "3", "--rate-limit-get", "100")
+def test_websocket_actions_draw_on_the_post_quota(make_server, script, project):
+    server = make_server("--rate-limit-post", "3", "--rate-limit-get", "100", script=script)
     sid = ready_session(server, project)  # POST 1
     client = LiveClient(server)
     for n in range(2):  # POST 2 and 3
@@ -202,8 +212,8 @@ def test_resume_replays_missed_events_without_gap_or_duplicate(live_server, proj
     stale.close()
 
 
-def test_slow_client_is_closed_and_others_keep_up(make_server, project):
-    server = make_server("--no-rate-limit", "--client-queue-size", "20")
+def test_slow_client_is_closed_and_others_keep_up(make_server, script, project):
+    server = make_server("--no-rate-limit", "--client-queue-size", "20", script=script)
     sid = ready_session(server, project)
     slow = LiveClient(server, session_id=sid,
                       sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))  # never reads
@@ -257,8 +267,8 @@ def test_connect_close_cycles_leak_no_threads_or_fds(live_server):
     assert requests.get(live_server.base + "/health", timeout=10).status_code == 200
 
 
-def test_oversized_messages_close_the_socket(make_server):
-    server = make_server("--no-rate-limit", "--max-ws-message-bytes", "1024")
+def test_oversized_messages_close_the_socket(make_server, script):
+    server = make_server("--no-rate-limit", "--max-ws-message-bytes", "1024", script=script)
     client = LiveClient(server)
     assert client.request({"type": "ping", "pad": "x" * 500}, "pong")
     client.send({"type": "ping", "pad": "x" * 5000})
@@ -269,7 +279,6 @@ def test_oversized_messages_close_the_socket(make_server):
     assert LiveClient(server).request({"type": "ping"}, "pong")  # the server carries on
 
 
-@pytest.mark.parametrize("script", ["run.py", "wsgi.py"])
 def test_clients_beyond_max_clients_are_refused(make_server, script):
     server = make_server("--no-rate-limit", "--max-clients", "3", script=script)
     clients = [LiveClient(server) for _ in range(3)]
@@ -298,3 +307,85 @@ def test_shutdown_takes_sessions_offline_and_closes_with_going_away(live_server,
             client.next(timeout=10)
     assert closed.value.code == 1001
     assert [m["sessionId"] for m in client.events("session:offline")] == [sid]
+
+
+def test_clients_resuming_at_random_moments_see_exactly_the_log(live_server, project):
+    """Phones that drop and resume mid-stream end up with the log, no gap, no duplicate."""
+    sid = ready_session(live_server, project)
+    rng = random.Random(20261126)
+    clients = [_ResumingClient(live_server, sid, random.Random(rng.random())) for _ in range(3)]
+    send(live_server, sid, "for i in $(seq 1 300); do echo tick $i; sleep 0.01; done")
+    threads = [threading.Thread(target=client.run) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    entries = live_server.api("GET", f"session/{sid}/logs?kind=shell&limit=1000").json()["entries"]
+    log_text = "".join(e["text"] for e in entries if e["source"] == "stdout")
+    assert log_text == "".join(f"tick {n}\n" for n in range(1, 301))
+    for client in clients:
+        assert client.error is None, client.error
+        assert client.reconnects >= 3
+        ids = [entry["id"] for entry in client.entries]
+        assert ids == sorted(set(ids))
+        assert "".join(e["text"] for e in client.entries if e["source"] == "stdout") == log_text
+
+
+class _ResumingClient:
+    """Reads a few messages, drops the connection (cleanly or not), resumes with `since`."""
+
+    def __init__(self, server, session_id: str, rng: random.Random) -> None:
+        self.server, self.session_id, self.rng = server, session_id, rng
+        self.client = LiveClient(server, session_id=session_id)
+        self.last_seq = self.client.init["seq"]
+        self.entries: list[dict] = []
+        self.reconnects = 0
+        self.error: str | None = None
+
+    def run(self) -> None:
+        try:
+            for _ in range(500):  # bounded: the command ends long before
+                if self._read_some(self.rng.randint(1, 12)):
+                    return
+                self._drop()
+                self.client = LiveClient(self.server, session_id=self.session_id,
+                                         since=self.last_seq)
+                self.reconnects += 1
+                if not self.client.init["resumed"]:
+                    self.error = f"not resumed from {self.last_seq}"
+                    return
+            self.error = "the command never finished"
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            self.error = repr(exc)
+
+    def _read_some(self, count: int) -> bool:
+        """Read up to `count` messages; True once the command's exit event arrived."""
+        for _ in range(count):
+            message = self.client.next(timeout=30)
+            if "seq" not in message:
+                continue
+            assert message["seq"] > self.last_seq, (message["seq"], self.last_seq)
+            self.last_seq = message["seq"]
+            if message["type"] == "session:output":
+                self.entries.append(message["entry"])
+            if message["type"] == "session:exit":
+                self.client.close()
+                return True
+        return False
+
+    def _drop(self) -> None:
+        if self.rng.random() < 0.5:
+            self.client.close()
+        else:  # vanish without a close frame, as a phone that loses its network does
+            self.client.ws.sock.shutdown(socket.SHUT_RDWR)
+            self.client.ws.sock.close()
+
+
+def test_websocket_handshake_counts_as_a_get(make_server, script):
+    server = make_server("--rate-limit-get", "3", "--rate-limit-post", "3", script=script)
+    LiveClient(server).close()
+    LiveClient(server).close()
+    assert server.api("GET", "sessions").status_code == 200
+    with pytest.raises(websocket.WebSocketBadStatusException) as caught:
+        LiveClient(server)
+    assert caught.value.status_code == 429
