@@ -12,14 +12,18 @@ import sys
 import threading
 from collections.abc import Sequence
 
+HANDSHAKE_HEADROOM = 8
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     from app.launcher import on_stop_signals, prepare, print_banner
     from app.serving.waitress_ws import create_ws_server
 
     settings, application, services = prepare(sys.argv[1:] if argv is None else argv)
+    # The app refuses sockets beyond --max-clients itself, after the token check; the
+    # adapter's own limit, a little higher, only guards its worker threads.
     server = create_ws_server(application, host=settings.host, port=settings.port,
-                              max_clients=settings.max_clients)
+                              max_clients=settings.max_clients + HANDSHAKE_HEADROOM)
     server.add_shutdown_hook(services.shutdown)
     on_stop_signals(lambda: threading.Thread(target=server.shutdown, name="shutdown").start())
     print_banner(settings.host, server.port, services.token)

@@ -13,6 +13,7 @@ import requests
 import websocket
 
 from tests.conftest import wait_for
+from tests.test_auth import raw_handshake
 from tests.test_sessions_api import create
 from tests.test_terminal_sessions import ready_session, send, shell_text
 from tests.wsclient import LiveClient, ServerClosed
@@ -389,3 +390,11 @@ def test_websocket_handshake_counts_as_a_get(make_server, script):
     with pytest.raises(websocket.WebSocketBadStatusException) as caught:
         LiveClient(server)
     assert caught.value.status_code == 429
+
+
+def test_a_full_server_still_redirects_handshakes_without_the_token(make_server, script):
+    server = make_server("--no-rate-limit", "--max-clients", "1", script=script)
+    client = LiveClient(server)
+    head = raw_handshake(server.port, f"/{uuid.uuid4()}/ws")
+    assert head.startswith("HTTP/1.1 302"), head
+    client.close()
