@@ -18,6 +18,8 @@ from typing import Any
 
 import platformdirs
 
+from .sessions.agents.registry import AgentSpec, agents_from_config, builtin_agents
+
 APP_NAME = "maestro-web"
 ENV_PREFIX = "MAESTRO_"
 CUSTOM_PORT_DEFAULT = 8080
@@ -147,6 +149,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("detail_log_limit", _integer(1, 20_000), 1000,
            "newest log entries included in a session's detail"),
     Option("interrupt_grace_s", _seconds, 2.0, "seconds between SIGINT, SIGTERM and SIGKILL"),
+    Option("max_queued_prompts", _integer(0), 20,
+           "prompts that may wait per AI tab while a turn runs (409 beyond)"),
     Option("max_clients", _integer(1), 100, "WebSocket clients at once"),
     Option("client_queue_size", _integer(10), 2000, "events queued per WebSocket client"),
     Option("replay_buffer_size", _integer(10), 10_000, "events kept for WebSocket resume"),
@@ -154,7 +158,7 @@ OPTIONS: tuple[Option, ...] = (
 _BY_NAME = {option.name: option for option in OPTIONS}
 
 # Keys a config file may hold besides the flags: lists and tables that have no flag.
-FILE_ONLY_KEYS = ("commands",)
+FILE_ONLY_KEYS = ("commands", "agents")
 
 
 @dataclasses.dataclass
@@ -183,10 +187,13 @@ class Settings:
     log_cap: int
     detail_log_limit: int
     interrupt_grace_s: float
+    max_queued_prompts: int
     max_clients: int
     client_queue_size: int
     replay_buffer_size: int
     commands: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    # Agent toolTypes: the built-ins, adjusted and extended by the config file's [agents.*].
+    agents: dict[str, AgentSpec] = dataclasses.field(default_factory=builtin_agents)
 
     @classmethod
     def defaults(cls, **overrides: Any) -> Settings:
@@ -300,6 +307,11 @@ def load_settings(
     values["config"] = config_path
     if "commands" in from_file:
         values["commands"] = _commands(from_file["commands"], config_path)
+    if "agents" in from_file:
+        try:
+            values["agents"] = agents_from_config(from_file["agents"])
+        except ValueError as exc:
+            raise ConfigError(f"config file {config_path}: {exc}") from None
     if values["rotate_token"] and values["token"]:
         raise ConfigError("--rotate-token and --token cannot be used together")
     return Settings(**values)

@@ -34,8 +34,8 @@ def send(session_id: str):
 
 @bp.post("/session/<session_id>/interrupt")
 def interrupt(session_id: str):
-    json_body()
-    stopped_by = services().manager.interrupt(session_id)
+    body = json_body()
+    stopped_by = services().manager.interrupt(session_id, text_field(body, "tabId"))
     return ok({"success": True, "message": "Interrupt signal sent successfully",
                "sessionId": session_id, "wasRunning": stopped_by is not None,
                "stoppedBy": stopped_by})

@@ -114,7 +114,8 @@ class MessageHandler:
 
     def _interrupt(self, message: dict[str, Any]) -> dict[str, Any]:
         session_id = _text(message, "sessionId")
-        stopped_by = self.services.manager.interrupt(session_id)
+        stopped_by = self.services.manager.interrupt(session_id,
+                                                     _optional_text(message, "tabId"))
         return {"type": "interrupt_result", "success": True, "sessionId": session_id,
                 "wasRunning": stopped_by is not None, "stoppedBy": stopped_by}
 

@@ -20,7 +20,8 @@ from ..config import Settings
 from ..errors import ApiError, now_ms
 from ..events import EventBus
 from ..store import Store
-from .model import INPUT_MODES, TOOL_TYPES, Session, Tab, new_id
+from .agents.conductor import AgentConductor
+from .model import INPUT_MODES, TERMINAL_TOOL, Session, Tab, new_id
 from .shell_bridge import ShellBridge, history_entry
 from .terminal import KEYS, ShellClosedError, ShellStartError, TerminalShell
 
@@ -52,6 +53,8 @@ class SessionManager:
         self._log_locks: dict[str, threading.RLock] = {}
         # Guards _log_locks itself (not the bus lock, so log_lock() is safe under any lock).
         self._log_locks_guard = threading.Lock()
+        # AI mode: the agent turns and prompt queues of every tab.
+        self.agents = AgentConductor(self)
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -66,6 +69,10 @@ class SessionManager:
         if session is None:
             raise ApiError(404, f"Session with id '{session_id}' not found")
         return session
+
+    def is_current(self, session: Session, tab: Tab) -> bool:
+        """Bus lock held: the session and the tab still exist (not deleted or closed)."""
+        return self._sessions.get(session.id) is session and tab in session.tabs
 
     def get_tab(self, session: Session, tab_id: str | None) -> Tab:
         """A tab of the session (the active one when tab_id is None), or ApiError 404."""
@@ -139,7 +146,7 @@ class SessionManager:
                          cwd=session.cwd, groupId=session.group_id,
                          groupName=session.group_name, groupEmoji=session.group_emoji)
 
-    def _publish_tabs(self, session: Session) -> None:
+    def publish_tabs(self, session: Session) -> None:
         with self.bus.lock:
             self.save(session)
             self.bus.publish("tabs:change", sessionId=session.id,
@@ -229,10 +236,10 @@ class SessionManager:
     def create(self, name: str, cwd: str, tool_type: str, input_mode: str | None = None,
                groups: dict[str, str | None] | None = None) -> Session:
         _check_folder(cwd)
-        if tool_type not in TOOL_TYPES:
-            raise ApiError(400, f"Unknown toolType '{tool_type}'; use one of "
-                                f"{', '.join(TOOL_TYPES)}")
-        mode = input_mode or ("terminal" if tool_type == "terminal" else "ai")
+        if tool_type != TERMINAL_TOOL and tool_type not in self.settings.agents:
+            known = [TERMINAL_TOOL, *self.settings.agents]
+            raise ApiError(400, f"Unknown toolType '{tool_type}'; use one of {', '.join(known)}")
+        mode = input_mode or ("terminal" if tool_type == TERMINAL_TOOL else "ai")
         _check_mode(mode)
         session = Session.create(name, tool_type, mode, cwd)
         _apply(session, groups or {})
@@ -277,6 +284,7 @@ class SessionManager:
             self._shell_ready.pop(session.id, None)
         if shell is not None:
             shell.close()
+        self.agents.close(session)
         self.store.delete_session(session.id)
         with self._log_locks_guard:
             self._log_locks.pop(session.id, None)
@@ -302,7 +310,8 @@ class SessionManager:
 
     def send(self, session_id: str, command: Any, tab_id: str | None = None,
              input_mode: str | None = None) -> dict[str, Any]:
-        """Run a command in the shell, or type it into the program that is running.
+        """Run a command in the shell, or type it into the program that is running; in AI
+        mode, prompt the tab's agent (at once, or queued while the tab is busy).
 
         :raise ApiError 400/413: the command is missing, not a string, or too long.
         """
@@ -315,11 +324,12 @@ class SessionManager:
         self._require_live(session)
         mode = input_mode or session.input_mode
         _check_mode(mode)
-        if tab_id is not None:
-            self.get_tab(session, tab_id)
+        tab = self.get_tab(session, tab_id)
         if mode == "ai":
-            raise ApiError(501, "AI prompts are not supported by this server yet; send with "
-                                "inputMode 'terminal' or switch the session to terminal mode")
+            if session.tool_type == TERMINAL_TOOL:
+                raise ApiError(400, "A terminal session has no agent; send with "
+                                    "inputMode 'terminal'")
+            return self.agents.submit(session, tab, command)
         shell = self._ready_shell(session)
         with self.log_lock(session):
             kind = _submit(shell, command)
@@ -330,10 +340,17 @@ class SessionManager:
                     self.save(session)
         return {"mode": kind, "entryId": entry["id"]}
 
-    def interrupt(self, session_id: str) -> str | None:
-        """Stop the running command; return the signal that stopped it, None if none ran."""
+    def interrupt(self, session_id: str, tab_id: str | None = None) -> str | None:
+        """Stop the running command, or in AI mode the running turn of the tab (of every
+        tab when none is given); return the signal that stopped it, None if none ran."""
         session = self.get(session_id)
         self._require_live(session)
+        if tab_id is not None:
+            self.get_tab(session, tab_id)
+        if session.input_mode == "ai":
+            stopped = self.agents.interrupt(session, tab_id)
+            if stopped is not None or tab_id is not None:
+                return stopped
         shell = self._running_shell(session)
         stopped_by = shell.interrupt() if shell is not None else None
         if stopped_by is not None:
@@ -363,7 +380,7 @@ class SessionManager:
         with self.bus.lock:
             session.tabs.append(tab)
             session.active_tab_id = tab.id
-        self._publish_tabs(session)
+        self.publish_tabs(session)
         return tab
 
     def update_tab(self, session_id: str, tab_id: str, changes: dict[str, Any]) -> Tab:
@@ -375,7 +392,7 @@ class SessionManager:
                 tab.name = changes["name"]
             if "starred" in changes:
                 tab.starred = changes["starred"]
-        self._publish_tabs(session)
+        self.publish_tabs(session)
         return tab
 
     def close_tab(self, session_id: str, tab_id: str) -> None:
@@ -388,8 +405,9 @@ class SessionManager:
             session.tabs.remove(tab)
             if session.active_tab_id == tab.id:
                 session.active_tab_id = session.tabs[max(0, index - 1)].id
+        self.agents.close(session, tab)
         self.store.delete_logs(session.id, tab.id)
-        self._publish_tabs(session)
+        self.publish_tabs(session)
 
     def select_tab(self, session_id: str, tab_id: str) -> Tab:
         session = self.get(session_id)
@@ -397,7 +415,7 @@ class SessionManager:
         with self.bus.lock:
             session.active_tab_id = tab.id
             tab.has_unread = False
-        self._publish_tabs(session)
+        self.publish_tabs(session)
         return tab
 
     # -- life cycle -------------------------------------------------------------------------
@@ -411,6 +429,7 @@ class SessionManager:
             self.record_interrupted(session, "the server stopped while it was running")
             if session.input_mode == "terminal":
                 self._start_shell(session)
+            self.agents.restore(session)
 
     def announce_shutdown(self) -> None:
         """Tell clients that every live session goes offline (not persisted: they come back)."""
@@ -429,6 +448,7 @@ class SessionManager:
             self._shells.clear()
             bridges = dict(self._bridges)
         _close_all(shells)
+        self.agents.shutdown()
         for session in sessions:
             bridge = bridges.get(session.id)
             self.record_interrupted(session, "the server stopped",

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import now_ms
 
-TOOL_TYPES = ("terminal", "claude-code", "codex", "gemini-cli", "aider", "opencode")
+TERMINAL_TOOL = "terminal"  # every other toolType is an agent id (built-in or configured)
 INPUT_MODES = ("ai", "terminal")
 STATES = ("idle", "busy", "waiting_input", "connecting", "error")
 LAST_RESPONSE_LINES = 3
@@ -30,7 +30,12 @@ class Tab:
     starred: bool = False
     usage_stats: dict[str, Any] | None = None
     has_unread: bool = False
-    # Runtime only.
+    # Prompts waiting for the running turn to end: {"id", "text", "queuedAt"}, oldest first.
+    queue: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # The prompt whose turn is running ({"text", "startedAt"}), persisted so a crash can be
+    # reported after restart.
+    running_prompt: dict[str, Any] | None = None
+    # Runtime only: "connecting" (agent spawned, no output yet), "busy", "idle".
     state: str = "idle"
     thinking_start_time: int | None = None
 
@@ -45,11 +50,14 @@ class Tab:
             "usageStats": self.usage_stats,
             "thinkingStartTime": self.thinking_start_time,
             "hasUnread": self.has_unread,
+            "queuedPrompts": [dict(item) for item in self.queue],
         }
 
     def doc(self) -> dict[str, Any]:
-        return {key: value for key, value in self.public().items()
-                if key not in ("state", "thinkingStartTime")}
+        doc = {key: value for key, value in self.public().items()
+               if key not in ("state", "thinkingStartTime")}
+        doc["runningPrompt"] = self.running_prompt
+        return doc
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Tab:
@@ -61,6 +69,8 @@ class Tab:
             starred=bool(doc.get("starred")),
             usage_stats=doc.get("usageStats"),
             has_unread=bool(doc.get("hasUnread")),
+            queue=list(doc.get("queuedPrompts") or []),
+            running_prompt=doc.get("runningPrompt"),
         )
 
 

@@ -1,0 +1,137 @@
+"""Which program each agent toolType runs, with which arguments, and how its output reads.
+
+Built-in agents cover the CLIs we know; the config file's `[agents.<id>]` tables adjust them
+(`path`, `args`, `env`) or add custom agents (`command`, `format`, `env`). This module is pure
+data: config.py builds the registry at start-up, the conductor turns a spec into an argv.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from .parsers import FORMATS
+
+PROMPT = "{prompt}"
+AGENT_SESSION_ID = "{agentSessionId}"
+# Every agent id a session may not use: "terminal" is the plain shell session.
+RESERVED_IDS = ("terminal",)
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentSpec:
+    """How to run one agent for one prompt.
+
+    `command` is an argv template: `{prompt}` is replaced by the prompt, `{agentSessionId}`
+    by the conversation id of the tab. While a tab has no id yet (its first turn), an
+    element holding `{agentSessionId}` is left out; when it is exactly `{agentSessionId}`,
+    so is the element just before it (`--resume {agentSessionId}` goes as a pair). `args`
+    (the user's extra arguments) go where `{args}` stands, else right after the program.
+    """
+
+    id: str
+    command: tuple[str, ...]
+    format: str
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Where to look for the program when it is not an absolute path: PATH, or this file.
+    path: str | None = None
+
+    @property
+    def program(self) -> str:
+        return self.path or self.command[0]
+
+    def argv(self, prompt: str, agent_session_id: str | None) -> list[str]:
+        """The argument list for one turn (argv[0] is the program as configured)."""
+        argv: list[str] = []
+        placed_args = False
+        for part in self.command[1:]:
+            if part == "{args}":
+                argv.extend(self.args)
+                placed_args = True
+            elif AGENT_SESSION_ID in part and agent_session_id is None:
+                if part == AGENT_SESSION_ID and argv:
+                    argv.pop()
+            else:
+                argv.append(part.replace(AGENT_SESSION_ID, agent_session_id or "")
+                            .replace(PROMPT, prompt))
+        if not placed_args:
+            argv[0:0] = self.args
+        return [self.program, *argv]
+
+
+# Each CLI's non-interactive mode. We pass no permission or sandbox flags: that policy is
+# the user's (`args` in the config file), as is the model.
+BUILTIN_AGENTS: tuple[AgentSpec, ...] = (
+    AgentSpec("claude-code",
+              ("claude", "-p", "--output-format", "stream-json", "--verbose",
+               "--resume", AGENT_SESSION_ID, "{args}", "--", PROMPT),
+              "claude-stream-json"),
+    # `codex exec` flags must come before its `resume` subcommand.
+    AgentSpec("codex", ("codex", "exec", "--json", "{args}", "resume", AGENT_SESSION_ID,
+                        PROMPT), "codex-jsonl"),
+    AgentSpec("gemini-cli", ("gemini", "--output-format", "stream-json",
+                             "--resume", AGENT_SESSION_ID, "{args}", "-p", PROMPT),
+              "gemini-stream-json"),
+    # Aider keeps its chat history in files in the folder, so every run continues it.
+    AgentSpec("aider", ("aider", "--no-pretty", "--no-check-update", "{args}",
+                        "--message", PROMPT), "aider"),
+    AgentSpec("opencode", ("opencode", "run", "--format", "json",
+                           "--session", AGENT_SESSION_ID, "{args}", PROMPT), "opencode-json"),
+)
+
+
+def builtin_agents() -> dict[str, AgentSpec]:
+    return {spec.id: spec for spec in BUILTIN_AGENTS}
+
+
+def agents_from_config(raw: Any) -> dict[str, AgentSpec]:
+    """The registry: built-ins adjusted and extended by the config file's `agents` table.
+
+    :raise ValueError: the table is malformed; the message names the agent and key.
+    """
+    agents = builtin_agents()
+    if not isinstance(raw, dict):
+        raise ValueError("'agents' must be a table of [agents.<id>] tables")
+    for agent_id, table in raw.items():
+        where = f"[agents.{agent_id}]"
+        if agent_id in RESERVED_IDS or not agent_id.strip():
+            raise ValueError(f"{where}: '{agent_id}' cannot be an agent id")
+        if not isinstance(table, dict):
+            raise ValueError(f"{where} must be a table")
+        unknown = set(table) - {"command", "format", "args", "env", "path"}
+        if unknown:
+            raise ValueError(f"{where}: unknown key {sorted(unknown)[0]!r}; use command, "
+                             "format, args, env, path")
+        base = agents.get(agent_id)
+        if base is None and "command" not in table:
+            raise ValueError(f"{where}: a custom agent needs a 'command' with {PROMPT}")
+        command = _words(table["command"], f"{where} command") if "command" in table \
+            else base.command
+        if PROMPT not in " ".join(command):
+            raise ValueError(f"{where}: 'command' must contain {PROMPT}")
+        fmt = table.get("format", base.format if base else "text")
+        if fmt not in FORMATS:
+            raise ValueError(f"{where}: format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        env = table.get("env", {})
+        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+            raise ValueError(f"{where}: 'env' must be a table of strings")
+        path = table.get("path")
+        if path is not None and not isinstance(path, str):
+            raise ValueError(f"{where}: 'path' must be a string")
+        agents[agent_id] = AgentSpec(
+            id=agent_id, command=command, format=fmt,
+            args=_words(table.get("args", []), f"{where} args"),
+            env={**(base.env if base else {}), **env}, path=path)
+    return agents
+
+
+def _words(value: Any, what: str) -> tuple[str, ...]:
+    """A list of strings, or one string split like a shell would."""
+    if isinstance(value, str):
+        return tuple(shlex.split(value))
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise ValueError(f"{what} must be a string or a list of strings")
