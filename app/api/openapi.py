@@ -73,14 +73,17 @@ PATHS: dict[str, dict[str, Any]] = {
         "delete": _op("Delete a session and end its processes", _ok("Deleted"), [SID]),
     },
     "/session/{sessionId}/send": {
-        "post": _op("Run a command, or type into the running program",
-                    _ok("Sent"), [SID],
+        "post": _op("Run a command or type into the running program (terminal mode); "
+                    "prompt the tab's agent, or queue the prompt while it answers (AI mode)",
+                    _ok("Sent (queued: true and the position when queued)"), [SID],
                     _body({"command": _STR, "tabId": _STR,
                            "inputMode": {"enum": ["ai", "terminal"]}}, ["command"])),
     },
     "/session/{sessionId}/interrupt": {
-        "post": _op("Stop the running command (SIGINT, then SIGTERM, then SIGKILL)",
-                    _ok("Stopped; stoppedBy names the signal that did it"), [SID]),
+        "post": _op("Stop the running command or agent turn (SIGINT, then SIGTERM, then SIGKILL)",
+                    _ok("Stopped; stoppedBy names the signal that did it"), [SID],
+                    {"required": False, "content": {"application/json": {"schema": {
+                        "type": "object", "properties": {"tabId": _STR}}}}}),
     },
     "/session/{sessionId}/keys": {
         "post": _op("Send special keys (Escape, Tab, S-Tab, C-c, C-d, arrows, Enter...)",
@@ -152,7 +155,7 @@ def document(server_url: str) -> dict[str, Any]:
                 "NotFound": {"description": "No such session or tab",
                              "content": {"application/json": {"schema": _ref("Error")}}},
                 "OtherError": {"description": "403 offline, 409 conflict, 413 too large, "
-                                              "415 not JSON, 501 not supported, 503 unavailable",
+                                              "415 not JSON, 503 unavailable",
                                "content": {"application/json": {"schema": _ref("Error")}}},
                 "RateLimited": {"description": "Over the GET or POST quota",
                                 "content": {"application/json": {"schema": _OBJ}}},
