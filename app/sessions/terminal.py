@@ -16,7 +16,6 @@ import contextlib
 import logging
 import math
 import os
-import platform
 import re
 import secrets
 import select
@@ -26,12 +25,13 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple, Protocol
 
 from ptyprocess import PtyProcess
 
+from .procs import kill_quietly, prepare_child, processes, task_reads_tty, tasks
 from .screen import OutputCoalescer
 
 logger = logging.getLogger(__name__)
@@ -57,9 +57,6 @@ _SENTINEL_START = "\x1b]697;"
 # VKILL: the tty discards the partial line before it (keys typed at the prompt).
 _KILL_LINE = b"\x15"
 
-# Syscall numbers of read(2) and readv(2): a task blocked in one of them on the
-# pty slave is waiting for the user (Linux /proc/<pid>/syscall, decimal).
-_READ_SYSCALLS = {"x86_64": ("0", "19"), "aarch64": ("63", "65")}.get(platform.machine(), ())
 
 # Sourced by bash instead of ~/.bashrc. Commands arrive as a file (see
 # submit()) and are eval'd at top level: not inside a function, where
@@ -275,7 +272,7 @@ class TerminalShell:
             # chdir in preexec_fn: ptyprocess reports its failure to us, while
             # a failing chdir via its cwd= would raise inside the forked child.
             proc = PtyProcess.spawn(argv, env=env, echo=False, dimensions=self._dimensions,
-                                    preexec_fn=partial(_prepare_child, cwd))
+                                    preexec_fn=partial(prepare_child, cwd))
         except OSError as exc:
             self._remove_files()
             raise ShellStartError(f"Shell {self._shell} could not start in {cwd}: {exc}") from exc
@@ -524,9 +521,9 @@ class TerminalShell:
             group = os.tcgetpgrp(self._fd)
         except OSError:
             return False
-        return any(_task_reads_tty(task, self._tty_rdev)
-                   for pid in _processes(lambda stat: stat.group == group)
-                   for task in _tasks(pid))
+        return any(task_reads_tty(task, self._tty_rdev)
+                   for pid in processes(lambda stat: stat.group == group)
+                   for task in tasks(pid))
 
     def _master_readable(self) -> bool:
         """Output not read yet (maybe the next prompt) makes a read ambiguous."""
@@ -597,16 +594,16 @@ class TerminalShell:
             session = self._proc.pid  # the shell leads its own session
 
             def members() -> list[int]:
-                return _processes(lambda stat: stat.session == session)
+                return processes(lambda stat: stat.session == session)
 
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGKILL):
                 pids = members()
                 if not pids:
                     return
                 for pid in pids:
-                    _kill(pid, sig)
+                    kill_quietly(pid, sig)
                     if sig != signal.SIGKILL:
-                        _kill(pid, signal.SIGCONT)  # a stopped job must run to die
+                        kill_quietly(pid, signal.SIGCONT)  # a stopped job must run to die
                 deadline = time.monotonic() + _CLOSE_GRACE
                 while members() and time.monotonic() < deadline:
                     time.sleep(0.02)
@@ -629,76 +626,3 @@ class TerminalShell:
         for path in self._files:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-
-
-# -- /proc helpers (Linux) --------------------------------------------------------------------
-
-
-# Python ignores SIGPIPE and SIGXFSZ, and a server started in the background may ignore
-# SIGINT: ignored signals survive exec, so without this `yes | head` would spin and an
-# interrupt could never stop a command.
-_RESET_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE,
-                  signal.SIGXFSZ, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD)
-
-
-def _prepare_child(cwd: str) -> None:
-    """In the forked child, before exec: default signal handling, then the folder."""
-    for number in _RESET_SIGNALS:
-        signal.signal(number, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
-    os.chdir(cwd)
-
-
-class _Stat(NamedTuple):
-    state: str
-    group: int
-    session: int
-
-
-def _stat(pid: str) -> _Stat | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat_file:
-            text = stat_file.read()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses.
-    fields = text[text.rindex(")") + 2:].split()
-    return _Stat(fields[0], int(fields[2]), int(fields[3]))
-
-
-def _processes(match: Callable[[_Stat], bool]) -> list[int]:
-    """Pids of live (not zombie) processes whose stat matches."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            stat = _stat(entry)
-            if stat is not None and stat.state not in "ZX" and match(stat):
-                pids.append(int(entry))
-    return pids
-
-
-def _tasks(pid: int) -> Iterator[str]:
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return
-    for tid in tids:
-        yield f"/proc/{pid}/task/{tid}"
-
-
-def _task_reads_tty(task: str, tty_rdev: int) -> bool:
-    """Is this thread blocked in read(2) on the terminal? (/proc/<pid>/syscall
-    is "running" or "<nr> <arg1> ..." with arg1, the fd, in hex.)"""
-    try:
-        with open(f"{task}/syscall", encoding="ascii") as syscall_file:
-            fields = syscall_file.read().split()
-        if len(fields) < 2 or fields[0] not in _READ_SYSCALLS:
-            return False
-        return os.stat(f"{task}/fd/{int(fields[1], 16)}").st_rdev == tty_rdev
-    except (OSError, ValueError):
-        return False
-
-
-def _kill(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Protocol
 
-from ..terminal import _prepare_child as prepare_child
+from ..procs import prepare_child
 from .parsers import Event, JsonLinesParser, Output, TextParser
 
 logger = logging.getLogger(__name__)
