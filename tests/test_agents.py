@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -243,12 +244,16 @@ def test_codex_turns_stream_and_resume_the_thread(agents, project):
         ("tool", "$ bash -lc ls"), ("tool", "→ README.md"), ("tool", "Edit src/app.py"),
         ("ai", "Echo: tool time"),
     ]
-    assert entry["usageStats"] == {"inputTokens": 100, "outputTokens": 20,
-                                   "cacheReadInputTokens": 50, "cacheCreationInputTokens": 0,
-                                   "totalCostUsd": 0.0, "contextWindow": None}
+    per_turn = {"inputTokens": 50, "outputTokens": 20, "cacheReadInputTokens": 50,
+                "cacheCreationInputTokens": 0, "totalCostUsd": 0.0, "contextWindow": None}
+    assert entry["usageStats"] == per_turn  # input excludes the cached part, as for Claude
     thread = tab_of(detail(agents, sid))["agentSessionId"]
     prompt(agents, sid, "more")
-    assert turns_done(agents, sid, 2)[1]["fullResponse"] == f"Echo: more\nresumed {thread}"
+    second = turns_done(agents, sid, 2)[1]
+    assert second["fullResponse"] == f"Echo: more\nresumed {thread}"
+    # Codex reports the thread's running total (200/100/40 now): the turn gets its share
+    assert second["usageStats"] == per_turn
+    assert detail(agents, sid)["usageStats"]["inputTokens"] == 100
     prompt(agents, sid, "fail")
     failed = turns_done(agents, sid, 3)[2]
     assert failed["success"] is False and failed["exitCode"] == 1
@@ -267,7 +272,7 @@ def test_gemini_deltas_are_joined_and_the_session_resumed(agents, project):
     assert "".join(answer) == "Echo: slow tool answer"
     assert len(answer) < 4
     assert entry["fullResponse"] == "Echo: slow tool answer"
-    assert entry["usageStats"]["inputTokens"] == 120
+    assert entry["usageStats"]["inputTokens"] == 60  # 120 reported, 60 of them cached
     assert entry["usageStats"]["cacheReadInputTokens"] == 60
     session_id = tab_of(detail(agents, sid))["agentSessionId"]
     prompt(agents, sid, "more")
@@ -381,6 +386,8 @@ def test_closing_a_tab_or_deleting_a_session_ends_its_agent(agents, project, tmp
     assert all(alive(pid) for pid in pids)
     assert agents.api("DELETE", f"session/{sid}/tabs/{tab}").status_code == 200
     wait_for(lambda: not any(alive(pid) for pid in pids), timeout=5)
+    after = detail(agents, sid)  # nothing runs any more, so the session says so
+    assert after["state"] == "idle" and after["thinkingStartTime"] is None
     (project / ".standin-pids").unlink()
     prompt(agents, sid, "hang again")
     pids = hanging_pids(project)
@@ -432,3 +439,35 @@ def test_a_turn_cut_short_by_a_crash_is_reported_at_the_next_start(agents, proje
     assert ai_log(restarted, sid)[-1] == (
         "system", "Turn interrupted (the server stopped while it was running)")
     assert tab_of(detail(restarted, sid))["state"] == "idle"
+
+
+@pytest.mark.parametrize("text", ["a\u0000b", "\ud800 lone surrogate"])
+def test_prompts_that_cannot_be_passed_on_are_refused_and_nothing_sticks(agents, project, text):
+    sid = create(agents, project, toolType="claude-code")["id"]
+    body = json.dumps({"command": text})  # JSON escapes: \u0000 and a lone \ud800
+    refused = agents.api("POST", f"session/{sid}/send", data=body,
+                         headers={"Content-Type": "application/json"})
+    assert refused.status_code == 400 and "NUL" in refused.json()["message"]
+    prompt(agents, sid, "still works")
+    assert turns_done(agents, sid, 1)[0]["success"] is True
+
+
+def test_an_ai_turn_and_a_shell_command_share_the_session_state(agents, project):
+    sid = create(agents, project, toolType="claude-code")["id"]
+    prompt(agents, sid, "sleep 2; echo shell-done", inputMode="terminal")
+    wait_for(lambda: detail(agents, sid)["state"] == "busy")
+    prompt(agents, sid, "quick answer")
+    turns_done(agents, sid, 1)
+    assert detail(agents, sid)["state"] == "busy"  # the shell command still runs
+    wait_for(lambda: len(history(agents, sid)) == 2)
+    wait_for(lambda: detail(agents, sid)["state"] == "idle")
+
+
+def test_interrupting_a_tab_reaches_its_agent_in_terminal_mode(agents, project):
+    session = create(agents, project, toolType="claude-code", inputMode="terminal")
+    sid, tab = session["id"], session["activeTabId"]
+    prompt(agents, sid, "hang", inputMode="ai")
+    pids = hanging_pids(project)
+    reply = agents.api("POST", f"session/{sid}/interrupt", json={"tabId": tab}).json()
+    assert reply["wasRunning"] is True and reply["stoppedBy"] == "SIGINT"
+    wait_for(lambda: not any(alive(pid) for pid in pids))

@@ -106,3 +106,24 @@ def test_argv_templates_drop_the_resume_pair_on_the_first_turn():
 def test_bad_agent_tables(table, message):
     with pytest.raises(ValueError, match=message.replace("{", r"\{").replace("}", r"\}")):
         agents_from_config(table)
+
+
+def test_notices_and_failed_tool_calls_do_not_fail_a_turn():
+    codex = feed("codex-jsonl", {"type": "item.completed", "item": {
+        "id": "item_9", "type": "error", "message": "model rerouted to gpt-5"}})
+    assert codex == [Output("system", "model rerouted to gpt-5")]
+    claude = feed("claude-stream-json",
+                  {"type": "user", "message": {"content": [{
+                      "type": "tool_result", "tool_use_id": "t1", "is_error": True,
+                      "content": "npm test exited 1"}]}},
+                  {"type": "result", "subtype": "success", "is_error": False,
+                   "result": "Fixed it", "session_id": "s"})
+    assert claude[0].source == "error"  # shown, but the turn's verdict is the result's
+    assert Result("Fixed it", False) in claude
+
+
+def test_codex_usage_is_a_running_total_and_input_excludes_cached():
+    (total,) = feed("codex-jsonl", {"type": "turn.completed", "usage": {
+        "input_tokens": 300, "cached_input_tokens": 100, "output_tokens": 60}})
+    assert total.cumulative is True
+    assert total.stats["inputTokens"] == 200 and total.stats["cacheReadInputTokens"] == 100

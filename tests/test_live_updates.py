@@ -214,12 +214,13 @@ def test_resume_replays_missed_events_without_gap_or_duplicate(live_server, proj
 
 
 def test_slow_client_is_closed_and_others_keep_up(make_server, script, project):
-    server = make_server("--no-rate-limit", "--client-queue-size", "20", script=script)
+    # A queue roomy enough for a reader on a loaded machine, small against the flood.
+    server = make_server("--no-rate-limit", "--client-queue-size", "200", script=script)
     sid = ready_session(server, project)
     slow = LiveClient(server, session_id=sid,
                       sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))  # never reads
     fast = LiveClient(server, session_id=sid)
-    lines = 1_500_000  # about 11 MB: more than the socket buffers between server and `slow`
+    lines = 3_000_000  # about 23 MB, 1,400 entries: more than socket buffers and queue hold
     send(server, sid, f"seq 1 {lines}")
     fast.wait_for(lambda m: m["type"] == "session:exit", timeout=120)
     text = "".join(e["entry"]["text"] for e in fast.events("session:output")

@@ -28,6 +28,7 @@ from .terminal import KEYS, ShellClosedError, ShellStartError, TerminalShell
 logger = logging.getLogger(__name__)
 
 SHELL_READY_TIMEOUT_S = 10.0
+ACTIVITY_PRECEDENCE = ("waiting_input", "busy", "connecting")
 NAME_MAX = 200
 # Pagers would wait for keys no phone can send comfortably: programs print straight through.
 SHELL_ENV = {"PAGER": "cat", "GIT_PAGER": "cat", "SYSTEMD_PAGER": ""}
@@ -47,6 +48,8 @@ class SessionManager:
         self._sessions: dict[str, Session] = {}
         self._shells: dict[str, TerminalShell] = {}
         self._shell_ready: dict[str, threading.Event] = {}
+        # The shell's own state per session; the session's state combines it with AI turns.
+        self._shell_states: dict[str, str] = {}
         self._bridges: dict[str, ShellBridge] = {}
         # Per session: serialises "commit a log entry, then publish it", and a send's
         # submit with its bookkeeping, so clients see entries in log order.
@@ -70,9 +73,11 @@ class SessionManager:
             raise ApiError(404, f"Session with id '{session_id}' not found")
         return session
 
-    def is_current(self, session: Session, tab: Tab) -> bool:
-        """Bus lock held: the session and the tab still exist (not deleted or closed)."""
-        return self._sessions.get(session.id) is session and tab in session.tabs
+    def is_current(self, session: Session, tab: Tab | None = None) -> bool:
+        """The session (and the tab) still exist: not deleted or closed."""
+        with self.bus.lock:
+            return self._sessions.get(session.id) is session and (tab is None
+                                                                   or tab in session.tabs)
 
     def get_tab(self, session: Session, tab_id: str | None) -> Tab:
         """A tab of the session (the active one when tab_id is None), or ApiError 404."""
@@ -122,15 +127,33 @@ class SessionManager:
         return entry
 
     def set_state(self, session: Session, state: str) -> None:
+        """Set the session's state as such (refresh_state() derives it from its activity)."""
         with self.bus.lock:
             previous = session.state
             if previous == state:
                 return
             session.state = state
             self._publish_state(session, previous)
+
+    def refresh_state(self, session: Session) -> None:
+        """The session's state from what runs in it: its shell and its AI turns.
+
+        waiting_input beats busy beats connecting; with nothing running it is idle.
+        """
+        with self.bus.lock:
+            activity = set(self.agents.active_states(session))
+            activity.add(self._shell_states.get(session.id, "idle"))
+            state = next((s for s in ACTIVITY_PRECEDENCE if s in activity), "idle")
+            self.set_state(session, state)
+
+    def shell_state_changed(self, session: Session, state: str) -> None:
+        """The shell reports its state (reader thread, or a shell being started)."""
+        with self.bus.lock:
+            self._shell_states[session.id] = state
             ready = self._shell_ready.get(session.id)
         if ready is not None and state != "connecting":
             ready.set()
+        self.refresh_state(session)
 
     def _publish_changed(self, session: Session) -> None:
         """Persist a session and tell clients its name, mode, folder or group changed."""
@@ -179,9 +202,10 @@ class SessionManager:
             self._shells.pop(session.id, None)
             self._bridges.pop(session.id, None)
             ready = self._shell_ready.pop(session.id, None)
+            self._shell_states.pop(session.id, None)
         if ready is not None:
             ready.set()  # a send() waiting for this shell gives up at once
-        self.set_state(session, "idle")
+        self.refresh_state(session)
 
     # -- the shell --------------------------------------------------------------------------
 
@@ -201,13 +225,14 @@ class SessionManager:
             self._shells[session.id] = shell
             self._shell_ready[session.id] = ready
             self._bridges[session.id] = bridge
-        self.set_state(session, "connecting")
+        self.shell_state_changed(session, "connecting")
         try:
             shell.start()
         except ShellStartError as exc:
             with self.bus.lock:
                 self._shells.pop(session.id, None)
                 self._shell_ready.pop(session.id, None)
+                self._shell_states.pop(session.id, None)
             self.set_state(session, "error")
             self.append_log(session, None, "system", f"The shell could not start: {exc}")
             return None
@@ -259,8 +284,6 @@ class SessionManager:
             return self.switch_mode(session_id, changes.pop("inputMode"), changes)
         with self.bus.lock:
             _apply(session, changes)
-            if "cwd" in changes:
-                session.shell_cwd = None  # the next shell starts in the new folder
         self._publish_changed(session)
         return session
 
@@ -317,6 +340,8 @@ class SessionManager:
         """
         if not isinstance(command, str) or command == "":
             raise ApiError(400, "Command is required and must be a string")
+        if "\x00" in command or not _is_utf8(command):
+            raise ApiError(400, "Command contains a NUL character or invalid Unicode")
         limit = self.settings.max_command_chars
         if len(command) > limit:
             raise ApiError(413, f"Command is longer than {limit} characters")
@@ -345,13 +370,15 @@ class SessionManager:
         tab when none is given); return the signal that stopped it, None if none ran."""
         session = self.get(session_id)
         self._require_live(session)
-        if tab_id is not None:
+        if tab_id is not None:  # a tab means its agent turn, whatever the session's mode
             self.get_tab(session, tab_id)
-        if session.input_mode == "ai":
-            stopped = self.agents.interrupt(session, tab_id)
-            if stopped is not None or tab_id is not None:
-                return stopped
+            return self.agents.interrupt(session, tab_id)
         shell = self._running_shell(session)
+        shell_busy = shell is not None and shell.state in ("busy", "waiting_input")
+        if session.input_mode == "ai" or not shell_busy:
+            stopped = self.agents.interrupt(session, None)
+            if stopped is not None or not shell_busy:
+                return stopped
         stopped_by = shell.interrupt() if shell is not None else None
         if stopped_by is not None:
             self.append_log(session, None, "system", f"Interrupted ({stopped_by})")
@@ -426,10 +453,13 @@ class SessionManager:
         with self.bus.lock:
             self._sessions = {session.id: session for session in sessions}
         for session in sessions:
-            self.record_interrupted(session, "the server stopped while it was running")
-            if session.input_mode == "terminal":
-                self._start_shell(session)
-            self.agents.restore(session)
+            try:
+                self.record_interrupted(session, "the server stopped while it was running")
+                if session.input_mode == "terminal":
+                    self._start_shell(session)
+                self.agents.restore(session)
+            except Exception:  # one broken session must not keep the server from starting
+                logger.exception("could not restore session %s", session.id)
 
     def announce_shutdown(self) -> None:
         """Tell clients that every live session goes offline (not persisted: they come back)."""
@@ -481,6 +511,15 @@ def _submit(shell: TerminalShell, text: str) -> str:
         raise ApiError(409, "The running program is not reading its input") from None
 
 
+def _is_utf8(text: str) -> bool:
+    """False for lone surrogates, which neither SQLite nor a pty can take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_name(name: str | None) -> None:
     if name is not None and len(name) > NAME_MAX:
         raise ApiError(400, f"Names are at most {NAME_MAX} characters")
@@ -496,5 +535,14 @@ _FIELDS = {"name": "name", "cwd": "cwd", "groupId": "group_id", "groupName": "gr
 
 
 def _apply(session: Session, changes: dict[str, Any]) -> None:
+    """Set changed fields (bus lock held)."""
+    moved = "cwd" in changes and changes["cwd"] != session.cwd
     for key, value in changes.items():
         setattr(session, _FIELDS[key], value)
+    if moved:
+        # The next shell starts in the new folder, and agents keep their conversations per
+        # folder (Claude, Gemini): a saved id would not resume there, so tabs start afresh.
+        session.shell_cwd = None
+        session.agent_session_id = None
+        for tab in session.tabs:
+            tab.agent_session_id = None

@@ -35,6 +35,9 @@ class Tab:
     # The prompt whose turn is running ({"text", "startedAt"}), persisted so a crash can be
     # reported after restart.
     running_prompt: dict[str, Any] | None = None
+    # The last running usage total a CLI reported (Codex), and for which conversation.
+    usage_baseline: dict[str, Any] | None = None
+    usage_baseline_for: str | None = None
     # Runtime only: "connecting" (agent spawned, no output yet), "busy", "idle".
     state: str = "idle"
     thinking_start_time: int | None = None
@@ -57,6 +60,8 @@ class Tab:
         doc = {key: value for key, value in self.public().items()
                if key not in ("state", "thinkingStartTime")}
         doc["runningPrompt"] = self.running_prompt
+        doc["usageBaseline"] = self.usage_baseline
+        doc["usageBaselineFor"] = self.usage_baseline_for
         return doc
 
     @classmethod
@@ -71,6 +76,8 @@ class Tab:
             has_unread=bool(doc.get("hasUnread")),
             queue=list(doc.get("queuedPrompts") or []),
             running_prompt=doc.get("runningPrompt"),
+            usage_baseline=doc.get("usageBaseline"),
+            usage_baseline_for=doc.get("usageBaselineFor"),
         )
 
 

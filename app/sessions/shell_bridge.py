@@ -52,7 +52,7 @@ class ShellBridge:
         return "".join(self._output)[-HISTORY_OUTPUT_CHARS:]
 
     def on_state(self, state: str) -> None:
-        self.manager.set_state(self.session, state)
+        self.manager.shell_state_changed(self.session, state)
 
     def on_command_done(self, exit_code: int, elapsed_ms: int, cwd: str) -> None:
         output = self.command_output()

@@ -12,10 +12,12 @@ guarded by the bus lock like the rest of the model; locks follow the manager's o
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import threading
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ...errors import ApiError, now_ms
@@ -27,6 +29,8 @@ from .registry import AgentSpec
 
 if TYPE_CHECKING:
     from ..manager import SessionManager
+
+logger = logging.getLogger(__name__)
 
 
 class Turn:
@@ -43,7 +47,6 @@ class Turn:
         self.texts: list[str] = []
         self.usage: dict[str, Any] | None = None
         self.result: Result | None = None
-        self.failed = False
         self.exit_ok = True
         self.started_output = False
         self.streaming = False  # the last entry was a piece of streamed agent text
@@ -61,13 +64,14 @@ class Turn:
             elif event.source == "ai":
                 self.texts.append(event.text)
             self.streaming = event.source == "ai" and event.stream
-            self.failed = self.failed or event.source == "error"
-            manager.append_log(self.session, self.tab.id, event.source,
-                               event.text.rstrip("\n"))
+            if event.text.strip():  # a lone space or line break only joins the answer
+                manager.append_log(self.session, self.tab.id, event.source,
+                                   event.text.rstrip("\n"))
         elif isinstance(event, Conversation):
             self.conductor.set_conversation(self.session, self.tab, event.agent_session_id)
         elif isinstance(event, Usage):
-            self.usage = add_usage(self.usage, event.stats)
+            stats = self.conductor.turn_usage(self.tab, event)
+            self.usage = add_usage(self.usage, stats)
         elif isinstance(event, Result):
             self.result = event
 
@@ -82,7 +86,9 @@ class Turn:
 
     @property
     def success(self) -> bool:
-        return self.exit_ok and not self.failed and not (self.result and self.result.is_error)
+        """The agent's own verdict on the turn and its exit code: a failed tool call along
+        the way (shown as an `error` entry) does not fail a turn the agent completed."""
+        return self.exit_ok and not (self.result and self.result.is_error)
 
 
 class AgentConductor:
@@ -120,10 +126,24 @@ class AgentConductor:
                 return {"mode": "prompt", "entryId": None, "queued": True,
                         "position": position}
             entry = self._start(session, tab, prompt)
-        return {"mode": "prompt", "entryId": entry["id"], "queued": False, "position": None}
+        return {"mode": "prompt", "entryId": entry["id"] if entry else None, "queued": False,
+                "position": None}
 
-    def _start(self, session: Session, tab: Tab, prompt: str) -> dict[str, Any]:
-        """Log the prompt and spawn the agent; the tab is reserved by the caller."""
+    def _start(self, session: Session, tab: Tab, prompt: str) -> dict[str, Any] | None:
+        """Log the prompt and spawn the agent; the tab is reserved by the caller.
+
+        Whatever goes wrong, the reservation is released (the tab never stays stuck).
+        """
+        try:
+            return self._spawn(session, tab, prompt)
+        except Exception:
+            logger.exception("agent turn of tab %s could not start", tab.id)
+            with self.bus.lock:
+                tab.state, tab.thinking_start_time, tab.running_prompt = "idle", None, None
+            self._not_started(session, tab, "The agent could not start (see the server log)")
+            return None
+
+    def _spawn(self, session: Session, tab: Tab, prompt: str) -> dict[str, Any]:
         manager = self.manager
         entry = manager.append_log(session, tab.id, "user", prompt)
         spec = manager.settings.agents.get(session.tool_type)
@@ -138,6 +158,9 @@ class AgentConductor:
              "MAESTRO_TAB_ID": tab.id},
             make_parser(spec.format), turn, manager.settings.interrupt_grace_s)
         with self.bus.lock:
+            if manager.closing or not manager.is_current(session, tab):
+                self._turns.pop(tab.id, None)  # closed, deleted or stopping meanwhile
+                return entry
             self._turns[tab.id] = turn
             tab.state, tab.thinking_start_time = "connecting", turn.started
             tab.running_prompt = {"text": prompt, "startedAt": turn.started}
@@ -168,6 +191,8 @@ class AgentConductor:
         with self.bus.lock:
             self._turns.pop(tab.id, None)
             session.thinking_start_time = self._thinking_since(session)
+        if not self.manager.is_current(session, tab):
+            return
         self.manager.append_log(session, tab.id, "system", reason)
         self.manager.publish_tabs(session)
         self.manager.set_state(session, "error")
@@ -221,9 +246,10 @@ class AgentConductor:
                 "success": turn.success, "elapsedTimeMs": elapsed, "exitCode": exit_code,
                 "usageStats": turn.usage, "agentSessionId": tab.agent_session_id,
             })
+            # Still under the log lock, so no new prompt can overtake the queued ones.
+            self._next(session, tab)
             manager.publish_tabs(session)
             self.sync_state(session)
-        self._next(session, tab)
 
     def _next(self, session: Session, tab: Tab) -> None:
         """Start the tab's oldest queued prompt, if the tab is free and still exists."""
@@ -238,11 +264,27 @@ class AgentConductor:
             self._start(session, tab, item["text"])
 
     def sync_state(self, session: Session) -> None:
-        """The session's state follows its tabs: busy > connecting > idle."""
+        self.manager.refresh_state(session)
+
+    def active_states(self, session: Session) -> list[str]:
+        """The states of the session's running turns (bus lock held or taken)."""
         with self.bus.lock:
-            states = {t.state for t in session.tabs if t.id in self._turns}
-        self.manager.set_state(session, "busy" if "busy" in states
-                               else "connecting" if "connecting" in states else "idle")
+            return [tab.state for tab in session.tabs if tab.id in self._turns]
+
+    def turn_usage(self, tab: Tab, event: Usage) -> dict[str, Any]:
+        """A turn's own usage: CLIs that report the conversation's running total (Codex)
+        are turned into the difference from the last total seen in that conversation."""
+        if not event.cumulative:
+            return event.stats
+        with self.bus.lock:
+            baseline = tab.usage_baseline if tab.usage_baseline_for == tab.agent_session_id \
+                else None
+            tab.usage_baseline, tab.usage_baseline_for = dict(event.stats), tab.agent_session_id
+        if baseline is None:
+            return event.stats
+        return {key: (max(0, value - baseline.get(key, 0))
+                      if isinstance(value, int | float) and key != "contextWindow" else value)
+                for key, value in event.stats.items()}
 
     def _thinking_since(self, session: Session) -> int | None:
         """Bus lock held: when the oldest running turn of the session started."""
@@ -255,8 +297,13 @@ class AgentConductor:
     def interrupt(self, session: Session, tab_id: str | None = None) -> str | None:
         """Stop the running turn of the tab (of every tab when None); the conversation
         stays resumable. Returns the signal that stopped it, None when nothing ran."""
-        stopped = [turn.process.interrupt() for turn in self._running(session, tab_id)
-                   if turn.process is not None]
+        turns = [turn for turn in self._running(session, tab_id) if turn.process is not None]
+        stopped: list[str | None] = [None] * len(turns)
+
+        def stop(index: int) -> None:
+            stopped[index] = turns[index].process.interrupt()
+
+        _parallel([partial(stop, index) for index in range(len(turns))])
         order = ("SIGINT", "SIGTERM", "SIGKILL")
         return max((sig for sig in stopped if sig), key=order.index, default=None)
 
@@ -267,6 +314,9 @@ class AgentConductor:
         with self.bus.lock:
             for turn in turns:
                 self._turns.pop(turn.tab.id, None)
+            session.thinking_start_time = self._thinking_since(session)
+        if turns and self.manager.is_current(session):
+            self.sync_state(session)
 
     def shutdown(self) -> None:
         """Server stop: end every turn; each is logged and recorded as interrupted."""

@@ -45,7 +45,10 @@ class Conversation:
 
 @dataclasses.dataclass(frozen=True)
 class Usage:
+    """Tokens and cost; `cumulative` when the CLI reports the conversation's running total."""
+
     stats: dict[str, Any]
+    cumulative: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,17 +62,20 @@ Event = Output | Conversation | Usage | Result
 
 def usage(input_tokens: Any = 0, output_tokens: Any = 0, cache_read: Any = 0,
           cache_creation: Any = 0, cost: Any = None, context_window: Any = None) -> Usage:
-    """Usage in the contract's keys; missing or non-numeric counts are 0."""
-    def number(value: Any) -> int:
-        return int(value) if isinstance(value, int | float) else 0
+    """Usage in the contract's keys; missing, non-numeric or negative counts are 0."""
     return Usage({
-        "inputTokens": number(input_tokens),
-        "outputTokens": number(output_tokens),
-        "cacheReadInputTokens": number(cache_read),
-        "cacheCreationInputTokens": number(cache_creation),
+        "inputTokens": max(0, _count(input_tokens)),
+        "outputTokens": max(0, _count(output_tokens)),
+        "cacheReadInputTokens": max(0, _count(cache_read)),
+        "cacheCreationInputTokens": max(0, _count(cache_creation)),
         "totalCostUsd": float(cost) if isinstance(cost, int | float) else 0.0,
         "contextWindow": context_window if isinstance(context_window, int) else None,
     })
+
+
+def _count(value: Any) -> int:
+    """A token count from JSON; anything that is not a number counts 0."""
+    return int(value) if isinstance(value, int | float) else 0
 
 
 def add_usage(total: dict[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +139,7 @@ class AiderParser(TextParser):
         match = self._REPORT.match(line.strip())
         if not match:
             return super().feed(line)
-        counts = {kind: _count(number, unit) for number, unit, kind
+        counts = {kind: _scaled(number, unit) for number, unit, kind
                   in self._PART.findall(match.group("tokens"))}
         cost = float(match.group("cost")) if match.group("cost") else None
         return [usage(counts.get("sent"), counts.get("received"), counts.get("cache hit"),
@@ -141,7 +147,8 @@ class AiderParser(TextParser):
                 Output("system", line.strip())]
 
 
-def _count(number: str, unit: str) -> int:
+def _scaled(number: str, unit: str) -> int:
+    """Aider's "12.3k" style counts."""
     return round(float(number) * {"": 1, "k": 1000, "m": 1_000_000}[unit.lower()])
 
 
@@ -239,9 +246,13 @@ class CodexJsonParser(JsonLinesParser):
         if kind == "item.completed":
             return self._completed(event.get("item") or {})
         if kind == "turn.completed":
+            # Codex reports the thread's running total (its input count includes the cached
+            # part): the conductor turns it into this turn's share.
             tokens = event.get("usage") or {}
-            return [usage(tokens.get("input_tokens"), tokens.get("output_tokens"),
-                          tokens.get("cached_input_tokens"))]
+            cached = _count(tokens.get("cached_input_tokens"))
+            stats = usage(_count(tokens.get("input_tokens")) - cached,
+                          tokens.get("output_tokens"), cached).stats
+            return [Usage(stats, cumulative=True)]
         if kind == "turn.failed":
             message = str((event.get("error") or {}).get("message") or "the turn failed")
             return [Output("error", message), Result(None, True)]
@@ -278,8 +289,8 @@ class CodexJsonParser(JsonLinesParser):
             return [Output("tool", tool_line(verbs.get(change.get("kind"), "Edit"),
                                              change.get("path")))
                     for change in item.get("changes") or [] if isinstance(change, dict)]
-        if kind == "error":
-            return [Output("error", str(item.get("message") or "error"))]
+        if kind == "error":  # Codex's non-fatal notices (config warnings, reroutes)
+            return [Output("system", str(item.get("message") or "error"))]
         return []
 
 
@@ -306,8 +317,9 @@ class GeminiStreamParser(JsonLinesParser):
         if kind == "result":
             stats = event.get("stats") or {}
             failed = event.get("status") not in (None, "success")
-            events: list[Event] = [usage(stats.get("input_tokens"), stats.get("output_tokens"),
-                                         stats.get("cached"))]
+            cached = _count(stats.get("cached"))  # part of Gemini's input count
+            events: list[Event] = [usage(_count(stats.get("input_tokens")) - cached,
+                                         stats.get("output_tokens"), cached)]
             if failed:
                 message = (event.get("error") or {}).get("message") or "the turn failed"
                 events.append(Output("error", str(message)))

@@ -195,7 +195,7 @@ class AgentProcess:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, None
-        if pending is not None and pending.text.strip():
+        if pending is not None and pending.text:
             self.listener.on_event(pending)
 
 
