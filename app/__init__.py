@@ -11,6 +11,7 @@ from .errors import register_error_handlers
 from .extensions import cors, sock
 from .ratelimit import init_rate_limits
 from .services import Services
+from .web import register_web
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     for blueprint in (meta.bp, sessions.bp, commands.bp, theme.bp, history.bp, ws.bp):
         app.register_blueprint(blueprint)
+    register_web(app)  # the mobile web UI (static/)
 
     app.wsgi_app = TokenGuard(app.wsgi_app, services.token, settings.redirect_url)
     if settings.trusted_proxies:

@@ -302,3 +302,11 @@ def _processes_named(fragment: str) -> list[int]:
         if fragment in cmdline and "pytest" not in cmdline:
             pids.append(int(entry))
     return pids
+
+
+def test_a_command_sent_while_the_shell_starts_keeps_its_output_in_history(server, project):
+    for n in range(3):
+        sid = create(server, project, name=f"early {n}")["id"]  # still connecting
+        send(server, sid, f"echo early-bird-{n}")
+        entry = wait_for(lambda sid=sid: history(server, sid))[0]
+        assert entry["fullResponse"] == f"early-bird-{n}\n"

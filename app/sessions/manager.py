@@ -357,12 +357,21 @@ class SessionManager:
             return self.agents.submit(session, tab, command)
         shell = self._ready_shell(session)
         with self.log_lock(session):
-            kind = _submit(shell, command)
+            # Marked running before the shell sees it: its first output may come at once,
+            # and the bridge keeps output for history only while a command runs.
+            with self.bus.lock:
+                previous = session.running_command
+                session.running_command = {"text": command, "startedAt": now_ms()}
+            kind = "not sent"
+            try:
+                kind = _submit(shell, command)
+            finally:
+                if kind != "command":  # input for a running program, or not sent at all
+                    with self.bus.lock:
+                        session.running_command = previous
             entry = self.append_log(session, None, "user", command)
             if kind == "command":
-                with self.bus.lock:
-                    session.running_command = {"text": command, "startedAt": entry["timestamp"]}
-                    self.save(session)
+                self.save(session)
         return {"mode": kind, "entryId": entry["id"]}
 
     def interrupt(self, session_id: str, tab_id: str | None = None) -> str | None:

@@ -1,0 +1,219 @@
+// Maestro Web: the phone UI. Boots the connection, the router, themes, notifications and the
+// service worker, and renders the current view.
+
+import { render } from '../vendor/preact/preact.mjs';
+import { useEffect, useState } from '../vendor/preact/hooks.mjs';
+import { get, put, rootUrl, save } from './api.js';
+import { connect, initialScope, on, refreshSessions, setScope } from './conn.js';
+import { ActionsSheet, Dashboard, NewSessionSheet } from './dashboard.js';
+import { STATE_LABELS, stripAnsi, timeAgo } from './render.js';
+import { navigate, onRoute, parseRoute } from './router.js';
+import { RecentSheet, SessionView, TabSheet, loadNewest } from './session.js';
+import { changed, logKey, state, subscribe, toast } from './store.js';
+import { ConnBanner, Icon, Sheet, Toasts, html } from './ui.js';
+
+// ---- themes -------------------------------------------------------------------------------
+
+let appliedTheme = null;
+function applyTheme(theme) {
+  if (!theme || theme === appliedTheme) return;
+  appliedTheme = theme;
+  const root = document.documentElement;
+  for (const [name, value] of Object.entries(theme.colors || {})) {
+    root.style.setProperty('--' + name, value);
+  }
+  root.dataset.theme = theme.id;
+  root.dataset.mode = theme.mode;
+  root.style.colorScheme = theme.mode === 'light' ? 'light' : 'dark';
+  const meta = document.querySelector('meta[name="theme-color"]');
+  if (meta && theme.colors) meta.setAttribute('content', theme.colors.bgSidebar || theme.colors.bgMain);
+  save('theme', theme);
+}
+
+// ---- notifications ------------------------------------------------------------------------
+
+function notify(session, text) {
+  if (!state.notify || !('Notification' in window) || Notification.permission !== 'granted') return;
+  if (document.visibilityState === 'visible') return;
+  const url = rootUrl('session/' + session.id);
+  const options = { body: text, tag: 'maestro-' + session.id, data: { url }, icon: rootUrl('static/icons/icon-192.png') };
+  navigator.serviceWorker?.getRegistration(rootUrl('')).then((reg) => {
+    if (reg) return reg.showNotification(session.name, options);
+    const n = new Notification(session.name, options);
+    n.onclick = () => { window.focus(); navigate('session/' + session.id); };
+    return null;
+  }).catch(() => {});
+}
+
+let refreshTimer = null;
+on('event', (event) => {
+  if (event.type === 'session:state' && event.state !== event.previousState) {
+    const s = state.sessions.get(event.sessionId);
+    if (s && event.state === 'waiting_input') notify(s, 'Waiting for your input');
+    else if (s && event.state === 'idle' && (event.previousState === 'busy' || event.previousState === 'waiting_input')) {
+      notify(s, 'Finished');
+    }
+    if (event.state === 'idle') {
+      // lastResponse/shellCwd are not in the event: re-read the list (free over the socket).
+      clearTimeout(refreshTimer);
+      refreshTimer = setTimeout(refreshSessions, 150);
+    }
+  }
+  if (event.type === 'theme:change') applyTheme(event.theme);
+});
+
+on('init', ({ resumed, first }) => {
+  applyTheme(state.theme);
+  // Logs that could not load (offline start) load now; when the server could not replay what
+  // we missed, the open logs are fetched again (merged by entry id: no gap, no duplicate).
+  for (const [key, log] of state.logs) {
+    const [sessionId, kind, tabId] = key.split('|');
+    if (!state.sessions.has(sessionId) || log.loading) continue;
+    if (!log.loaded || (!first && !resumed)) loadNewest(sessionId, kind === 'ai' ? tabId : null);
+  }
+});
+
+// ---- sheets -------------------------------------------------------------------------------
+
+const closeSheet = () => { state.sheet = null; changed(); };
+
+function SettingsSheet() {
+  const [themes, setThemes] = useState(state.themes);
+  useEffect(() => {
+    get('themes').then((data) => { state.themes = data.themes; setThemes(data.themes); })
+      .catch((err) => toast(err.message, 'error'));
+  }, []);
+  const choose = (id) => put('theme', { id }).then((data) => applyTheme(data.theme))
+    .catch((err) => toast(err.message, 'error'));
+  const toggleNotify = async () => {
+    if (!state.notify) {
+      if (!('Notification' in window)) { toast('This browser has no notifications', 'error'); return; }
+      const permission = await Notification.requestPermission();
+      if (permission !== 'granted') { toast('Notifications are blocked for this site', 'error'); return; }
+    }
+    state.notify = !state.notify;
+    save('notify', state.notify);
+    changed();
+  };
+  const current = state.theme && state.theme.id;
+  return html`<${Sheet} title="Settings" onClose=${closeSheet}>
+    <h3 class="section-title">Theme</h3>
+    <div class="themes" role="radiogroup" aria-label="Theme">
+      ${themes.map((t) => html`<button type="button" key=${t.id} role="radio" aria-checked=${t.id === current}
+        class=${'theme-swatch' + (t.id === current ? ' selected' : '')} data-theme-id=${t.id}
+        style=${`background:${t.colors.bgMain};color:${t.colors.textMain};border-color:${t.id === current ? t.colors.accent : t.colors.border}`}
+        onClick=${() => choose(t.id)}>
+        <span class="swatch-dots" aria-hidden="true">${['accent', 'success', 'warning', 'error'].map((c) => html`
+          <span style=${'background:' + t.colors[c]}></span>`)}</span>
+        <span>${t.name}</span></button>`)}
+    </div>
+    <h3 class="section-title">Notifications</h3>
+    <label class="switch-row"><input type="checkbox" role="switch" checked=${state.notify} onChange=${toggleNotify} />
+      Notify me when a session finishes or waits for input (while this page is in the background)</label>
+  </${Sheet}>`;
+}
+
+function HistorySheet() {
+  const [entries, setEntries] = useState(null);
+  const [sessionId, setSessionId] = useState(state.route.view === 'session' ? state.route.id : '');
+  const [q, setQ] = useState('');
+  useEffect(() => {
+    const query = sessionId ? `?sessionId=${encodeURIComponent(sessionId)}&limit=500` : '?limit=500';
+    get('history' + query).then((data) => setEntries(data.entries)).catch((err) => toast(err.message, 'error'));
+  }, [sessionId]);
+  const needle = q.trim().toLowerCase();
+  const shown = (entries || []).filter((e) => !needle || (e.summary + '\n' + e.fullResponse + '\n' + e.sessionName)
+    .toLowerCase().includes(needle));
+  return html`<${Sheet} title="History" onClose=${closeSheet} full=${true}>
+    <div class="filters">
+      <label><span class="sr-only">Session</span>
+        <select value=${sessionId} onChange=${(e) => setSessionId(e.target.value)} aria-label="Filter by session">
+          <option value="">All sessions</option>
+          ${[...state.sessions.values()].map((s) => html`<option value=${s.id}>${s.name}</option>`)}
+        </select></label>
+      <label class="search"><${Icon} name="search" size=${18} /><span class="sr-only">Search history</span>
+        <input type="search" placeholder="Search" value=${q} onInput=${(e) => setQ(e.target.value)} /></label>
+    </div>
+    ${entries === null ? html`<p class="empty">Loading…</p>` : null}
+    ${entries && !shown.length ? html`<p class="empty">Nothing here yet.</p>` : null}
+    <ul class="history">${shown.map((e) => html`<li key=${e.id}><details class="history-entry">
+      <summary>
+        <span class=${'result ' + (e.success ? 'ok' : 'fail')}>${e.success ? '✓' : e.exitCode === null ? '…' : '✗ ' + e.exitCode}</span>
+        <code class="history-cmd">${e.summary}</code>
+        <span class="muted history-meta">${e.sessionName} · ${timeAgo(e.timestamp)} · ${(e.elapsedTimeMs / 1000).toFixed(1)}s</span>
+      </summary>
+      <pre class="term">${stripAnsi(e.fullResponse) || '(no output)'}</pre>
+    </details></li>`)}</ul>
+  </${Sheet}>`;
+}
+
+function SheetHost() {
+  const sheet = state.sheet;
+  if (!sheet) return null;
+  switch (sheet.kind) {
+    case 'new': return html`<${NewSessionSheet} />`;
+    case 'actions': return html`<${ActionsSheet} id=${sheet.id} />`;
+    case 'settings': return html`<${SettingsSheet} />`;
+    case 'history': return html`<${HistorySheet} />`;
+    case 'tab': return html`<${TabSheet} id=${sheet.id} tabId=${sheet.tabId} />`;
+    case 'recent': return html`<${RecentSheet} id=${sheet.id} insert=${sheet.insert} />`;
+    default: return null;
+  }
+}
+
+// ---- the app ------------------------------------------------------------------------------
+
+function App() {
+  const [, setVersion] = useState(0);
+  useEffect(() => subscribe(() => setVersion((n) => n + 1)), []);
+  useEffect(() => {
+    const timer = setInterval(() => setVersion((n) => n + 1), 30000); // "time since" labels
+    return () => clearInterval(timer);
+  }, []);
+  const route = state.route;
+  const current = route.view === 'session' && state.sessions.get(route.id);
+  document.title = current ? `${current.name} · Maestro` : 'Maestro';
+  return html`<a class="skip" href="#main">Skip to content</a>
+    <div class=${'app view-' + route.view}>
+      <${ConnBanner} />
+      ${route.view === 'session' ? html`<${SessionView} key=${route.id} id=${route.id} />` : html`<${Dashboard} />`}
+    </div>
+    <${SheetHost} />
+    <${Toasts} />`;
+}
+
+function start() {
+  // Pin the <head> links to absolute URLs: after pushState a relative href would resolve
+  // against the new path (session/<id>).
+  for (const link of document.querySelectorAll('link[href]')) link.setAttribute('href', link.href);
+  state.route = parseRoute();
+  applyTheme(JSON.parse(localStorage.getItem('maestro.theme') || 'null'));
+  onRoute((route) => {
+    setScope(route.view === 'session' ? route.id : null);
+  });
+  // Keep the command bar above the on-screen keyboard: size the app to the visual viewport
+  // (iOS does not shrink the layout viewport when the keyboard opens).
+  const vv = window.visualViewport;
+  if (vv) {
+    const fit = () => {
+      document.documentElement.style.setProperty('--app-height', `${Math.round(vv.height)}px`);
+      if (vv.offsetTop > 0) window.scrollTo(0, 0);
+    };
+    vv.addEventListener('resize', fit);
+    vv.addEventListener('scroll', fit);
+    fit();
+  }
+  initialScope(state.route.view === 'session' ? state.route.id : null);
+  connect();
+  get('commands').then((data) => { state.commands = data.commands; }).catch(() => {});
+  render(html`<${App} />`, document.getElementById('app'));
+  if ('serviceWorker' in navigator) {
+    navigator.serviceWorker.register(rootUrl('sw.js'), { scope: rootUrl('') }).catch(() => {});
+    navigator.serviceWorker.addEventListener('message', (event) => {
+      if (event.data && event.data.type === 'open' && event.data.url) navigate(event.data.url);
+    });
+  }
+  window.maestro = { state, logKey, STATE_LABELS }; // for debugging and tests
+}
+
+start();

@@ -1,0 +1,377 @@
+// The session view: header, AI tab bar, the conversation / terminal log (tail-first, older pages
+// on scroll up, auto-scroll with "jump to latest"), the command bar and the terminal key bar.
+
+import { useEffect, useLayoutEffect, useRef, useState } from '../vendor/preact/hooks.mjs';
+import { get, load, post, save } from './api.js';
+import { enqueue, isOpen, request, setScope } from './conn.js';
+import { navigate } from './router.js';
+import { TOOL_LABELS, ansiHtml, copyText, markdownHtml, shortPath } from './render.js';
+import {
+  changed, getLog, logKey, mergeEntries, recentCommands, rememberCommand, resetLog, state, toast,
+} from './store.js';
+import { ConnPill, Icon, QueueBanner, Sheet, StateDot, html } from './ui.js';
+
+// Entries per page: the newest page first, older pages on scroll up. `maestro.pageSize` in
+// localStorage overrides both (for debugging and the tests).
+const PAGE = load('pageSize', 300);
+const OLDER_PAGE = load('pageSize', 200);
+
+/** Fetch the newest page of a log and merge it (or replace the log when it does not connect). */
+export async function loadNewest(sessionId, tabId) {
+  const key = logKey(sessionId, tabId);
+  const log = getLog(key);
+  log.loading = true;
+  changed();
+  const query = tabId ? `kind=ai&tabId=${encodeURIComponent(tabId)}` : 'kind=shell';
+  try {
+    const data = await get(`session/${sessionId}/logs?${query}&limit=${PAGE}`);
+    const newestKnown = log.entries.length ? log.entries[log.entries.length - 1].id : null;
+    const oldestNew = data.entries.length ? data.entries[0].id : null;
+    if (!log.loaded) log.hasMore = data.hasMore;
+    if (newestKnown !== null && oldestNew !== null && oldestNew > newestKnown && data.hasMore) {
+      resetLog(key, data.entries, true); // a gap we cannot bridge: start again from the tail
+    } else {
+      mergeEntries(key, data.entries);
+    }
+    log.loaded = true;
+  } catch (err) {
+    if (err.status === 404) { toast('This session no longer exists', 'error'); navigate('', true); }
+    else toast(err.message, 'error');
+  } finally {
+    log.loading = false;
+    changed();
+  }
+}
+
+async function loadOlder(sessionId, tabId) {
+  const key = logKey(sessionId, tabId);
+  const log = getLog(key);
+  if (log.loading || !log.hasMore || !log.entries.length) return;
+  log.loading = true;
+  const query = tabId ? `kind=ai&tabId=${encodeURIComponent(tabId)}` : 'kind=shell';
+  try {
+    const data = await get(`session/${sessionId}/logs?${query}&before=${log.entries[0].id}&limit=${OLDER_PAGE}`);
+    log.hasMore = data.hasMore;
+    mergeEntries(key, data.entries);
+  } catch (err) {
+    toast(err.message, 'error');
+  } finally {
+    log.loading = false;
+    changed();
+  }
+}
+
+function viewTab(s, mode) {
+  return mode === 'ai' ? s.activeTabId : null;
+}
+
+export function SessionView({ id }) {
+  const s = state.sessions.get(id);
+  const mode = !s ? 'terminal' : s.toolType === 'terminal' ? 'terminal' : s.inputMode;
+  const tabId = s ? viewTab(s, mode) : null;
+  const key = logKey(id, tabId);
+  useEffect(() => {
+    setScope(id);
+    for (const k of [...state.logs.keys()]) if (!k.startsWith(id + '|')) state.logs.delete(k);
+  }, [id]);
+  useEffect(() => {
+    const log = getLog(key);
+    if (s && !log.loaded && !log.loading) loadNewest(id, tabId);
+  }, [key, !!s]);
+  if (!s) {
+    return html`<header class="topbar"><button type="button" class="icon-btn" aria-label="Back to sessions"
+      onClick=${() => navigate('')}><${Icon} name="back" /></button><h1 class="title">Session</h1><${ConnPill} /></header>
+      <main id="main" class="empty">${state.conn.everConnected ? 'This session does not exist (any more).' : 'Loading…'}</main>`;
+  }
+  return html`
+    <header class="topbar session-top">
+      <button type="button" class="icon-btn" aria-label="Back to sessions" onClick=${() => navigate('')}>
+        <${Icon} name="back" /></button>
+      <div class="title-box">
+        <h1 class="title">${s.name}</h1>
+        <div class="subtitle"><${StateDot} value=${s.state} />
+          <span class="muted">· ${TOOL_LABELS[s.toolType] || s.toolType} · ${shortPath(s.shellCwd || s.cwd)}</span></div>
+      </div>
+      <${ConnPill} />
+      <button type="button" class="icon-btn" aria-label="Session actions"
+        onClick=${() => { state.sheet = { kind: 'actions', id }; changed(); }}><${Icon} name="more" /></button>
+    </header>
+    ${s.toolType !== 'terminal' ? html`<${TabBar} s=${s} />` : null}
+    ${!s.isLive ? html`<div class="banner banner-warn" role="status">This session is offline: it refuses remote commands.
+      <button type="button" class="btn btn-small" onClick=${() => post(`session/${id}/live`).catch((e) => toast(e.message, 'error'))}>Make live</button></div>` : null}
+    <${LogView} key=${key} s=${s} logKeyName=${key} tabId=${tabId} mode=${mode} />
+    <${QueueBanner} sessionId=${id} />
+    <${CommandBar} s=${s} mode=${mode} tabId=${s.activeTabId} />`;
+}
+
+function TabBar({ s }) {
+  const act = (message) => request({ sessionId: s.id, ...message }).catch((e) => toast(e.message, 'error'));
+  return html`<nav class="tabbar" aria-label="AI tabs">
+    <div class="tabs" role="tablist">
+      ${s.aiTabs.map((t, i) => {
+        const active = t.id === s.activeTabId;
+        return html`<button type="button" role="tab" key=${t.id} aria-selected=${active}
+          class=${'tab' + (active ? ' tab-active' : '') + (t.hasUnread ? ' tab-unread' : '')}
+          data-tab-id=${t.id}
+          onClick=${() => (active ? (state.sheet = { kind: 'tab', id: s.id, tabId: t.id }, changed())
+            : act({ type: 'select_tab', tabId: t.id }))}>
+          ${t.starred ? html`<span aria-hidden="true">★ </span>` : null}${t.name || `Tab ${i + 1}`}
+          ${t.state === 'busy' ? html`<span class="tab-busy" aria-label="busy"></span>` : null}
+        </button>`;
+      })}
+    </div>
+    <button type="button" class="icon-btn" aria-label="New tab" onClick=${() => act({ type: 'new_tab' })}>
+      <${Icon} name="plus" /></button>
+  </nav>`;
+}
+
+export function TabSheet({ id, tabId }) {
+  const s = state.sessions.get(id);
+  const tab = s && s.aiTabs.find((t) => t.id === tabId);
+  const [name, setName] = useState(tab ? tab.name || '' : '');
+  const close = () => { state.sheet = null; changed(); };
+  if (!tab) { close(); return null; }
+  const act = (message) => request({ sessionId: id, tabId, ...message })
+    .then(close).catch((e) => toast(e.message, 'error'));
+  return html`<${Sheet} title="Tab" onClose=${close}>
+    <form class="form" onSubmit=${(e) => { e.preventDefault(); act({ type: 'rename_tab', ...(name.trim() ? { name: name.trim() } : {}) }); }}>
+      <label>Tab name<input name="tabName" value=${name} onInput=${(e) => setName(e.target.value)} placeholder="Unnamed" /></label>
+      <button type="submit" class="btn btn-primary">Rename</button>
+    </form>
+    <div class="menu">
+      <button type="button" class="menu-item menu-danger" disabled=${s.aiTabs.length < 2}
+        onClick=${() => act({ type: 'close_tab' })}><${Icon} name="close" /> Close tab</button>
+    </div></${Sheet}>`;
+}
+
+/** Group consecutive entries into blocks: terminal output runs, AI answers, single others. */
+function blocks(entries) {
+  const out = [];
+  for (const e of entries) {
+    const kind = e.source === 'stdout' || e.source === 'stderr' ? 'term' : e.source;
+    const last = out[out.length - 1];
+    if (last && (kind === 'term' || kind === 'ai') && last.kind === kind) last.entries.push(e);
+    else out.push({ kind, entries: [e], key: e.id });
+  }
+  return out;
+}
+
+function Block({ b }) {
+  const first = b.entries[0];
+  switch (b.kind) {
+    case 'term':
+      return html`<pre class="term" data-source="stdout">${b.entries.map((e) => html`<span key=${e.id}
+        data-entry-id=${e.id} dangerouslySetInnerHTML=${{ __html: ansiHtml(e.text, e.id) }} />`)}</pre>`;
+    case 'ai': {
+      // Streamed chunks end with a newline and join as they are; whole messages get a blank
+      // line between them so their Markdown does not run together.
+      const text = b.entries.reduce((acc, e) => (!acc || acc.endsWith('\n') ? acc + e.text : acc + '\n\n' + e.text), '');
+      const cacheKey = b.entries.map((e) => e.id).join(',');
+      return html`<div class="msg msg-ai markdown" data-source="ai" data-entry-id=${first.id}
+        dangerouslySetInnerHTML=${{ __html: markdownHtml(text, cacheKey) }} />`;
+    }
+    case 'user':
+      return html`<div class="msg msg-user" data-source="user" data-entry-id=${first.id}>
+        <span class="prompt" aria-hidden="true">❯</span><span class="user-text">${first.text}</span></div>`;
+    case 'thinking':
+    case 'tool': {
+      const line = first.text.split('\n')[0].slice(0, 80);
+      return html`<details class=${'msg msg-' + b.kind} data-source=${b.kind} data-entry-id=${first.id}>
+        <summary>${b.kind === 'tool' ? 'Tool' : 'Thinking'}: <span class="muted">${line}</span></summary>
+        <pre class="term">${first.text}</pre></details>`;
+    }
+    case 'error':
+      return html`<div class="msg msg-error" role="note" data-source="error" data-entry-id=${first.id}>${first.text}</div>`;
+    default:
+      return html`<div class="msg msg-system" data-source=${first.source} data-entry-id=${first.id}>${first.text}</div>`;
+  }
+}
+
+function LogView({ s, logKeyName, tabId, mode }) {
+  const log = getLog(logKeyName);
+  const ref = useRef(null);
+  const stick = useRef(true);
+  const prevHeight = useRef(0);
+  const prevFirst = useRef(null);
+  const prevCount = useRef(0);
+  const [unseen, setUnseen] = useState(0);
+
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    const first = log.entries.length ? log.entries[0].id : null;
+    if (prevFirst.current !== null && first !== null && first < prevFirst.current && !stick.current) {
+      el.scrollTop += el.scrollHeight - prevHeight.current; // older page prepended: keep place
+    } else if (stick.current) {
+      el.scrollTop = el.scrollHeight;
+    } else if (log.entries.length > prevCount.current) {
+      setUnseen((n) => n + (log.entries.length - prevCount.current));
+    }
+    prevFirst.current = first;
+    prevHeight.current = el.scrollHeight;
+    prevCount.current = log.entries.length;
+  });
+
+  const onScroll = () => {
+    const el = ref.current;
+    const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 48;
+    stick.current = atBottom;
+    if (atBottom && unseen) setUnseen(0);
+    if (el.scrollTop < 200 && log.hasMore && !log.loading) {
+      prevHeight.current = el.scrollHeight;
+      loadOlder(s.id, tabId);
+    }
+    prevHeight.current = el.scrollHeight;
+  };
+
+  const jump = () => {
+    stick.current = true;
+    setUnseen(0);
+    ref.current.scrollTop = ref.current.scrollHeight;
+  };
+
+  const onClick = async (e) => {
+    const button = e.target.closest('.copy-btn');
+    if (!button) return;
+    const pre = button.parentElement.querySelector('pre');
+    const ok = await copyText(pre ? pre.innerText : '');
+    button.textContent = ok ? 'Copied' : 'Copy failed';
+    setTimeout(() => { button.textContent = 'Copy'; }, 1500);
+  };
+
+  // Keep following the tail when the keyboard or the window resizes the log.
+  useEffect(() => {
+    const el = ref.current;
+    const observer = new ResizeObserver(() => { if (stick.current) el.scrollTop = el.scrollHeight; });
+    observer.observe(el);
+    return () => observer.disconnect();
+  }, []);
+
+  const empty = log.loaded && !log.entries.length;
+  return html`<main id="main" class="log" ref=${ref} onScroll=${onScroll} onClick=${onClick}
+      aria-label=${mode === 'ai' ? 'Conversation' : 'Terminal output'} data-log=${logKeyName} tabindex="-1">
+    ${log.hasMore ? html`<div class="log-more">${log.loading ? 'Loading older output…' : 'Scroll up for older output'}</div>` : null}
+    ${!log.loaded && log.loading ? html`<div class="log-more">Loading…</div>` : null}
+    ${empty ? html`<div class="empty">${mode === 'ai' ? 'Ask the agent something below.' : 'Run a command below.'}</div>` : null}
+    ${blocks(log.entries).map((b) => html`<${Block} key=${b.key} b=${b} />`)}
+    ${s.state === 'waiting_input' ? html`<div class="waiting" role="status">Waiting for your input — type it below.</div>` : null}
+    ${unseen > 0 ? html`<button type="button" class="jump" onClick=${jump}>
+      <${Icon} name="down" size=${16} /> Jump to latest (${unseen})</button>` : null}
+  </main>`;
+}
+
+const KEYS = [
+  ['Esc', 'Escape', 'Escape'], ['Tab', 'Tab', 'Tab'], ['⇧Tab', 'S-Tab', 'Shift+Tab'],
+  ['^C', 'C-c', 'Control C'], ['^D', 'C-d', 'Control D'], ['←', 'Left', 'Left arrow'],
+  ['↑', 'Up', 'Up arrow'], ['↓', 'Down', 'Down arrow'], ['→', 'Right', 'Right arrow'],
+  ['⏎', 'Enter', 'Enter'],
+];
+
+async function sendKey(sessionId, key) {
+  try {
+    await post(`session/${sessionId}/keys`, { keys: [key] });
+  } catch (err) {
+    toast(err.status === 409 ? 'Nothing is running' : err.message, 'error');
+  }
+}
+
+function CommandBar({ s, mode, tabId }) {
+  const draftKey = 'draft.' + s.id + '.' + mode;
+  const [text, setText] = useState(() => load(draftKey, ''));
+  const [focused, setFocused] = useState(false);
+  const area = useRef(null);
+  const busy = s.state === 'busy' || s.state === 'waiting_input';
+
+  useEffect(() => { setText(load(draftKey, '')); }, [draftKey]);
+  useLayoutEffect(() => {
+    const el = area.current;
+    el.style.height = 'auto';
+    el.style.height = Math.min(el.scrollHeight, 160) + 'px';
+  }, [text]);
+  useEffect(() => {
+    if (s.state === 'waiting_input') area.current.focus({ preventScroll: true });
+  }, [s.state]);
+
+  const update = (value) => { setText(value); save(draftKey, value); };
+  const submit = () => {
+    const command = text;
+    if (!command.trim()) return;
+    const message = { sessionId: s.id, command, inputMode: mode };
+    if (mode === 'ai') message.tabId = tabId;
+    if (!enqueue(message)) return;
+    rememberCommand(s.id, command);
+    update('');
+    area.current.focus({ preventScroll: true });
+  };
+  const interrupt = async () => {
+    try {
+      if (isOpen()) await request({ type: 'interrupt', sessionId: s.id });
+      else await post(`session/${s.id}/interrupt`);
+    } catch (err) {
+      toast(err.message, 'error');
+    }
+  };
+  const switchMode = () => {
+    request({ type: 'switch_mode', sessionId: s.id, mode: mode === 'ai' ? 'terminal' : 'ai' })
+      .catch((e) => toast(e.message, 'error'));
+  };
+  const onKeyDown = (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !matchMedia('(pointer: coarse)').matches) {
+      e.preventDefault();
+      submit();
+    }
+  };
+
+  const slash = mode === 'ai' && /^\/\S*$/.test(text)
+    ? state.commands.filter((c) => c.command.startsWith(text)).slice(0, 6) : [];
+  const recent = !text ? recentCommands(s.id).slice(0, 8) : [];
+
+  return html`<footer class="commandbar" aria-label="Command bar">
+    ${slash.length ? html`<ul class="suggest" role="listbox" aria-label="Slash commands">
+      ${slash.map((c) => html`<li key=${c.command}><button type="button" role="option"
+        onClick=${() => { update(c.command + ' '); area.current.focus(); }}>
+        <b>${c.command}</b> <span class="muted">${c.description}</span></button></li>`)}</ul>` : null}
+    ${recent.length && focused ? html`<div class="chips" aria-label="Recent commands">
+      ${recent.map((c) => html`<button type="button" class="chip" key=${c.text}
+        onMouseDown=${(e) => e.preventDefault()}
+        onClick=${() => { update(c.text); area.current.focus(); }}>${c.text.split('\n')[0].slice(0, 40)}</button>`)}
+      </div>` : null}
+    ${mode === 'terminal' ? html`<div class="keybar" role="toolbar" aria-label="Terminal keys">
+      ${KEYS.map(([label, key, name]) => html`<button type="button" class="key" key=${key}
+        aria-label=${name} onMouseDown=${(e) => e.preventDefault()} onClick=${() => sendKey(s.id, key)}>${label}</button>`)}
+      </div>` : null}
+    <div class="bar-row">
+      ${s.toolType !== 'terminal' ? html`<button type="button" class=${'mode-toggle mode-' + mode}
+        aria-label=${mode === 'ai' ? 'AI mode: switch to terminal' : 'Terminal mode: switch to AI'}
+        onClick=${switchMode}><${Icon} name=${mode === 'ai' ? 'sparkle' : 'terminal'} size=${16} />
+        <span aria-hidden="true">${mode === 'ai' ? 'AI' : 'Shell'}</span></button>` : null}
+      <button type="button" class="icon-btn" aria-label="Command history"
+        onClick=${() => { state.sheet = { kind: 'recent', id: s.id, insert: update }; changed(); }}>
+        <${Icon} name="history" /></button>
+      <label class="sr-only" for="command-input">${mode === 'ai' ? 'Message to the agent' : 'Command'}</label>
+      <textarea id="command-input" ref=${area} rows="1" value=${text}
+        placeholder=${s.state === 'waiting_input' ? 'Type your answer…' : mode === 'ai' ? 'Ask the agent…' : 'Type a command…'}
+        autocapitalize="off" autocomplete="off" autocorrect="off" spellcheck=${mode === 'ai'}
+        enterkeyhint="send"
+        onInput=${(e) => update(e.target.value)} onKeyDown=${onKeyDown}
+        onFocus=${() => setFocused(true)} onBlur=${() => setTimeout(() => setFocused(false), 150)} />
+      ${busy ? html`<button type="button" class="icon-btn btn-interrupt" aria-label="Interrupt"
+        onClick=${interrupt}><${Icon} name="stop" /></button>` : null}
+      <button type="button" class="icon-btn btn-send" aria-label="Send" disabled=${!text.trim()}
+        onMouseDown=${(e) => e.preventDefault()} onClick=${submit}><${Icon} name="send" /></button>
+    </div>
+  </footer>`;
+}
+
+export function RecentSheet({ id, insert }) {
+  const [q, setQ] = useState('');
+  const close = () => { state.sheet = null; changed(); };
+  const items = recentCommands(id).filter((c) => c.text.toLowerCase().includes(q.toLowerCase()));
+  return html`<${Sheet} title="Command history" onClose=${close}>
+    <label class="search"><${Icon} name="search" size=${18} /><span class="sr-only">Search commands</span>
+      <input type="search" placeholder="Search" value=${q} onInput=${(e) => setQ(e.target.value)} /></label>
+    ${items.length ? html`<ul class="list">${items.map((c) => html`<li key=${c.text}>
+      <button type="button" class="list-item" onClick=${() => { insert(c.text); close(); }}>
+        <code>${c.text}</code></button></li>`)}</ul>` : html`<p class="empty">No commands yet.</p>`}
+  </${Sheet}>`;
+}

@@ -1,0 +1,115 @@
+// The app state: one plain object, changed through the helpers below; views re-render on
+// `changed()` (batched to one animation frame).
+
+import { load, save } from './api.js';
+
+export const state = {
+  sessions: new Map(load('sessions', []).map((s) => [s.id, s])), // last known, until init
+  theme: null,
+  themes: [],
+  commands: [],
+  conn: { status: 'connecting', attempt: 0, maxAttempts: 10, retryAt: 0, everConnected: false },
+  queue: load('queue', []),   // offline queue of commands, oldest first
+  logs: new Map(),            // logKey → { entries: [], ids: Set, hasMore, loaded, loading }
+  toasts: [],
+  route: { view: 'dashboard' },
+  sheet: null,                // the open bottom sheet: {kind, ...}
+  notify: load('notify', false),
+};
+
+const listeners = new Set();
+let scheduled = false;
+
+export function subscribe(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+export function changed() {
+  if (scheduled) return;
+  scheduled = true;
+  requestAnimationFrame(() => {
+    scheduled = false;
+    for (const fn of listeners) fn();
+  });
+}
+
+export const QUEUE_MAX = 50;
+
+export function saveQueue() {
+  save('queue', state.queue);
+  changed();
+}
+
+let toastId = 0;
+export function toast(message, kind = 'info', ms = 4000) {
+  const id = ++toastId;
+  state.toasts = [...state.toasts, { id, message, kind }];
+  changed();
+  setTimeout(() => {
+    state.toasts = state.toasts.filter((t) => t.id !== id);
+    changed();
+  }, ms);
+}
+
+// ---- logs --------------------------------------------------------------------------------
+
+export function logKey(sessionId, tabId) {
+  return tabId ? `${sessionId}|ai|${tabId}` : `${sessionId}|shell`;
+}
+
+export function getLog(key) {
+  let log = state.logs.get(key);
+  if (!log) {
+    log = { entries: [], ids: new Set(), hasMore: false, loaded: false, loading: false, version: 0 };
+    state.logs.set(key, log);
+  }
+  return log;
+}
+
+/** Merge entries into a log, by id: no duplicates, kept sorted oldest first. */
+export function mergeEntries(key, entries) {
+  const log = getLog(key);
+  let added = 0;
+  let sorted = true;
+  const last = log.entries.length ? log.entries[log.entries.length - 1].id : -Infinity;
+  for (const entry of entries) {
+    if (!entry || log.ids.has(entry.id)) continue;
+    log.ids.add(entry.id);
+    if (entry.id < last) sorted = false;
+    log.entries.push(entry);
+    added += 1;
+  }
+  if (!sorted) log.entries.sort((a, b) => a.id - b.id);
+  if (added) {
+    log.version += 1;
+    changed();
+  }
+  return added;
+}
+
+/** Replace a log with a fresh newest page (after a gap that the page does not bridge). */
+export function resetLog(key, entries, hasMore) {
+  const log = getLog(key);
+  log.entries = [];
+  log.ids = new Set();
+  log.hasMore = hasMore;
+  log.loaded = true;
+  mergeEntries(key, entries);
+  log.version += 1;
+  changed();
+}
+
+// ---- recent commands (per session, localStorage) -----------------------------------------
+
+export function recentCommands(sessionId) {
+  return load('recent.' + sessionId, []);
+}
+
+export function rememberCommand(sessionId, command) {
+  const text = command.trim();
+  if (!text) return;
+  const list = recentCommands(sessionId).filter((c) => c.text !== text);
+  list.unshift({ text, at: Date.now() });
+  save('recent.' + sessionId, list.slice(0, 100));
+}
