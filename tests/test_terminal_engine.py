@@ -382,22 +382,15 @@ def test_interrupt_works_even_when_the_server_ignores_sigint(make_shell):
     assert h.shell.interrupt() == "SIGINT"
 
 
-def test_interrupt_escalates_to_sigterm(make_shell):
+@pytest.mark.parametrize("ignored, stopped_by", [("INT", signal.SIGTERM),
+                                                 ("INT TERM", signal.SIGKILL)])
+def test_interrupt_escalates_past_ignored_signals(make_shell, ignored, stopped_by):
     h = make_shell(interrupt_grace=0.3)
-    h.shell.submit("bash -c \"trap '' INT; sleep 100\"")
+    h.shell.submit(f"bash -c \"trap '' {ignored}; sleep 100\"")
     wait_for_program(h.shell, "sleep")
-    assert h.shell.interrupt() == "SIGTERM"
+    assert h.shell.interrupt() == stopped_by.name
     h.rec.wait_for(lambda: len(h.rec.done) == 1)
-    assert h.rec.done[0][0] == 128 + 15
-
-
-def test_interrupt_escalates_to_sigkill(make_shell):
-    h = make_shell(interrupt_grace=0.3)
-    h.shell.submit("bash -c \"trap '' INT TERM; sleep 100\"")
-    wait_for_program(h.shell, "sleep")
-    assert h.shell.interrupt() == "SIGKILL"
-    h.rec.wait_for(lambda: len(h.rec.done) == 1)
-    assert h.rec.done[0][0] == 128 + 9
+    assert h.rec.done[0][0] == 128 + stopped_by
     assert h.run("echo still here") == (0, "still here\n")
 
 

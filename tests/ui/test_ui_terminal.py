@@ -27,6 +27,25 @@ def wait_idle(server, session_id, timeout=20) -> None:
     wait_for(idle, timeout=timeout)
 
 
+def run_to_end(server, session_id, command: str) -> None:
+    """Run a command over the API and wait until its history entry is there."""
+    def finished() -> int:
+        return server.api("GET", f"history?sessionId={session_id}").json()["count"]
+
+    before = finished()
+    response = server.api("POST", f"session/{session_id}/send", json={"command": command})
+    assert response.status_code == 200, response.text
+    wait_for(lambda: finished() > before, timeout=20)
+
+
+def open_session(server, context, session: dict):
+    """A new page on the session's view, once it shows the session idle."""
+    page = context.new_page()
+    page.goto(server.url(f"session/{session['id']}"))
+    expect(page.locator(".session-top .state-idle")).to_be_visible()
+    return page
+
+
 def command_box(page):
     return page.get_by_role("textbox", name="Command")
 
@@ -90,9 +109,7 @@ def test_dashboard_new_session_and_echo(ui_server, project, phone, screenshot):
 
 def test_interrupt_long_command_from_red_button(ui_server, project, phone):
     session = create_session(ui_server, project, "long")
-    page = phone("Pixel 7").new_page()
-    page.goto(ui_server.url(f"session/{session['id']}"))
-    expect(page.locator(".session-top .state-idle")).to_be_visible()
+    page = open_session(ui_server, phone("Pixel 7"), session)
     run(page, "echo started; sleep 60; echo never")
     expect(page.locator("main.log")).to_contain_text("started")
     stop = page.get_by_role("button", name="Interrupt")
@@ -107,9 +124,7 @@ def test_interrupt_long_command_from_red_button(ui_server, project, phone):
 
 def test_key_bar_and_waiting_for_input(ui_server, project, phone, screenshot):
     session = create_session(ui_server, project, "ask")
-    page = phone("iPhone 13").new_page()
-    page.goto(ui_server.url(f"session/{session['id']}"))
-    expect(page.locator(".session-top .state-idle")).to_be_visible()
+    page = open_session(ui_server, phone("iPhone 13"), session)
     run(page, "read -p 'Name? ' who; echo \"hi $who\"")
     expect(page.locator(".session-top .state-waiting_input")).to_be_visible()
     expect(page.get_by_text("Waiting for your input")).to_be_visible()
@@ -213,9 +228,7 @@ def rgb(hex_colour: str) -> str:
 
 def test_reload_mid_stream_no_duplicates_or_gaps(ui_server, project, phone):
     session = create_session(ui_server, project, "stream")
-    page = phone("Pixel 7").new_page()
-    page.goto(ui_server.url(f"session/{session['id']}"))
-    expect(page.locator(".session-top .state-idle")).to_be_visible()
+    page = open_session(ui_server, phone("Pixel 7"), session)
     run(page, "for i in $(seq 1 80); do echo line-$i; sleep 0.05; done")
     expect(page.locator("main.log")).to_contain_text("line-10")
     page.reload()
@@ -229,9 +242,7 @@ def test_reload_mid_stream_no_duplicates_or_gaps(ui_server, project, phone):
 
 def test_narrow_screen_and_accessible_names(ui_server, project, phone):
     session = create_session(ui_server, project, "a-rather-long-session-name-that-must-not-wrap")
-    ui_server.api("POST", f"session/{session['id']}/send",
-                  json={"command": "printf 'x%.0s' $(seq 1 300); echo"})
-    wait_idle(ui_server, session["id"])
+    run_to_end(ui_server, session["id"], "printf 'x%.0s' $(seq 1 300); echo")
     page = phone("iPhone 13", viewport={"width": 320, "height": 640}).new_page()
     for path in ("", f"session/{session['id']}"):
         page.goto(ui_server.url(path))
@@ -292,8 +303,7 @@ def test_dashboard_groups_search_and_card_actions(ui_server, project, phone, scr
         assert ui_server.api("POST", "sessions", json=body).status_code == 201
     api_id = next(s["id"] for s in ui_server.api("GET", "sessions").json()["sessions"]
                   if s["name"] == "api")
-    ui_server.api("POST", f"session/{api_id}/send", json={"command": "echo 'tests passed: 42'"})
-    wait_idle(ui_server, api_id)
+    run_to_end(ui_server, api_id, "echo 'tests passed: 42'")
     page = phone("Pixel 7").new_page()
     page.goto(ui_server.url(""))
     expect(page.locator(".card")).to_have_count(6)
@@ -335,8 +345,7 @@ def test_history_panel_filter_search_expand(ui_server, project, phone, screensho
     wait_idle(ui_server, second["id"])
     for sid, command in [(first["id"], "echo apples"), (second["id"], "echo bananas"),
                          (first["id"], "false")]:
-        ui_server.api("POST", f"session/{sid}/send", json={"command": command})
-        wait_idle(ui_server, sid)
+        run_to_end(ui_server, sid, command)
     page = phone("iPhone 13").new_page()
     page.goto(ui_server.url(""))
     page.get_by_role("button", name="History").click()
@@ -359,9 +368,7 @@ def test_history_panel_filter_search_expand(ui_server, project, phone, screensho
 
 def test_recent_chips_command_history_and_draft(ui_server, project, phone):
     session = create_session(ui_server, project, "drafts")
-    page = phone("iPhone 13").new_page()
-    page.goto(ui_server.url(f"session/{session['id']}"))
-    expect(page.locator(".session-top .state-idle")).to_be_visible()
+    page = open_session(ui_server, phone("iPhone 13"), session)
     run(page, "echo chip-one")
     expect(page.locator("main.log")).to_contain_text("chip-one")
     # A draft survives a reload: what was typed is never lost.
@@ -381,8 +388,7 @@ def test_recent_chips_command_history_and_draft(ui_server, project, phone):
 def test_reconnect_countdown_and_refetch_after_restart(ui_server, project, phone):
     session = create_session(ui_server, project, "restart")
     wait_idle(ui_server, session["id"])
-    ui_server.api("POST", f"session/{session['id']}/send", json={"command": "echo before-restart"})
-    wait_idle(ui_server, session["id"])
+    run_to_end(ui_server, session["id"], "echo before-restart")
     page = phone("Pixel 7").new_page()
     page.goto(ui_server.url(f"session/{session['id']}"))
     expect(page.locator("main.log")).to_contain_text("before-restart")
@@ -396,8 +402,7 @@ def test_reconnect_countdown_and_refetch_after_restart(ui_server, project, phone
     ui_server.start(["--port", str(port)])  # same token, same data: the session comes back
     assert ui_server.port == port
     wait_idle(ui_server, session["id"])
-    ui_server.api("POST", f"session/{session['id']}/send", json={"command": "echo after-restart"})
-    wait_idle(ui_server, session["id"])
+    run_to_end(ui_server, session["id"], "echo after-restart")
     banner.get_by_role("button", name="Retry now").click()
     expect(page.get_by_role("status", name="Connection: Live")).to_be_visible()
     expect(banner).to_be_hidden()
@@ -409,9 +414,7 @@ def test_reconnect_countdown_and_refetch_after_restart(ui_server, project, phone
 def test_tail_first_older_pages_and_jump_to_latest(ui_server, project, phone):
     session = create_session(ui_server, project, "pages")
     wait_idle(ui_server, session["id"])
-    ui_server.api("POST", f"session/{session['id']}/send",
-                  json={"command": "for i in $(seq 1 40); do echo row-$i; sleep 0.07; done"})
-    wait_idle(ui_server, session["id"])
+    run_to_end(ui_server, session["id"], "for i in $(seq 1 40); do echo row-$i; sleep 0.07; done")
     context = phone("iPhone 13")
     context.add_init_script("localStorage.setItem('maestro.pageSize', '10')")
     page = context.new_page()
@@ -447,9 +450,7 @@ def test_rate_limited_commands_wait_and_are_sent(make_server, project, phone):
                          "--rate-limit-window-ms", "3000")
     session = create_session(server, project, "limited")  # one POST
     wait_idle(server, session["id"])
-    page = phone("Pixel 7").new_page()
-    page.goto(server.url(f"session/{session['id']}"))
-    expect(page.locator(".session-top .state-idle")).to_be_visible()
+    page = open_session(server, phone("Pixel 7"), session)
     run(page, "echo one")
     run(page, "echo two")  # over the quota: the server says when to retry
     expect(page.get_by_role("alert").filter(has_text="try again in")).to_be_visible()
@@ -476,8 +477,7 @@ def test_notification_when_a_background_session_finishes(ui_server, project, pho
             constructor(t, o) { super(t, o); record(t, o); } };
         Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true});
     }""")
-    ui_server.api("POST", f"session/{session['id']}/send", json={"command": "sleep 0.5"})
-    wait_idle(ui_server, session["id"])
+    run_to_end(ui_server, session["id"], "sleep 0.5")
     shown = wait_for(lambda: page.evaluate("window.shown"), timeout=10)
     assert shown[0]["title"] == "notify"
     assert shown[0]["url"] == ui_server.url(f"session/{session['id']}")
