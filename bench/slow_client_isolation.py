@@ -14,12 +14,11 @@ import contextlib
 import socket
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import requests
 
+from bench import SERVERS, temporary_server
 from tests.conftest import ServerProcess
 from tests.wsclient import LiveClient
 
@@ -42,26 +41,18 @@ def flood_seconds(server: ServerProcess, sid: str, lines: int, stalled: bool) ->
 
 
 def run(script: str, lines: int) -> tuple[float, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        home, project = Path(tmp) / "home", Path(tmp) / "project"
-        home.mkdir()
-        project.mkdir()
-        server = ServerProcess(Path(tmp) / "data", home,
-                               ["--no-rate-limit", "--client-queue-size", "200"], script).start()
-        try:
-            body = {"name": "flood", "cwd": str(project), "toolType": "terminal"}
-            sid = server.api("POST", "sessions", json=body).json()["session"]["id"]
-            for _ in range(100):
-                if requests.get(server.url(f"api/session/{sid}"), timeout=10).json()[
-                        "session"]["state"] == "idle":
-                    break
-                time.sleep(0.1)
-            alone, with_stalled = [], []
-            for _ in range(3):  # interleaved, so drift on a shared machine hits both alike
-                alone.append(flood_seconds(server, sid, lines, stalled=False))
-                with_stalled.append(flood_seconds(server, sid, lines, stalled=True))
-        finally:
-            server.stop()
+    with temporary_server(script, "--client-queue-size", "200") as (server, project):
+        body = {"name": "flood", "cwd": str(project), "toolType": "terminal"}
+        sid = server.api("POST", "sessions", json=body).json()["session"]["id"]
+        for _ in range(100):
+            if requests.get(server.url(f"api/session/{sid}"), timeout=10).json()[
+                    "session"]["state"] == "idle":
+                break
+            time.sleep(0.1)
+        alone, with_stalled = [], []
+        for _ in range(3):  # interleaved, so drift on a shared machine hits both alike
+            alone.append(flood_seconds(server, sid, lines, stalled=False))
+            with_stalled.append(flood_seconds(server, sid, lines, stalled=True))
     return statistics.median(alone), statistics.median(with_stalled)
 
 
@@ -69,7 +60,7 @@ def main() -> None:
     lines = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     print(f"seq 1 {lines} (~{lines * 7 // 1_000_000} MB of output)")
     print(f"{'server':10} {'alone s':>9} {'+stalled s':>11} {'ratio':>6}")
-    for script in ("run.py", "wsgi.py"):
+    for script in SERVERS:
         alone, stalled = run(script, lines)
         print(f"{script:10} {alone:9.2f} {stalled:11.2f} {stalled / alone:6.2f}")
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from tests.conftest import ServerProcess
+from bench import SERVERS, temporary_server
 from tests.wsclient import LiveClient
 
 
@@ -26,28 +24,22 @@ def counts(pid: int) -> tuple[int, int]:
 
 
 def measure(script: str, clients: int) -> tuple[float, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
-        home.mkdir()
-        server = ServerProcess(Path(tmp) / "data", home, ["--no-rate-limit"], script).start()
-        try:
-            LiveClient(server).close()  # warm up
-            time.sleep(0.5)
-            threads0, fds0 = counts(server.process.pid)
-            sockets = [LiveClient(server) for _ in range(clients)]
-            time.sleep(0.5)
-            threads1, fds1 = counts(server.process.pid)
-            for client in sockets:
-                client.close()
-        finally:
-            server.stop()
+    with temporary_server(script) as (server, _):
+        LiveClient(server).close()  # warm up
+        time.sleep(0.5)
+        threads0, fds0 = counts(server.process.pid)
+        sockets = [LiveClient(server) for _ in range(clients)]
+        time.sleep(0.5)
+        threads1, fds1 = counts(server.process.pid)
+        for client in sockets:
+            client.close()
     return (threads1 - threads0) / clients, (fds1 - fds0) / clients
 
 
 def main() -> None:
     clients = int(sys.argv[1]) if len(sys.argv) > 1 else 50
     print(f"{'server':10} {'threads/client':>15} {'fds/client':>11}  ({clients} idle clients)")
-    for script in ("run.py", "wsgi.py"):
+    for script in SERVERS:
         threads, fds = measure(script, clients)
         print(f"{script:10} {threads:15.2f} {fds:11.2f}")
 
