@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from app.sessions.screen import OutputCleaner, OutputCoalescer
-from app.sessions.terminal import ShellStartError, TerminalShell, _Begin, _Sentinel, _SentinelParser
+from app.sessions.shell_protocol import Begin, Sentinel, SentinelParser
+from app.sessions.terminal import ShellStartError, TerminalShell
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -169,12 +170,12 @@ def test_sentinels_are_parsed_across_any_split_and_fakes_are_dropped():
     text = ("out\x1b]697;n0nce;begin;4\x07put\n\x1b]697;WRONG;0;4;/x\x07"
             "\x1b]0;title\x07\x1b]697;n0nce;1;4;/tmp/a;b\x07")
     for cut in range(len(text) + 1):
-        parser = _SentinelParser("n0nce")
+        parser = SentinelParser("n0nce")
         items = parser.feed(text[:cut]) + parser.feed(text[cut:])
         texts = "".join(item for item in items if isinstance(item, str))
         assert texts + parser.flush() == "output\n\x1b]0;title\x07"
         assert [item for item in items if not isinstance(item, str)] == [
-            _Begin(4), _Sentinel(1, 4, "/tmp/a;b")]
+            Begin(4), Sentinel(1, 4, "/tmp/a;b")]
 
 
 # -- TerminalShell --------------------------------------------------------------------------

@@ -23,7 +23,8 @@ from ..store import Store
 from .agents.conductor import AgentConductor
 from .model import INPUT_MODES, TERMINAL_TOOL, Session, Tab, new_id
 from .shell_bridge import ShellBridge, history_entry
-from .terminal import KEYS, ShellClosedError, ShellStartError, TerminalShell
+from .shell_protocol import KEYS
+from .terminal import ShellClosedError, ShellStartError, TerminalShell
 
 logger = logging.getLogger(__name__)
 
