@@ -82,10 +82,15 @@ class TokenGuard:
             '%s "%s %s" %s %.1fms',
             environ.get("REMOTE_ADDR", "-"),
             environ.get("REQUEST_METHOD", "-"),
-            self.redact(shown),
+            _printable(self.redact(shown)),
             status[0].split(" ", 1)[0] if status else "-",
             (time.monotonic() - started) * 1000,
         )
+
+
+def _printable(text: str) -> str:
+    """Escape control and non-ASCII characters, so a URL cannot forge or garble log lines."""
+    return text.encode("unicode_escape").decode("ascii")
 
 
 def _redirect(status: int, location: str) -> Response:

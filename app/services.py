@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import logging
+import os
 import threading
 import time
 import uuid
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 from . import themes
-from .config import Settings
+from .config import ConfigError, Settings
 from .errors import ApiError, now_ms
 from .events import EventBus
 from .sessions.manager import SessionManager
@@ -20,7 +22,27 @@ logger = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_S = 1.0  # how long clients get to receive the last events at shutdown
 TOKEN_KEY = "persistent_token"
+LOCK_FILE = "maestro.lock"
 LAST_SEQ_KEY = "last_seq"
+
+
+def lock_data_dir(data_dir: str) -> TextIO:
+    """Hold an exclusive lock on the data dir for this process's life.
+
+    Two servers on one database would each report the other's running commands as
+    interrupted and fight over the shells.
+
+    :raise ConfigError: another server holds it.
+    """
+    os.makedirs(data_dir, exist_ok=True)
+    handle = open(os.path.join(data_dir, LOCK_FILE), "w")  # noqa: SIM115 - held until shutdown
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ConfigError(f"data dir {data_dir} is in use by another Maestro Web server; "
+                          "stop it or use --data-dir") from None
+    return handle
 
 
 def resolve_token(settings: Settings, store: Store) -> str:
@@ -48,6 +70,7 @@ class Services:
     manager: SessionManager
     token: str
     _stopped: bool = False
+    _data_lock: TextIO | None = None
     # Open WebSocket clients, closed with 1001 at shutdown; guarded by _clients_lock.
     _clients: set = dataclasses.field(default_factory=set)
     _clients_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
@@ -55,6 +78,11 @@ class Services:
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
+        """Open the data dir (refusing one another server is using) and restore sessions.
+
+        :raise ConfigError: the data dir is in use.
+        """
+        data_lock = lock_data_dir(settings.data_dir)
         store = Store(settings.database_path, log_cap=settings.log_cap)
         token = resolve_token(settings, store)
         # Seq never goes back across restarts: resume from the last saved seq, or from the
@@ -63,7 +91,8 @@ class Services:
         bus = EventBus(replay_size=settings.replay_buffer_size, first_seq=first_seq)
         manager = SessionManager(store, bus, settings)
         manager.restore()
-        return cls(settings=settings, store=store, bus=bus, manager=manager, token=token)
+        return cls(settings=settings, store=store, bus=bus, manager=manager, token=token,
+                   _data_lock=data_lock)
 
     def shutdown(self) -> None:
         """End every session process, save the seq and close the database; idempotent."""
@@ -75,6 +104,8 @@ class Services:
         self.manager.shutdown()
         self.store.set_setting(LAST_SEQ_KEY, str(self.bus.last_seq))
         self.store.close()
+        if self._data_lock is not None:
+            self._data_lock.close()  # releases the flock
         logger.info("stopped: sessions saved, processes ended, database closed")
 
     def active_theme(self) -> dict:

@@ -86,10 +86,14 @@ def test_token_never_appears_in_logs(make_server, project):
     server.api("GET", "sessions")
     server.api("GET", "session/nope")
     requests.get(f"{server.base}/{token}/api/theme?x={token}", timeout=10)
+    forged = "x%0a2026-11-26 21:00:00,000 INFO maestro.access: 1.2.3.4 \"GET /admin\" 200"
+    requests.get(f"{server.base}/nope/{forged}", allow_redirects=False, timeout=10)
     server.stop()
     logs = server.log_text
     assert "<redacted>" in logs, logs
     assert token not in logs
+    assert "\n2026-11-26 21:00:00,000 INFO" not in logs  # a URL cannot forge a log line
+    assert "x\\n2026-11-26" in logs
 
 
 def test_fresh_token_each_start_unless_persistent(make_server, tmp_path):

@@ -76,3 +76,14 @@ def test_bad_start_up_value_prints_one_line_and_exits_2(tmp_path, script, args):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("maestro-web: error:"), result.stderr
+
+
+def test_a_second_server_on_the_same_data_dir_is_refused(make_server, tmp_path):
+    first = make_server("--no-rate-limit", data_dir=tmp_path / "shared")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MAESTRO_")}
+    result = subprocess.run([sys.executable, str(ROOT / "run.py"), "--port", "0", "--data-dir",
+                             str(tmp_path / "shared")], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert result.returncode == 2
+    assert "in use by another Maestro Web server" in result.stderr
+    assert first.api("GET", "sessions").status_code == 200

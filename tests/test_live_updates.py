@@ -6,6 +6,7 @@ import os
 import random
 import socket
 import threading
+import time
 import uuid
 
 import pytest
@@ -175,6 +176,8 @@ def test_bad_messages_get_errors_and_the_socket_stays_open(live_server):
     error = client.wait_for(lambda m: m["type"] == "error")
     assert "teleport" in error["message"]
     client.ws.send("[1, 2]")
+    assert client.wait_for(lambda m: m["type"] == "error")["message"] == "Invalid message format"
+    client.ws.send("[" * 100_000 + "]" * 100_000)
     assert client.wait_for(lambda m: m["type"] == "error")["message"] == "Invalid message format"
     assert client.request({"type": "ping"}, "pong")
 
@@ -399,3 +402,49 @@ def test_a_full_server_still_redirects_handshakes_without_the_token(make_server,
     head = raw_handshake(server.port, f"/{uuid.uuid4()}/ws")
     assert head.startswith("HTTP/1.1 302"), head
     client.close()
+
+
+def test_shutdown_is_not_held_up_by_a_client_that_stopped_reading(make_server, script, project):
+    server = make_server("--no-rate-limit", script=script)
+    sid = ready_session(server, project)
+    stalled = LiveClient(server, session_id=sid,
+                         sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    send(server, sid, "head -c 3000000 /dev/zero | tr '\\0' a")  # fills the socket buffers
+    wait_for(lambda: server.api("GET", f"history?sessionId={sid}").json()["count"], timeout=60)
+    started = time.monotonic()
+    assert server.stop(timeout=30) == 0
+    assert time.monotonic() - started < 15
+    stalled.ws.sock.close()
+
+
+def test_a_session_deleted_while_a_command_is_sent_stays_deleted(make_server, project, tmp_path):
+    data = tmp_path / "racy"
+    server = make_server("--no-rate-limit", data_dir=data)
+    for n in range(8):
+        sid = create(server, project, name=f"racy {n}", inputMode="ai", toolType="aider")["id"]
+        sender = threading.Thread(target=server.api, args=("POST", f"session/{sid}/send"),
+                                  kwargs={"json": {"command": "sleep 300",
+                                                   "inputMode": "terminal"}})
+        sender.start()
+        time.sleep(n * 0.002)
+        server.api("DELETE", f"session/{sid}")
+        sender.join(30)
+    wait_for(lambda: not _shells_of_deleted(), timeout=15)
+    assert server.api("GET", "sessions").json()["count"] == 0
+    server.stop()
+    again = make_server("--no-rate-limit", data_dir=data)
+    assert again.api("GET", "sessions").json()["count"] == 0
+
+
+def _shells_of_deleted() -> list[str]:
+    """Command lines of `sleep 300` processes still alive (none should survive a delete)."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cmdline.strip() == "sleep 300":
+            found.append(entry)
+    return found

@@ -253,3 +253,14 @@ def _served_routes(create_app, settings_class) -> set[tuple[str, str]]:
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+def test_absurd_inputs_get_400_not_500(server, project):
+    sid = create(server, project)["id"]
+    for query in ("after=99999999999999999999", "before=-1", "limit=0", "after=x"):
+        assert_error(server.api("GET", f"session/{sid}/logs?{query}"), 400, "Query parameter")
+    nested = "[" * 100_000 + "]" * 100_000
+    assert_error(server.api("POST", f"session/{sid}/send", data=nested,
+                            headers={"Content-Type": "application/json"}), 400, "valid JSON")
+    assert_error(server.api("POST", "sessions", data="null",
+                            headers={"Content-Type": "application/json"}), 400, "object")

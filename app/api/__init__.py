@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import current_app, request
@@ -31,9 +32,10 @@ def json_body() -> dict[str, Any]:
         return {}
     if not request.is_json:
         raise ApiError(415, "Request body must be JSON (Content-Type: application/json)")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "Request body is not valid JSON")
+    try:
+        body = json.loads(request.get_data(cache=True))
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        raise ApiError(400, "Request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object")
     return body
@@ -54,8 +56,11 @@ def text_field(body: dict[str, Any], name: str, *, required: bool = False,
     return value
 
 
+SQLITE_INT_MAX = 2**63 - 1
+
+
 def int_arg(name: str, *, default: int | None = None, low: int = 0,
-            high: int | None = None) -> int | None:
+            high: int = SQLITE_INT_MAX) -> int | None:
     """An integer query argument; ApiError 400 when it is not one or out of range."""
     raw = request.args.get(name)
     if raw is None or raw == "":
@@ -64,7 +69,6 @@ def int_arg(name: str, *, default: int | None = None, low: int = 0,
         value = int(raw)
     except ValueError:
         raise ApiError(400, f"Query parameter '{name}' must be an integer") from None
-    if value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ApiError(400, f"Query parameter '{name}' must be {bounds}")
+    if not low <= value <= high:
+        raise ApiError(400, f"Query parameter '{name}' must be between {low} and {high}")
     return value

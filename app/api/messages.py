@@ -69,7 +69,7 @@ class MessageHandler:
         """The reply to one raw message; never raises for bad input."""
         try:
             message = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return {"type": "error", "message": "Invalid message format"}
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             return {"type": "error", "message": "Invalid message format"}

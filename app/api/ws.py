@@ -62,26 +62,25 @@ class WsClient:
 
     def abort_slow(self) -> None:
         """The queue overflowed: close with 1013 without blocking the publisher."""
-        threading.Thread(target=self._close_slow, name=f"ws-{self.id}-abort",
-                         daemon=True).start()
-
-    def _close_slow(self) -> None:
-        if self._send_lock.acquire(timeout=SLOW_CLOSE_WAIT_S):
-            self._send_lock.release()
-            self.close(CLOSE_TRY_AGAIN_LATER, "Client too slow; resume with since")
-            return
-        # The drainer is stuck sending to a peer that stopped reading: no close frame can
-        # get through, so cut the connection; the client resumes with `since`.
-        with contextlib.suppress(OSError, AttributeError):
-            self.ws.sock.shutdown(socket.SHUT_RDWR)
+        threading.Thread(target=self.close, name=f"ws-{self.id}-abort", daemon=True,
+                         args=(CLOSE_TRY_AGAIN_LATER, "Client too slow; resume with since"),
+                         ).start()
 
     def close(self, code: int, reason: str) -> None:
+        """Close with `code`; never blocks for long on a peer that stopped reading."""
         self.queue.close()
+        if not self._send_lock.acquire(timeout=SLOW_CLOSE_WAIT_S):
+            # The drainer is stuck sending to a peer that stopped reading: no close frame
+            # can get through, so cut the connection; the client resumes with `since`.
+            with contextlib.suppress(OSError, AttributeError):
+                self.ws.sock.shutdown(socket.SHUT_RDWR)
+            return
         try:
-            with self._send_lock:
-                self.ws.close(reason=code, message=reason)
+            self.ws.close(reason=code, message=reason)
         except Exception:
             logger.debug("closing %s failed", self.id, exc_info=True)
+        finally:
+            self._send_lock.release()
 
 
 @bp.before_request

@@ -108,7 +108,11 @@ class SessionManager:
     # -- persistence and publishing (also used by the shell bridge) -------------------------
 
     def save(self, session: Session) -> None:
-        self.store.save_session(session.doc())
+        """Persist the session, unless it was deleted meanwhile (a stale holder must not
+        bring it back)."""
+        with self.bus.lock:
+            if self._sessions.get(session.id) is session:
+                self.store.save_session(session.doc())
 
     def log_lock(self, session: Session) -> threading.RLock:
         with self._log_locks_guard:
@@ -221,21 +225,27 @@ class SessionManager:
             env={**SHELL_ENV, "MAESTRO_SESSION_ID": session.id},
             interrupt_grace=self.settings.interrupt_grace_s,
         )
-        ready = threading.Event()
+        # Registered and spawned under the bus lock, so a concurrent delete() either sees
+        # this shell (and closes it) or has already removed the session (and none starts).
         with self.bus.lock:
+            if not self.is_current(session):
+                return None
             self._shells[session.id] = shell
-            self._shell_ready[session.id] = ready
+            self._shell_ready[session.id] = threading.Event()
             self._bridges[session.id] = bridge
-        self.shell_state_changed(session, "connecting")
-        try:
-            shell.start()
-        except ShellStartError as exc:
-            with self.bus.lock:
+            self.shell_state_changed(session, "connecting")
+            try:
+                shell.start()
+                failure = None
+            except ShellStartError as exc:
+                failure = exc
                 self._shells.pop(session.id, None)
                 self._shell_ready.pop(session.id, None)
                 self._shell_states.pop(session.id, None)
+                self._bridges.pop(session.id, None)
+        if failure is not None:
             self.set_state(session, "error")
-            self.append_log(session, None, "system", f"The shell could not start: {exc}")
+            self.append_log(session, None, "system", f"The shell could not start: {failure}")
             return None
         return shell
 
@@ -306,10 +316,12 @@ class SessionManager:
             self._sessions.pop(session.id, None)
             shell = self._shells.pop(session.id, None)
             self._shell_ready.pop(session.id, None)
+            self._shell_states.pop(session.id, None)
+            self._bridges.pop(session.id, None)
         if shell is not None:
             shell.close()
         self.agents.close(session)
-        self.store.delete_session(session.id)
+        self.store.delete_session(session.id)  # after the processes: their last output too
         with self._log_locks_guard:
             self._log_locks.pop(session.id, None)
         self.bus.publish("session:removed", sessionId=session.id)
