@@ -20,6 +20,7 @@ from .store import Store
 
 logger = logging.getLogger(__name__)
 
+CLOSE_GOING_AWAY = 1001  # WebSocket close code for a server that stops
 SHUTDOWN_DRAIN_S = 1.0  # how long clients get to receive the last events at shutdown
 TOKEN_KEY = "persistent_token"
 LOCK_FILE = "maestro.lock"
@@ -143,4 +144,4 @@ class Services:
         deadline = time.monotonic() + SHUTDOWN_DRAIN_S
         for client in clients:
             client.queue.wait_empty(max(0.0, deadline - time.monotonic()))
-            client.close(1001, "Server shutting down")
+            client.close(CLOSE_GOING_AWAY, "Server shutting down")

@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("ws", __name__)
 
 CLOSE_TRY_AGAIN_LATER = 1013
-CLOSE_GOING_AWAY = 1001
 # Events that carry one session's output: a scoped client gets only its session's.
 SCOPED_EVENTS = frozenset({"session:output", "session:exit"})
 QUEUE_POLL_S = 1.0

@@ -10,7 +10,6 @@ from ..errors import now_ms
 
 TERMINAL_TOOL = "terminal"  # every other toolType is an agent id (built-in or configured)
 INPUT_MODES = ("ai", "terminal")
-STATES = ("idle", "busy", "waiting_input", "connecting", "error")
 LAST_RESPONSE_LINES = 3
 LAST_RESPONSE_CHARS = 500
 
