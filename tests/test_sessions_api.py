@@ -264,3 +264,33 @@ def test_absurd_inputs_get_400_not_500(server, project):
                             headers={"Content-Type": "application/json"}), 400, "valid JSON")
     assert_error(server.api("POST", "sessions", data="null",
                             headers={"Content-Type": "application/json"}), 400, "object")
+
+
+LONE_SURROGATE = "\ud800"
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("PUT", "theme", {"id": LONE_SURROGATE}),
+    ("POST", "session/{sid}/interrupt", {"tabId": LONE_SURROGATE}),
+    ("POST", "session/{sid}/send", {"command": "true", "inputMode": LONE_SURROGATE}),
+    ("POST", "session/{sid}/send", {"command": "echo " + LONE_SURROGATE}),
+    ("POST", "session/{sid}/keys", {"keys": [LONE_SURROGATE]}),
+    ("PATCH", "session/{sid}", {"cwd": "/tmp/" + LONE_SURROGATE}),
+    ("PATCH", "session/{sid}", {"name": "x" + LONE_SURROGATE}),
+    ("POST", "sessions", {"name": "n", "cwd": "/tmp", "toolType": LONE_SURROGATE}),
+    ("POST", "sessions", {"name": "bad" + LONE_SURROGATE, "cwd": "/tmp"}),
+    ("POST", "session/{sid}/tabs", {"name": LONE_SURROGATE}),
+    ("PATCH", "session/{sid}/tabs/{tab}", {"name": LONE_SURROGATE}),
+])
+def test_a_lone_surrogate_in_any_field_is_a_400_and_nothing_is_stored(
+        server, project, method, path, body):
+    session = create(server, project, name="keep")
+    url = path.format(sid=session["id"], tab=session["aiTabs"][0]["id"])
+    error = assert_error(server.api(method, url, json=body), 400, "invalid Unicode")
+    assert error["message"].startswith("'")  # names the field
+    sessions = server.api("GET", "sessions").json()["sessions"]
+    assert [s["name"] for s in sessions] == ["keep"]
+    detail = server.api("GET", f"session/{session['id']}").json()["session"]
+    assert detail["cwd"] == str(project) and detail["name"] == "keep"
+    assert [t["name"] for t in detail["aiTabs"]] == [t["name"] for t in session["aiTabs"]]
+    assert server.api("GET", "theme").status_code == 200

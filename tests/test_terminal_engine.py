@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from app.sessions.screen import OutputCleaner, OutputCoalescer
+from app.sessions import screen
+from app.sessions.screen import MAX_COLUMN, OutputCleaner, OutputCoalescer, split_text
 from app.sessions.shell_protocol import Begin, Sentinel, SentinelParser
 from app.sessions.terminal import ShellStartError, TerminalShell
 
@@ -71,6 +72,33 @@ def test_erase_line_clears_before_being_dropped():
 def test_backspace_moves_left():
     assert clean("ab\bc\n") == "ac\n"
     assert clean("\b\bx\n") == "x\n"
+
+
+@pytest.mark.parametrize("count", ["99999999999999999999", "50000000", str(MAX_COLUMN + 1)])
+@pytest.mark.parametrize("final", ["C", "G"])
+def test_huge_cursor_counts_from_hostile_output_are_clamped(count, final):
+    text = clean(f"ab\x1b[{count}{final}end\n")
+    assert text.endswith("end\n") and text.startswith("ab")
+    assert len(text) <= MAX_COLUMN + len("end\n")
+
+
+def test_cursor_moves_never_pad_past_the_column_limit():
+    text = clean(("\x1b[99999999C." * 1000) + "\n")
+    assert len(text) == MAX_COLUMN + 1000 + 1 and text.count(".") == 1000
+
+
+def test_huge_counts_elsewhere_are_harmless():
+    assert clean("abc\x1b[99999999999999999999D!\n") == "!bc\n"
+    assert clean("abc\x1b[99999999999999999999K!\n") == "abc!\n"
+    assert clean("\x1b[99999999999999999999mred\n") == "\x1b[99999999999999999999mred\n"
+
+
+def test_split_text_keeps_every_character_and_cuts_at_line_ends():
+    text = "".join(f"line {n}\n" for n in range(5000)) + "x" * 40000
+    chunks = split_text(text, 1000)
+    assert "".join(chunks) == text
+    assert all(0 < len(chunk) <= 1000 for chunk in chunks)
+    assert all(chunk.endswith("\n") for chunk in chunks if "line" in chunk)
 
 
 def test_partial_line_and_take_partial():
@@ -464,6 +492,29 @@ def test_exit_reports_shell_exit(make_shell):
     assert h.shell.state == "exited"
     with pytest.raises(RuntimeError):
         h.shell.submit("echo too late")
+
+
+def test_hostile_cursor_sequences_leave_the_shell_working(make_shell):
+    h = make_shell()
+    code, output = h.run(r"printf 'a\e[99999999999999999999Cb\e[50000000Cc\n'; echo after")
+    assert code == 0 and output.endswith("after\n") and "c\n" in output
+    assert h.run("echo next") == (0, "next\n")
+
+
+def test_the_reader_survives_a_failing_output_cleaner(make_shell, monkeypatch):
+    real_feed = screen.OutputCleaner.feed
+
+    def feed(self, text):
+        if "BOOM" in text:
+            raise RuntimeError("a bug in the cleaner")
+        real_feed(self, text)
+
+    monkeypatch.setattr(screen.OutputCleaner, "feed", feed)
+    h = make_shell()
+    code, output = h.run("echo BOOM; echo fine")
+    assert code == 0 and "BOOM" in output  # shown as plain text, not lost
+    assert h.run("echo next") == (0, "next\n")
+    assert h.shell.state == "idle"
 
 
 def test_large_output_arrives_complete_in_few_entries(make_shell):

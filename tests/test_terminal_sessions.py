@@ -310,3 +310,14 @@ def test_a_command_sent_while_the_shell_starts_keeps_its_output_in_history(serve
         send(server, sid, f"echo early-bird-{n}")
         entry = wait_for(lambda sid=sid: history(server, sid))[0]
         assert entry["fullResponse"] == f"early-bird-{n}\n"
+
+
+def test_hostile_escape_sequences_in_output_leave_the_session_usable(server, project):
+    sid = ready_session(server, project)
+    send(server, sid, r"printf 'x\e[99999999999999999999Cy\e[50000000Cz\n'; echo survived")
+    wait_for(lambda: "survived\n" in shell_text(server, sid))
+    wait_for(lambda: history(server, sid) and state(server, sid) == "idle")
+    assert history(server, sid)[0]["exitCode"] == 0
+    send(server, sid, "echo still-here")
+    wait_for(lambda: "still-here\n" in shell_text(server, sid))
+    assert server.api("DELETE", f"session/{sid}").status_code == 200

@@ -9,6 +9,7 @@ from flask import current_app, request
 
 from ..errors import ApiError, now_ms
 from ..services import Services
+from ..sessions.manager import is_utf8
 
 API_PREFIX = "/api"
 
@@ -38,7 +39,32 @@ def json_body() -> dict[str, Any]:
         raise ApiError(400, "Request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object")
+    reject_invalid_unicode(body)
     return body
+
+
+def reject_invalid_unicode(message: dict[str, Any]) -> None:
+    """Refuse a JSON object holding a lone surrogate (e.g. "\\ud800") anywhere.
+
+    JSON may spell one, but no path, pty or SQLite text can hold it: refused at the
+    door, it can never become a 500 or a stored name that breaks every later read.
+
+    :raise ApiError 400: naming the first field that holds one.
+    """
+    pending: list[tuple[str, Any]] = [("", message)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend((f"{path}.{key}" if path else key, item) for key, item in value.items())
+            keys = value.keys()
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+            keys = ()
+        else:
+            keys = (value,) if isinstance(value, str) else ()
+        for text in keys:
+            if not is_utf8(text):
+                raise ApiError(400, f"'{path or 'body'}' holds invalid Unicode (a lone surrogate)")
 
 
 def text_field(body: dict[str, Any], name: str, *, required: bool = False,

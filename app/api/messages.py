@@ -15,6 +15,7 @@ from simple_websocket import ConnectionClosed
 
 from ..errors import ApiError, now_ms
 from ..ratelimit import post_quota_hit
+from . import reject_invalid_unicode
 
 if TYPE_CHECKING:
     from flask_limiter import Limiter
@@ -85,6 +86,7 @@ class MessageHandler:
                         "message": "Rate limit exceeded. Try again later.",
                         "requestType": kind, **_request_id(message)}
         try:
+            reject_invalid_unicode(message)
             reply = handler(message)
         except ApiError as exc:
             reply = {"type": reply_type, "success": False, "error": exc.description,

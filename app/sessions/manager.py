@@ -353,7 +353,7 @@ class SessionManager:
         """
         if not isinstance(command, str) or command == "":
             raise ApiError(400, "Command is required and must be a string")
-        if "\x00" in command or not _is_utf8(command):
+        if "\x00" in command or not is_utf8(command):
             raise ApiError(400, "Command contains a NUL character or invalid Unicode")
         limit = self.settings.max_command_chars
         if len(command) > limit:
@@ -533,7 +533,7 @@ def _submit(shell: TerminalShell, text: str) -> str:
         raise ApiError(409, "The running program is not reading its input") from None
 
 
-def _is_utf8(text: str) -> bool:
+def is_utf8(text: str) -> bool:
     """False for lone surrogates, which neither SQLite nor a pty can take."""
     try:
         text.encode("utf-8")

@@ -12,6 +12,9 @@ from collections.abc import Callable
 _ESC = "\x1b"
 _CSI_MAX = 64  # a CSI longer than this is garbage: give up on it
 _STRING_MAX = 4096  # an OSC/DCS never terminated: stop swallowing output after this
+# No cursor move takes the column past this. Counts in escape sequences come from
+# untrusted output: ESC[99999999999999999999C must cost nothing, not memory and CPU.
+MAX_COLUMN = 16384
 _SGR_PARAM_CHARS = frozenset("0123456789;:")
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # all C0/C1 but tab, and DEL
 
@@ -187,11 +190,12 @@ class OutputCleaner:
             self._sgr += f"{_ESC}[{params}m"
             return
         arg = params.split(";")[0]
-        n = int(arg) if arg.isdigit() else 0
+        n = min(int(arg), MAX_COLUMN) if arg.isdigit() else 0
         if final == "K":
             self._erase_line(n)
         elif final == "C":
-            self._col += max(n, 1)
+            # Text may already stand past MAX_COLUMN; a move never adds blanks beyond it.
+            self._col = max(self._col, min(self._col + max(n, 1), MAX_COLUMN))
         elif final == "D":
             self._col = max(0, self._col - max(n, 1))
         elif final == "G":
@@ -257,6 +261,11 @@ class OutputCoalescer:
         elif self._lines_since is not None and now >= self._lines_since + self._flush_interval:
             self._emit(cleaner.take_complete())
 
+    def reset(self) -> None:
+        """Forget everything pending and start clean (after the cleaner failed)."""
+        self._cleaner = OutputCleaner()
+        self._lines_since = self._partial_since = None
+
     def flush_all(self) -> None:
         """Emit everything pending, including an unfinished line."""
         self._emit(self._cleaner.take_complete() + self._cleaner.take_partial())
@@ -271,13 +280,19 @@ class OutputCoalescer:
             self._emit_cb(chunk)
 
 
+def strip_controls(text: str) -> str:
+    """Text without control characters (but newlines and tabs): safe to show as it is."""
+    return _CONTROL.sub(lambda match: "\n" if match.group() == "\n" else "", text)
+
+
 def split_text(text: str, limit: int) -> list[str]:
     """Cut text into pieces of at most `limit` characters, at line ends where possible."""
     chunks = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit) + 1 or limit
-        chunks.append(text[:cut])
-        text = text[cut:]
-    if text:
-        chunks.append(text)
+    start, end = 0, len(text)
+    while end - start > limit:
+        cut = text.rfind("\n", start, start + limit) + 1 or start + limit
+        chunks.append(text[start:cut])
+        start = cut
+    if start < end:
+        chunks.append(text[start:])
     return chunks

@@ -32,7 +32,7 @@ from typing import Protocol
 from ptyprocess import PtyProcess
 
 from .procs import kill_quietly, prepare_child, processes, task_reads_tty, tasks
-from .screen import OutputCoalescer
+from .screen import OutputCoalescer, strip_controls
 from .shell_protocol import KEYS, KILL_LINE, Begin, Sentinel, SentinelParser, rc_script
 
 logger = logging.getLogger(__name__)
@@ -308,7 +308,7 @@ class TerminalShell:
     def _read_loop(self, pidfd: int) -> None:
         try:
             self._pump(pidfd)
-        except Exception:
+        except Exception:  # the pty itself failed: end the shell cleanly rather than hang
             logger.exception("terminal %s: reader failed", self.name)
         finally:
             self._finish(pidfd)
@@ -336,11 +336,22 @@ class TerminalShell:
                         os.eventfd_read(wake_fd)
                 elif not self._read_master(now):
                     poller.unregister(fd)  # slave closed; wait for the process to end
-            self._sync_state()
-            self._coalescer.tick(now)
+            self._guarded(self._sync_state)
+            self._guarded(self._coalescer.tick, now)
             if self.state in (BUSY, WAITING_INPUT) and now >= next_check:
-                self._check_waiting_input()
+                self._guarded(self._check_waiting_input)
                 next_check = now + _INPUT_CHECK_EVERY
+
+    def _guarded(self, step: Callable[..., None], *args: object) -> None:
+        """Run one step of the reader; a bug in it is logged and the reader goes on.
+
+        The reader is the shell's only way out: if it died, the running command's output
+        and its end would be lost and the session would stay busy for good.
+        """
+        try:
+            step(*args)
+        except Exception:
+            logger.exception("terminal %s: %s failed; reading on", self.name, step.__name__)
 
     def _read_master(self, now: float) -> bool:
         """Read and process one chunk; False once the terminal is closed."""
@@ -359,15 +370,30 @@ class TerminalShell:
         return True
 
     def _process(self, text: str, now: float) -> None:
-        for item in self._sentinels.feed(text):
+        try:
+            items = self._sentinels.feed(text)
+        except Exception:
+            logger.exception("terminal %s: sentinel parser failed; output dropped", self.name)
+            self._sentinels = SentinelParser(self._nonce)
+            return
+        for item in items:
             if isinstance(item, str):
-                self._coalescer.feed(item, now)
+                self._feed_output(item, now)
             elif isinstance(item, Begin):
                 with self._lock:
                     self._begun_seq = item.seq
                     self._changed.notify_all()
             else:
-                self._on_sentinel(item)
+                self._guarded(self._on_sentinel, item)
+
+    def _feed_output(self, text: str, now: float) -> None:
+        """Clean and coalesce output; if the cleaner fails, show the text raw instead."""
+        try:
+            self._coalescer.feed(text, now)
+        except Exception:
+            logger.exception("terminal %s: output cleaner failed; showing plain text", self.name)
+            self._coalescer.reset()
+            self._guarded(self._emit_output, strip_controls(text))
 
     def _on_sentinel(self, sentinel: Sentinel) -> None:
         with self._lock:
@@ -445,14 +471,17 @@ class TerminalShell:
     def _finish(self, pidfd: int) -> None:
         """The shell ended (or the reader failed): collect the last output, end
         what is left of its session, reap it, release everything, tell the listener."""
-        self._drain()
-        self._process(self._decoder.decode(b"", final=True) + self._sentinels.flush(),
-                      time.monotonic())
+        try:
+            self._drain()
+            self._process(self._decoder.decode(b"", final=True) + self._sentinels.flush(),
+                          time.monotonic())
+        except Exception:  # whatever happens, the shell must still be ended and reaped
+            logger.exception("terminal %s: collecting the last output failed", self.name)
         self._end_session()
         with self._session_lock:
             code = self._proc.wait()
             self._reaped = True
-        self._coalescer.flush_all()
+        self._guarded(self._coalescer.flush_all)
         with self._lock:
             self._state = EXITED
             closing = self._closing
