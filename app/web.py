@@ -19,10 +19,13 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 bp = Blueprint("web", __name__)
 
-# The UI talks to its own origin only (REST and the WebSocket); Markdown is sanitised too.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data:; connect-src 'self' ws: wss:; manifest-src 'self'; "
-       "worker-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+# The UI talks to its own origin only (REST and the WebSocket). What agents and programs print
+# is sanitised (static/js/sanitise.js); should anything slip through, it still cannot post a
+# form, style itself (the UI styles only from its stylesheet and through the CSSOM), load a
+# remote image (which would tell its host who reads the log), embed a page or be framed.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self' ws: wss:; manifest-src 'self'; worker-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
 def _page(root: str) -> Response:

@@ -1,12 +1,8 @@
-// Text rendering: ANSI-coloured terminal output and sanitised Markdown (cached per entry).
+// Text rendering: ANSI-coloured terminal output and Markdown, both sanitised (cached per entry).
 
-import { AnsiUp } from '../vendor/ansi_up/ansi_up.mjs';
 import { marked } from '../vendor/marked/marked.mjs';
-import DOMPurify from '../vendor/dompurify/purify.mjs';
-
-const ansi = new AnsiUp();
-ansi.use_classes = true;
-ansi.escape_html = true;
+import { ansiToHtml } from './ansi.js';
+import { sanitisedFragment, sanitisedHtml } from './sanitise.js';
 
 const cache = new Map();
 const CACHE_MAX = 5000;
@@ -17,10 +13,10 @@ function remember(key, value) {
   return value;
 }
 
-/** Terminal text → HTML (escaped, SGR colours as classes). */
+/** Terminal text → HTML (escaped, SGR attributes and colours as classes). */
 export function ansiHtml(text, key) {
   if (key !== undefined && cache.has('a' + key)) return cache.get('a' + key);
-  const html = ansi.ansi_to_html(text);
+  const html = sanitisedHtml(ansiToHtml(text));
   return key === undefined ? html : remember('a' + key, html);
 }
 
@@ -40,7 +36,7 @@ export function markdownHtml(text, key) {
   } catch (err) {
     html = '<pre></pre>';
   }
-  const clean = DOMPurify.sanitize(html, { USE_PROFILES: { html: true }, RETURN_DOM_FRAGMENT: true });
+  const clean = sanitisedFragment(html);
   for (const pre of clean.querySelectorAll('pre')) {
     const wrap = document.createElement('div');
     wrap.className = 'codeblock';
@@ -51,10 +47,6 @@ export function markdownHtml(text, key) {
     button.textContent = 'Copy';
     pre.replaceWith(wrap);
     wrap.append(button, pre);
-  }
-  for (const link of clean.querySelectorAll('a[href]')) {
-    link.setAttribute('target', '_blank');
-    link.setAttribute('rel', 'noopener noreferrer');
   }
   const box = document.createElement('div');
   box.append(clean);

@@ -34,6 +34,7 @@ else:
     playwright_api.expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 HERE = Path(__file__).resolve().parent
+STAND_INS = HERE.parent / "agents"
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -64,6 +65,14 @@ def ui_server(make_server):
     """A server without rate limits and a short interrupt grace."""
     return make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
                        "--interrupt-grace-s", "1")
+
+
+@pytest.fixture
+def agent_server(make_server):
+    """A server whose agent CLIs are the stand-ins in tests/agents."""
+    return make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                       "--interrupt-grace-s", "1",
+                       env={"PATH": f"{STAND_INS}:{os.environ['PATH']}"})
 
 
 @pytest.fixture

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
-import uuid
-from pathlib import Path
 
 import pytest
 
 expect = pytest.importorskip("playwright.sync_api").expect
-
-STAND_INS = Path(__file__).resolve().parents[1] / "agents"
-
-
-@pytest.fixture
-def agent_server(make_server):
-    return make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
-                       "--interrupt-grace-s", "1",
-                       env={"PATH": f"{STAND_INS}:{os.environ['PATH']}"})
 
 
 def test_ai_tabs_and_streamed_markdown(agent_server, project, phone, screenshot):
