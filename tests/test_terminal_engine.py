@@ -517,6 +517,17 @@ def test_the_reader_survives_a_failing_output_cleaner(make_shell, monkeypatch):
     assert h.shell.state == "idle"
 
 
+def test_a_folder_name_with_bel_and_percent_signs_keeps_the_prompt_sentinel_intact(
+        make_shell, tmp_path):
+    awkward = tmp_path / "bell\a%07 100%25;x"
+    awkward.mkdir()
+    h = make_shell()
+    assert h.run(f"cd {shlex.quote(str(awkward))}") == (0, "")
+    assert h.rec.done[-1][2] == str(awkward)
+    assert h.run("echo inside") == (0, "inside\n")  # no stray sentinel text in the output
+    assert h.shell.cwd == str(awkward)
+
+
 def test_large_output_arrives_complete_in_few_entries(make_shell):
     h = make_shell()
     out_before = len(h.rec.outputs)

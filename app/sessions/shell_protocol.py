@@ -2,13 +2,14 @@
 
 The rc script replaces ~/.bashrc (after sourcing it): empty prompts, no echo, and a
 PROMPT_COMMAND that prints an OSC "sentinel" with a per-shell nonce, the last exit status,
-the number of the command that ended and $PWD; each command also announces its start
-("begin"). SentinelParser splits those out of the output stream.
+the number of the command that ended and $PWD (with '%' and BEL percent-encoded); each
+command also announces its start ("begin"). SentinelParser splits those out of the output stream.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
+from urllib.parse import unquote
 
 KEYS: dict[str, bytes] = {
     "Escape": b"\x1b", "Tab": b"\t", "S-Tab": b"\x1b[Z", "Enter": b"\r", "Space": b" ",
@@ -38,7 +39,9 @@ stty -echo 2>/dev/null
 __maestro_prompt() {
   __maestro_status=$?
   eval "$__maestro_user_prompt_command"
-  printf '\033]697;@NONCE@;%s;%s;%s\007' "$__maestro_status" "${__maestro_seq:-0}" "$PWD"
+  local __maestro_cwd=${PWD//%/%25}  # percent-encode '%' and BEL: a BEL would end the OSC
+  printf '\033]697;@NONCE@;%s;%s;%s\007' "$__maestro_status" "${__maestro_seq:-0}" \
+    "${__maestro_cwd//$'\a'/%07}"
 }
 __maestro_begin() {
   __maestro_seq=$1
@@ -115,7 +118,7 @@ class SentinelParser:
         if len(parts) == 3 and parts[1] == "begin" and parts[2].isdigit():
             return Begin(int(parts[2]))
         if len(parts) == 4 and parts[1].isdigit() and parts[2].isdigit():
-            return Sentinel(int(parts[1]), int(parts[2]), parts[3])
+            return Sentinel(int(parts[1]), int(parts[2]), unquote(parts[3]))
         return None
 
 
