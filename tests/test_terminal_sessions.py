@@ -285,6 +285,51 @@ def test_stopping_the_server_ends_every_shell(make_server, project):
     wait_for(lambda: not _processes_named("sleep 5151"), timeout=10)
 
 
+# Escapes the shell's session (setsid) and ignores SIGHUP, as daemons and `nohup` do.
+def _escaper(tag: int) -> str:
+    return f"setsid sh -c 'trap \"\" HUP; exec sleep {tag}' </dev/null >/dev/null 2>&1 &"
+
+
+def test_deleting_a_session_ends_processes_that_left_its_terminal(server, project):
+    sid = ready_session(server, project)
+    send(server, sid, _escaper(6161) + " (setsid sleep 6162 &); sleep 6163")
+    wait_for(lambda: all(_processes_named(f"sleep {tag}") for tag in (6161, 6162, 6163)))
+    other = ready_session(server, project, name="bystander")
+    send(server, other, _escaper(6164))
+    wait_for(lambda: _processes_named("sleep 6164"))
+    assert server.api("DELETE", f"session/{sid}").status_code == 200
+    wait_for(lambda: not any(_processes_named(f"sleep {tag}") for tag in (6161, 6162, 6163)),
+             timeout=10)
+    assert _processes_named("sleep 6164")  # another session's processes are left alone
+
+
+def test_stopping_the_server_ends_processes_that_left_the_terminal(make_server, project):
+    server = make_server("--no-rate-limit")
+    sid = ready_session(server, project)
+    send(server, sid, _escaper(6262))
+    wait_for(lambda: _processes_named("sleep 6262"))
+    assert server.stop() == 0
+    assert not _processes_named("sleep 6262")
+
+
+def test_a_start_after_a_crash_ends_what_the_crashed_server_left_running(
+        make_server, project, tmp_path):
+    data = tmp_path / "crashed"
+    first = make_server("--no-rate-limit", data_dir=data)
+    sid = ready_session(first, project)
+    send(first, sid, _escaper(6363))
+    wait_for(lambda: _processes_named("sleep 6363"))
+    first.stop(signal.SIGKILL)
+    time.sleep(0.5)
+    assert _processes_named("sleep 6363")  # nothing else would ever end it
+    elsewhere = make_server("--no-rate-limit", data_dir=tmp_path / "another")
+    assert elsewhere.api("GET", "sessions").status_code == 200
+    assert _processes_named("sleep 6363")  # a server with another data dir leaves it alone
+    second = make_server("--no-rate-limit", data_dir=data)
+    assert second.api("GET", f"session/{sid}").status_code == 200
+    assert not _processes_named("sleep 6363")
+
+
 def _processes_named(fragment: str) -> list[int]:
     """Pids of live processes whose command line contains `fragment`."""
     pids = []

@@ -22,6 +22,7 @@ from ..events import EventBus
 from ..store import Store
 from .agents.conductor import AgentConductor
 from .model import INPUT_MODES, TERMINAL_TOOL, Session, Tab, new_id
+from .procs import OWNER_VAR, end_processes, owner_tag, server_id
 from .shell_bridge import ShellBridge, history_entry
 from .shell_protocol import KEYS
 from .terminal import ShellClosedError, ShellStartError, TerminalShell
@@ -33,6 +34,7 @@ ACTIVITY_PRECEDENCE = ("waiting_input", "busy", "connecting")
 NAME_MAX = 200
 # Pagers would wait for keys no phone can send comfortably: programs print straight through.
 SHELL_ENV = {"PAGER": "cat", "GIT_PAGER": "cat", "SYSTEMD_PAGER": ""}
+LEFTOVER_GRACE_S = 1.0  # between SIGHUP, SIGTERM and SIGKILL for processes that escaped
 
 
 class SessionManager:
@@ -44,6 +46,7 @@ class SessionManager:
         self.settings = settings
         self.rc_dir = os.path.join(settings.data_dir, "run")
         os.makedirs(self.rc_dir, mode=0o700, exist_ok=True)
+        self.server_id = server_id(settings.data_dir)
         self.closing = False
         # All three guarded by bus.lock.
         self._sessions: dict[str, Session] = {}
@@ -212,6 +215,17 @@ class SessionManager:
             ready.set()  # a send() waiting for this shell gives up at once
         self.refresh_state(session)
 
+    # -- processes --------------------------------------------------------------------------
+
+    def owner_tag(self, session: Session, role: str) -> str:
+        """The OWNER_VAR mark for the processes a session starts in `role` (shell, agent)."""
+        return owner_tag(self.server_id, session.id, role)
+
+    def end_leftovers(self, session: Session | None = None) -> None:
+        """End every process still carrying this server's mark (for one session, or all)."""
+        prefix = self.server_id + "/" + (session.id + "/" if session is not None else "")
+        end_processes(lambda proc: proc.owner.startswith(prefix), LEFTOVER_GRACE_S)
+
     # -- the shell --------------------------------------------------------------------------
 
     def _start_shell(self, session: Session) -> TerminalShell | None:
@@ -222,7 +236,8 @@ class SessionManager:
             cwd=session.shell_cwd if session.shell_cwd and os.path.isdir(session.shell_cwd)
             else session.cwd,
             listener=bridge, rc_dir=self.rc_dir,
-            env={**SHELL_ENV, "MAESTRO_SESSION_ID": session.id},
+            env={**SHELL_ENV, "MAESTRO_SESSION_ID": session.id,
+                 OWNER_VAR: self.owner_tag(session, "shell")},
             interrupt_grace=self.settings.interrupt_grace_s,
         )
         # Registered and spawned under the bus lock, so a concurrent delete() either sees
@@ -321,6 +336,7 @@ class SessionManager:
         if shell is not None:
             shell.close()
         self.agents.close(session)
+        self.end_leftovers(session)
         self.store.delete_session(session.id)  # after the processes: their last output too
         with self._log_locks_guard:
             self._log_locks.pop(session.id, None)
@@ -471,6 +487,7 @@ class SessionManager:
 
     def restore(self) -> None:
         """Bring back every saved session; report commands a crash left unfinished."""
+        self.end_leftovers()  # what a crashed (kill -9) run of this server left running
         sessions = [Session.from_doc(doc) for doc in self.store.load_sessions()]
         with self.bus.lock:
             self._sessions = {session.id: session for session in sessions}
@@ -501,6 +518,7 @@ class SessionManager:
             bridges = dict(self._bridges)
         _close_all(shells)
         self.agents.shutdown()
+        self.end_leftovers()
         for session in sessions:
             bridge = bridges.get(session.id)
             self.record_interrupted(session, "the server stopped",

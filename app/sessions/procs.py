@@ -1,13 +1,26 @@
-"""Process helpers for the engines: a clean child before exec, and Linux /proc queries."""
+"""Process helpers for the engines: a clean child before exec, and Linux /proc queries.
+
+Every process a session starts carries MAESTRO_OWNER=<server id>/<session id>/<role> in its
+environment, which survives `setsid`, double forks and a crash of the server: that is how a
+session's leftovers are found at delete, at shutdown and at the next start.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import platform
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
+
+OWNER_VAR = "MAESTRO_OWNER"
+_OWNER_PREFIX = OWNER_VAR.encode() + b"="
+_SCAN_MAX_AGE = 0.02  # callers within this many seconds share one scan of /proc
+_END_POLL = 0.02
 
 # Syscall numbers of read(2) and readv(2): a task blocked in one of them on the
 # pty slave is waiting for the user (Linux /proc/<pid>/syscall, decimal).
@@ -81,3 +94,85 @@ def task_reads_tty(task: str, tty_rdev: int) -> bool:
 def kill_quietly(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
+
+
+class Proc(NamedTuple):
+    pid: int
+    group: int
+    session: int
+    owner: str  # MAESTRO_OWNER from its environment; "" when unset or unreadable
+
+
+def server_id(data_dir: str) -> str:
+    """A stable id for the server that owns `data_dir` (one server per data dir)."""
+    return hashlib.sha256(os.path.realpath(data_dir).encode()).hexdigest()[:16]
+
+
+def owner_tag(server: str, session_id: str, role: str) -> str:
+    return f"{server}/{session_id}/{role}"
+
+
+def _owner(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ_file:
+            environ = environ_file.read()
+    except OSError:
+        return ""
+    for entry in environ.split(b"\0"):
+        if entry.startswith(_OWNER_PREFIX):
+            return entry[len(_OWNER_PREFIX):].decode("utf-8", "replace")
+    return ""
+
+
+class ProcessTable:
+    """The live processes, scanned at most once per `max_age` seconds for all callers.
+
+    Hundreds of shells closing at once (a shutdown) each poll for their processes; one
+    shared scan per tick keeps that linear in the number of shells.
+    """
+
+    def __init__(self, max_age: float = _SCAN_MAX_AGE) -> None:
+        self._max_age = max_age
+        self._lock = threading.Lock()
+        self._scanned_at = -1.0
+        self._procs: list[Proc] = []
+
+    def snapshot(self) -> list[Proc]:
+        with self._lock:
+            if time.monotonic() - self._scanned_at > self._max_age:
+                self._procs = self._scan()
+                self._scanned_at = time.monotonic()
+            return self._procs
+
+    @staticmethod
+    def _scan() -> list[Proc]:
+        procs = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                stat = proc_stat(entry)
+                if stat is not None and stat.state not in "ZX":
+                    procs.append(Proc(int(entry), stat.group, stat.session, _owner(entry)))
+        return procs
+
+
+PROCESS_TABLE = ProcessTable()
+
+
+def end_processes(match: Callable[[Proc], bool], grace: float) -> None:
+    """SIGHUP, then SIGTERM, then SIGKILL every live process that matches (never this
+    one), each after up to `grace` seconds for them to end; returns once none is left."""
+    def members() -> list[int]:
+        return [proc.pid for proc in PROCESS_TABLE.snapshot()
+                if proc.pid != os.getpid() and match(proc)]
+
+    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGKILL):
+        pids = members()
+        if not pids:
+            return
+        for pid in pids:
+            kill_quietly(pid, sig)
+            if sig != signal.SIGKILL:
+                kill_quietly(pid, signal.SIGCONT)  # a stopped job must run to die
+        deadline = time.monotonic() + grace
+        while members() and time.monotonic() < deadline:
+            time.sleep(_END_POLL)

@@ -31,7 +31,7 @@ from typing import Protocol
 
 from ptyprocess import PtyProcess
 
-from .procs import kill_quietly, prepare_child, processes, task_reads_tty, tasks
+from .procs import OWNER_VAR, end_processes, prepare_child, processes, task_reads_tty, tasks
 from .screen import OutputCoalescer, strip_controls
 from .shell_protocol import KEYS, KILL_LINE, Begin, Sentinel, SentinelParser, rc_script
 
@@ -510,26 +510,16 @@ class TerminalShell:
 
     def _end_session(self) -> None:
         """SIGHUP, then SIGTERM, then SIGKILL every live process of the shell's
-        session (the shell and all it started), each after a grace period."""
+        session (the shell and all it started, even what escaped with setsid when the
+        shell's environment carries an OWNER_VAR mark), each after a grace period."""
         with self._session_lock:
             if self._reaped:
                 return
             session = self._proc.pid  # the shell leads its own session
-
-            def members() -> list[int]:
-                return processes(lambda stat: stat.session == session)
-
-            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGKILL):
-                pids = members()
-                if not pids:
-                    return
-                for pid in pids:
-                    kill_quietly(pid, sig)
-                    if sig != signal.SIGKILL:
-                        kill_quietly(pid, signal.SIGCONT)  # a stopped job must run to die
-                deadline = time.monotonic() + _CLOSE_GRACE
-                while members() and time.monotonic() < deadline:
-                    time.sleep(0.02)
+            owner = self._env.get(OWNER_VAR)
+            # Its session, plus whatever left it (setsid, daemons) but kept our mark.
+            end_processes(lambda proc: proc.session == session
+                          or (owner is not None and proc.owner == owner), _CLOSE_GRACE)
 
     # -- files ----------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import ApiError, now_ms
 from ..model import Session, Tab, new_id, summarize_response
+from ..procs import OWNER_VAR
 from ..shell_bridge import signal_name
 from .parsers import Conversation, Event, Output, Result, Usage, add_usage, make_parser
 from .process import AgentProcess
@@ -155,7 +156,7 @@ class AgentConductor:
         turn.process = AgentProcess(
             [program, *spec.argv(prompt, tab.agent_session_id)[1:]], session.cwd,
             {**os.environ, **spec.env, "MAESTRO_SESSION_ID": session.id,
-             "MAESTRO_TAB_ID": tab.id},
+             "MAESTRO_TAB_ID": tab.id, OWNER_VAR: manager.owner_tag(session, "agent")},
             make_parser(spec.format), turn, manager.settings.interrupt_grace_s)
         with self.bus.lock:
             if manager.closing or not manager.is_current(session, tab):
