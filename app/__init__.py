@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         JSON_SORT_KEYS=False,
-        SOCK_SERVER_OPTIONS={"ping_interval": 25,
+        SOCK_SERVER_OPTIONS={"ping_interval": settings.ws_ping_interval_s or None,
                              "max_message_size": settings.max_ws_message_bytes},
     )
     app.json.sort_keys = False

@@ -125,7 +125,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("host", str, "0.0.0.0", "address to bind"),
     Option("port", _port, 0, "port (0 = random free port; --port alone = 8080)",
            {"nargs": "?", "const": CUSTOM_PORT_DEFAULT}),
-    Option("token", _token, None, "security token (a UUID v4); default: a fresh one per start"),
+    Option("token", _token, None, "security token (a UUID v4); default: a fresh one per start; "
+           "visible in ps: prefer MAESTRO_TOKEN or --token-file"),
+    Option("token_file", _path, None, "file whose first line is the token"),
     Option("persistent_token", _boolean, False, "keep one token across restarts",
            {"action": "store_const", "const": True}),
     Option("rotate_token", _boolean, False, "replace the persistent token",
@@ -152,6 +154,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_queued_prompts", _integer(0), 20,
            "prompts that may wait per AI tab while a turn runs (409 beyond)"),
     Option("max_clients", _integer(1), 100, "WebSocket clients at once"),
+    Option("ws_ping_interval_s", _seconds, 25.0,
+           "seconds between the server's WebSocket pings (0 = no pings)"),
     Option("client_queue_size", _integer(10), 2000, "events queued per WebSocket client"),
     Option("replay_buffer_size", _integer(10), 10_000, "events kept for WebSocket resume"),
 )
@@ -168,6 +172,7 @@ class Settings:
     host: str
     port: int
     token: str | None
+    token_file: str | None
     persistent_token: bool
     rotate_token: bool
     data_dir: str
@@ -189,6 +194,7 @@ class Settings:
     interrupt_grace_s: float
     max_queued_prompts: int
     max_clients: int
+    ws_ping_interval_s: float
     client_queue_size: int
     replay_buffer_size: int
     commands: list[dict[str, str]] = dataclasses.field(default_factory=list)
@@ -312,6 +318,38 @@ def load_settings(
             values["agents"] = agents_from_config(from_file["agents"])
         except ValueError as exc:
             raise ConfigError(f"config file {config_path}: {exc}") from None
+    if values["token_file"]:
+        if values["token"]:
+            raise ConfigError("a token and a token file cannot both be given "
+                              "(--token/MAESTRO_TOKEN and --token-file/MAESTRO_TOKEN_FILE)")
+        values["token"] = read_token_file(values["token_file"])
     if values["rotate_token"] and values["token"]:
-        raise ConfigError("--rotate-token and --token cannot be used together")
+        raise ConfigError("--rotate-token cannot be used with --token or --token-file")
     return Settings(**values)
+
+
+def read_token_file(path: str) -> str:
+    """The token on the first line of `path` (surrounding blanks stripped).
+
+    The file's content is never quoted in the error: it may be a secret with a typo.
+
+    :raise ConfigError: the file cannot be read or its first line is not a UUID v4.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            first_line = handle.readline().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read token file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"token file {path} is not UTF-8 text") from None
+    if not first_line:
+        raise ConfigError(f"token file {path} has no token on its first line")
+    try:
+        return validate_token(first_line)
+    except ValueError:
+        raise ConfigError(f"token file {path}: the first line must be a UUID v4") from None
+
+
+def given_on_command_line(argv: Sequence[str], name: str) -> bool:
+    """Whether the command line sets setting `name`, in any spelling argparse accepts."""
+    return name in vars(build_parser().parse_args(list(argv)))

@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import ipaddress
 import logging
+import resource
 import signal
 import socket
 import struct
@@ -21,14 +22,21 @@ from flask import Flask
 
 from . import create_app
 from .auth import RedactingFilter
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, Settings, given_on_command_line, load_settings
 from .services import Services
 
 EXIT_BAD_CONFIG = 2
+# Each WebSocket holds about 3 descriptors and each shell about 3: the common soft limit of
+# 1024 runs out near 300 clients. Capped so that child processes which loop over every
+# possible descriptor stay fast.
+FD_LIMIT_TARGET = 65536
+
+logger = logging.getLogger(__name__)
 
 
 def prepare(argv: Sequence[str]) -> tuple[Settings, Flask, Services]:
     """Settings, logging and the app; a bad setting prints one line and exits with code 2."""
+    raise_fd_limit()
     try:
         settings = load_settings(argv)
         app = create_app(settings)
@@ -37,7 +45,19 @@ def prepare(argv: Sequence[str]) -> tuple[Settings, Flask, Services]:
         raise SystemExit(EXIT_BAD_CONFIG) from None
     services: Services = app.extensions["maestro"]
     configure_logging(settings.log_level, services.token)
+    if given_on_command_line(argv, "token"):
+        logger.warning("--token on the command line is visible to other local users (ps); "
+                       "prefer MAESTRO_TOKEN or --token-file")
     return settings, app, services
+
+
+def raise_fd_limit() -> None:
+    """Raise the soft RLIMIT_NOFILE towards the hard limit (up to FD_LIMIT_TARGET)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = FD_LIMIT_TARGET if hard == resource.RLIM_INFINITY else min(hard, FD_LIMIT_TARGET)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def configure_logging(level: str, token: str) -> None:

@@ -12,17 +12,18 @@ import uuid
 from typing import Any, ClassVar, TextIO
 
 from . import themes
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, read_token_file
 from .errors import ApiError, now_ms
 from .events import EventBus
 from .sessions.manager import SessionManager
-from .store import Store
+from .store import Store, make_private_dir, open_private_file, write_private_file
 
 logger = logging.getLogger(__name__)
 
 CLOSE_GOING_AWAY = 1001  # WebSocket close code for a server that stops
 SHUTDOWN_DRAIN_S = 1.0  # how long clients get to receive the last events at shutdown
-TOKEN_KEY = "persistent_token"
+TOKEN_FILE = "token"  # the persistent token, in the data dir
+LEGACY_TOKEN_KEY = "persistent_token"  # where earlier versions kept it: the settings table
 LOCK_FILE = "maestro.lock"
 LAST_SEQ_KEY = "last_seq"
 
@@ -35,8 +36,9 @@ def lock_data_dir(data_dir: str) -> TextIO:
 
     :raise ConfigError: another server holds it.
     """
-    os.makedirs(data_dir, exist_ok=True)
-    handle = open(os.path.join(data_dir, LOCK_FILE), "w")  # noqa: SIM115 - held until shutdown
+    make_private_dir(data_dir)
+    fd = open_private_file(os.path.join(data_dir, LOCK_FILE), os.O_WRONLY)
+    handle = os.fdopen(fd, "w")  # held until shutdown
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -47,18 +49,44 @@ def lock_data_dir(data_dir: str) -> TextIO:
 
 
 def resolve_token(settings: Settings, store: Store) -> str:
-    """The token for this run: explicit, else persistent (kept or rotated), else fresh."""
+    """The token for this run: explicit, else persistent (kept or rotated), else fresh.
+
+    The persistent token lives in clear in `<data-dir>/token` (mode 0600, in the 0700 data
+    dir), not in the database, and not as a hash. A hash would do for the guard, but the
+    banner must show the URL with the token at every start: that is how a user who lost the
+    link gets it back (and the QR code) without rotating it, which would unpair the phone.
+    Kept out of the database, it does not travel with copies and backups of maestro.db, which
+    also hold the sessions' logs. The file's format is the one --token-file reads.
+
+    :raise ConfigError: the token file exists but does not hold a token.
+    """
+    token_path = os.path.join(settings.data_dir, TOKEN_FILE)
+    _move_legacy_token(store, token_path)
     if settings.token:
         if settings.persistent_token:
-            store.set_setting(TOKEN_KEY, settings.token)
+            write_private_file(token_path, settings.token + "\n")
         return settings.token
     if settings.persistent_token or settings.rotate_token:
-        token = store.get_setting(TOKEN_KEY)
-        if token is None or settings.rotate_token:
-            token = str(uuid.uuid4())
-            store.set_setting(TOKEN_KEY, token)
-        return token
+        saved = None
+        if not settings.rotate_token and os.path.exists(token_path):
+            saved = read_token_file(token_path)
+        if saved is None:
+            saved = str(uuid.uuid4())
+            write_private_file(token_path, saved + "\n")
+        return saved
     return str(uuid.uuid4())
+
+
+def _move_legacy_token(store: Store, token_path: str) -> None:
+    """Move a persistent token stored in the database to the token file, and erase it there."""
+    legacy = store.get_setting(LEGACY_TOKEN_KEY)
+    if legacy is None:
+        return
+    if not os.path.exists(token_path):
+        write_private_file(token_path, legacy + "\n")
+    store.erase_setting(LEGACY_TOKEN_KEY)
+    logger.warning("moved the persistent token out of the database (older copies of it still "
+                   "hold it) to %s", token_path)
 
 
 @dataclasses.dataclass
@@ -91,6 +119,7 @@ class Services:
         first_seq = max(int(store.get_setting(LAST_SEQ_KEY) or 0), now_ms())
         bus = EventBus(replay_size=settings.replay_buffer_size, first_seq=first_seq)
         manager = SessionManager(store, bus, settings)
+        make_private_dir(manager.rc_dir)  # the rc files hold the shells' nonces
         manager.restore()
         return cls(settings=settings, store=store, bus=bus, manager=manager, token=token,
                    _data_lock=data_lock)

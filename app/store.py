@@ -3,13 +3,19 @@
 One connection serves every thread, guarded by one lock: writes are short and SQLite
 serialises them anyway, and a single connection keeps "committed" unambiguous for the
 persist-then-publish rule of the event bus.
+
+The database holds every command, answer and history entry, so the data dir is private to
+its owner: folders 0700, files 0600, whatever the umask.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
+import stat
+import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,13 +23,74 @@ from typing import Any
 
 SCHEMA = Path(__file__).with_name("schema.sql")
 SHELL_TAB = ""  # tab_id stored for shell (terminal) log entries
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+# SQLite's companions of a WAL database; it gives them the database file's mode when it
+# creates them, but ones left by an older version keep theirs.
+SQLITE_COMPANIONS = ("-wal", "-shm")
+
+logger = logging.getLogger(__name__)
+
+
+def make_private_dir(path: str) -> None:
+    """Create `path` (and missing parents) as 0700; tighten it if others may read it.
+
+    A folder we do not own is left as it is, with a warning.
+    """
+    os.makedirs(path, mode=PRIVATE_DIR_MODE, exist_ok=True)
+    info = os.stat(path)
+    mode = stat.S_IMODE(info.st_mode)
+    if not mode & 0o077:
+        return
+    if info.st_uid != os.getuid():
+        logger.warning("%s is open to other local users (mode %04o) and is not ours to "
+                       "tighten", path, mode)
+        return
+    os.chmod(path, PRIVATE_DIR_MODE)
+    logger.warning("%s was open to other local users (mode %04o); tightened to %04o",
+                   path, mode, PRIVATE_DIR_MODE)
+
+
+def open_private_file(path: str, flags: int = os.O_RDWR) -> int:
+    """Open (creating if needed) a file with mode exactly 0600; return its descriptor.
+
+    os.open's mode only applies on creation and goes through the umask; fchmod makes it exact
+    and also tightens a file an older version created 0644.
+    """
+    fd = os.open(path, flags | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_FILE_MODE:
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+    return fd
+
+
+def write_private_file(path: str, text: str) -> None:
+    """Replace `path` atomically with `text`, mode 0600 from the first byte."""
+    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _tighten_file(path: str) -> None:
+    try:
+        if stat.S_IMODE(os.stat(path).st_mode) != PRIVATE_FILE_MODE:
+            os.chmod(path, PRIVATE_FILE_MODE)
+    except FileNotFoundError:
+        pass
 
 
 class Store:
     """Plain methods over one SQLite database file."""
 
     def __init__(self, path: str, log_cap: int = 20_000) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        make_private_dir(os.path.dirname(os.path.abspath(path)))
+        os.close(open_private_file(path))  # SQLite would create it with the umask's mode
         self.path = path
         self.log_cap = log_cap
         # Guards the connection: sqlite3 objects must not be used by two threads at once.
@@ -34,6 +101,8 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA.read_text())
+        for suffix in SQLITE_COMPANIONS:
+            _tighten_file(path + suffix)
         # Entries per (session, tab), so the cap is enforced without counting rows each time.
         self._log_counts: dict[tuple[str, str], int] = {}
 
@@ -55,6 +124,18 @@ class Store:
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    def erase_setting(self, key: str) -> None:
+        """Delete a setting so its value is gone from the files' bytes, not just unlinked.
+
+        A DELETE leaves the old bytes in free pages and WAL frames; VACUUM rewrites the
+        database and the TRUNCATE checkpoint empties the WAL. Slow on a big database: meant
+        for a secret, once.
+        """
+        with self._lock:
+            self._db.execute("DELETE FROM settings WHERE key = ?", (key,))
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- sessions ---------------------------------------------------------------------------
 

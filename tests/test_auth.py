@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import socket
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
 
+from tests.conftest import wait_for
+
 REDIRECT = "https://runmaestro.ai"
+ARGV_WARNING = "--token on the command line is visible to other local users"
 
 
 @pytest.mark.parametrize("path", [
@@ -116,3 +120,45 @@ def test_fresh_token_each_start_unless_persistent(make_server, tmp_path):
     after = make_server("--persistent-token", data_dir=data)
     assert after.token == rotated.token
     assert requests.get(after.url("api/sessions"), timeout=10).status_code == 200
+
+
+def command_line(server) -> bytes:
+    """What every local user can read about the server process (what `ps` shows)."""
+    return Path(f"/proc/{server.process.pid}/cmdline").read_bytes()
+
+
+def assert_only_token_is_admitted(server, token: str) -> None:
+    assert server.token == token
+    assert requests.get(server.url("api/sessions"), timeout=10).status_code == 200
+    other = requests.get(f"{server.base}/{uuid.uuid4()}/api/sessions", allow_redirects=False,
+                         timeout=10)
+    assert other.status_code == 302
+
+
+def stopped_log(server) -> str:
+    """The whole stderr of a server, once it has logged its last line."""
+    server.stop()
+    return wait_for(lambda: "stopped:" in server.log_text and server.log_text)
+
+
+def test_token_from_the_environment_stays_out_of_the_command_line(make_server):
+    token = str(uuid.uuid4())
+    server = make_server("--no-rate-limit", env={"MAESTRO_TOKEN": token})
+    assert_only_token_is_admitted(server, token)
+    assert token.encode() not in command_line(server)
+    assert ARGV_WARNING not in stopped_log(server)
+
+
+def test_token_from_a_file_stays_out_of_the_command_line(make_server, tmp_path):
+    token = str(uuid.uuid4())
+    token_file = tmp_path / "secret"
+    token_file.write_text(token + "\n")
+    server = make_server("--no-rate-limit", "--token-file", str(token_file))
+    assert_only_token_is_admitted(server, token)
+    assert token.encode() not in command_line(server)
+    assert ARGV_WARNING not in stopped_log(server)
+
+
+def test_token_on_the_command_line_is_warned_about(make_server):
+    server = make_server("--no-rate-limit", f"--token={uuid.uuid4()}")
+    wait_for(lambda: ARGV_WARNING in server.log_text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 
@@ -38,6 +39,46 @@ def test_port_alone_means_8080_and_default_is_random():
     assert load_settings([], {}).port == 0
 
 
+def test_token_comes_from_the_environment_or_a_token_file(tmp_path):
+    token = str(uuid.uuid4())
+    assert load_settings([], {"MAESTRO_TOKEN": token}).token == token
+    token_file = tmp_path / "token"
+    token_file.write_text(f"  {token}  \nthe rest is ignored\n")
+    assert load_settings(["--token-file", str(token_file)], {}).token == token
+    assert load_settings([], {"MAESTRO_TOKEN_FILE": str(token_file)}).token == token
+    config = tmp_path / "config.toml"
+    config.write_text(f'token-file = "{token_file}"\n')
+    assert load_settings(["--config", str(config)], {}).token == token
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (None, "cannot read token file"),
+    ("", "has no token on its first line"),
+    ("\n" + "6f1c5a0e-7d43-4b8e-9a0f-2c6d8e1b3a57\n", "has no token on its first line"),
+    ("secret-with-a-typo\n", "the first line must be a UUID v4"),
+    (b"\xff\xfe", "is not UTF-8 text"),
+])
+def test_bad_token_files_are_refused_without_quoting_them(tmp_path, content, fragment):
+    token_file = tmp_path / "token"
+    if isinstance(content, bytes):
+        token_file.write_bytes(content)
+    elif content is not None:
+        token_file.write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(["--token-file", str(token_file)], {})
+    assert fragment in str(caught.value) and str(token_file) in str(caught.value)
+    assert "typo" not in str(caught.value)
+
+
+def test_a_token_file_is_refused_with_another_token_or_rotation(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(f"{uuid.uuid4()}\n")
+    with pytest.raises(ConfigError, match="cannot both be given"):
+        load_settings(["--token-file", str(token_file)], {"MAESTRO_TOKEN": str(uuid.uuid4())})
+    with pytest.raises(ConfigError, match="--rotate-token cannot be used with"):
+        load_settings(["--token-file", str(token_file), "--rotate-token"], {})
+
+
 @pytest.mark.parametrize("argv, env, fragment", [
     (["--port", "70000"], {}, "--port"),
     (["--token", "not-a-uuid"], {}, "UUID v4"),
@@ -64,11 +105,16 @@ def test_unknown_key_in_config_file_is_refused(tmp_path):
     ["--port", "70000"],
     ["--token", "1234"],
     ["--config", "{bad}"],
+    ["--token-file", "{missing}"],
+    ["--token-file", "{empty}"],
+    ["--token-file", "{bad}"],
 ])
 def test_bad_start_up_value_prints_one_line_and_exits_2(tmp_path, script, args):
     bad = tmp_path / "bad.toml"
     bad.write_text("this is = = not toml")
-    args = [arg.format(bad=bad) for arg in args]
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    args = [arg.format(bad=bad, empty=empty, missing=tmp_path / "missing") for arg in args]
     env = {key: value for key, value in os.environ.items() if not key.startswith("MAESTRO_")}
     result = subprocess.run([sys.executable, str(ROOT / script), "--data-dir",
                              str(tmp_path / "d"), *args], capture_output=True, text=True,
