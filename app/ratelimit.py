@@ -1,6 +1,7 @@
 """Rate limits: a pooled GET quota and a pooled POST quota per client IP (flask-limiter).
 
-WebSocket actions draw on the same POST quota through post_quota_hit().
+WebSocket messages draw on the same quotas through quota_hit(): actions on the POST quota,
+reads (get_sessions, subscribe) on the GET quota.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .config import Settings
 GET_METHODS = ["GET", "HEAD"]
 CHANGE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
 OPEN_ENDPOINTS = frozenset({"meta.health"})
+GET_SCOPE = "get"
 POST_SCOPE = "post"
 EXTENSION_KEY = "maestro.limiter"
 
@@ -35,7 +37,7 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
     limiter = Limiter(
         key_func=get_remote_address,
         application_limits=[
-            ApplicationLimit(_quota(settings.rate_limit_get, settings), scope="get",
+            ApplicationLimit(_quota(settings.rate_limit_get, settings), scope=GET_SCOPE,
                              methods=GET_METHODS, exempt_when=exempt),
             ApplicationLimit(_quota(settings.rate_limit_post, settings), scope=POST_SCOPE,
                              methods=CHANGE_METHODS, exempt_when=exempt),
@@ -57,17 +59,18 @@ def retry_after_seconds() -> int:
     return _seconds_until(current.reset_at, current.limit.get_expiry())
 
 
-def post_quota_hit(limiter: Limiter, settings: Settings, client_ip: str) -> int | None:
-    """Count one action against the client's POST quota.
+def quota_hit(limiter: Limiter, settings: Settings, client_ip: str, scope: str) -> int | None:
+    """Count one request against the client's GET_SCOPE or POST_SCOPE quota.
 
     :return: None when allowed, else the seconds to wait before retrying.
     """
     if settings.no_rate_limit:
         return None
-    item = parse(_quota(settings.rate_limit_post, settings))
-    if limiter.limiter.hit(item, client_ip, POST_SCOPE):
+    count = settings.rate_limit_post if scope == POST_SCOPE else settings.rate_limit_get
+    item = parse(_quota(count, settings))
+    if limiter.limiter.hit(item, client_ip, scope):
         return None
-    reset_at = limiter.limiter.get_window_stats(item, client_ip, POST_SCOPE).reset_time
+    reset_at = limiter.limiter.get_window_stats(item, client_ip, scope).reset_time
     return _seconds_until(reset_at, item.get_expiry())
 
 

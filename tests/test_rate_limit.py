@@ -74,3 +74,19 @@ def test_cors_allows_configured_origins_without_credentials(make_server):
     assert "Access-Control-Allow-Credentials" not in allowed.headers
     other = server.api("GET", "theme", headers={"Origin": "http://evil.example"})
     assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_websocket_reads_draw_on_the_get_quota(make_server):
+    from tests.wsclient import LiveClient
+
+    server = make_server("--rate-limit-get", "4", "--rate-limit-post", "100")
+    client = LiveClient(server)  # the handshake: GET 1
+    assert client.request({"type": "get_sessions"}, "sessions_list")  # GET 2
+    assert client.request({"type": "subscribe", "sessionId": None}, "subscribed")  # GET 3
+    assert server.api("GET", "sessions").status_code == 200  # GET 4: the quota is pooled
+    for kind in ("get_sessions", "subscribe"):
+        limited = client.request({"type": kind}, "error")
+        assert limited["code"] == "rate_limited" and limited["retryAfter"] >= 1
+    assert client.request({"type": "ping"}, "pong")  # the heartbeat is never counted
+    assert server.api("GET", "sessions").status_code == 429
+    client.close()

@@ -1,7 +1,8 @@
 """Client messages on the WebSocket: parse, rate-limit actions, run them, reply.
 
 Actions go through the same SessionManager methods as the REST API, and draw on the same
-pooled POST quota of the client's IP, so the socket is no way around the limits.
+pooled POST quota of the client's IP (reads on its GET quota), so the socket is no way
+around the limits.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from simple_websocket import ConnectionClosed
 
 from ..errors import ApiError, now_ms
-from ..ratelimit import post_quota_hit
+from ..ratelimit import GET_SCOPE, POST_SCOPE, quota_hit
 from . import reject_invalid_unicode
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 # Message types that act on a session and so cost one unit of the POST quota.
 ACTIONS = frozenset({"send_command", "interrupt", "switch_mode", "select_tab", "new_tab",
                      "close_tab", "rename_tab"})
+# Message types that read what GET endpoints serve, and so cost one unit of the GET quota.
+READS = frozenset({"get_sessions", "subscribe"})
 
 
 class MessageHandler:
@@ -79,8 +82,10 @@ class MessageHandler:
         if handler is None:
             return {"type": "error", "message": f"Unknown message type: {kind}"}
         reply_type = _reply_type(kind)
-        if kind in ACTIONS:
-            retry_after = post_quota_hit(self.limiter, self.services.settings, self.remote_addr)
+        scope = POST_SCOPE if kind in ACTIONS else GET_SCOPE if kind in READS else None
+        if scope is not None:
+            retry_after = quota_hit(self.limiter, self.services.settings, self.remote_addr,
+                                    scope)
             if retry_after is not None:
                 return {"type": "error", "code": "rate_limited", "retryAfter": retry_after,
                         "message": "Rate limit exceeded. Try again later.",
