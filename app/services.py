@@ -114,10 +114,11 @@ class Services:
         data_lock = lock_data_dir(settings.data_dir)
         store = Store(settings.database_path, log_cap=settings.log_cap)
         token = resolve_token(settings, store)
-        # Seq never goes back across restarts: resume from the last saved seq, or from the
-        # clock if that is later (a crash may have lost the last save).
+        # Seq never goes back across restarts, crashes and clock changes: the bus saves
+        # the end of each block of seqs before using it; the clock is only a floor.
         first_seq = max(int(store.get_setting(LAST_SEQ_KEY) or 0), now_ms())
-        bus = EventBus(replay_size=settings.replay_buffer_size, first_seq=first_seq)
+        bus = EventBus(replay_size=settings.replay_buffer_size, first_seq=first_seq,
+                       reserve=lambda upto: store.set_setting(LAST_SEQ_KEY, str(upto)))
         manager = SessionManager(store, bus, settings)
         make_private_dir(manager.rc_dir)  # the rc files hold the shells' nonces
         manager.restore()

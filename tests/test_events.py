@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from app.events import ClientQueue, EventBus
+from app import services as services_module
+from app.config import Settings
+from app.events import SEQ_BLOCK, ClientQueue, EventBus
+from app.services import Services
 
 
 def test_seq_is_strictly_increasing_across_threads():
@@ -98,3 +101,25 @@ def test_snapshot_and_subscription_are_atomic_with_publishing():
         while (event := queue.get(0)) is not None:
             counts.append(event["count"])
         assert counts == list(range(subscription.snapshot + 1, 3001))
+
+
+def test_seqs_are_reserved_in_blocks_before_they_are_used():
+    reserved: list[int] = []
+    bus = EventBus(first_seq=500, reserve=reserved.append)
+    seqs = [bus.publish("theme:change")["seq"] for _ in range(2 * SEQ_BLOCK + 1)]
+    assert reserved == [500 + SEQ_BLOCK, 500 + 2 * SEQ_BLOCK, 500 + 3 * SEQ_BLOCK]
+    assert seqs[-1] == 500 + 2 * SEQ_BLOCK + 1 <= reserved[-1]
+
+
+def test_seq_never_goes_back_after_a_crash_with_the_clock_set_back(tmp_path, monkeypatch):
+    settings = Settings.defaults(data_dir=str(tmp_path / "data"))
+    first = Services.start(settings)
+    highest = max(first.bus.publish("theme:change")["seq"] for _ in range(5))
+    first._data_lock.close()  # a crash: nothing saved at shutdown, only the lock released
+    monkeypatch.setattr(services_module, "now_ms", lambda: 0)  # the clock went back
+    second = Services.start(settings)
+    try:
+        assert second.bus.publish("theme:change")["seq"] > highest
+    finally:
+        second.shutdown()
+        first.store.close()
