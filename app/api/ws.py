@@ -2,12 +2,14 @@
 
 Each connection has a bounded ClientQueue fed by the bus. This handler's thread drains the
 queue to the socket; a second thread reads client messages and answers them. Both send
-through one lock, so frames never interleave. A client whose queue overflows is closed
+through one lock, and every write (simple_websocket's pings and pongs included) goes through
+a WholeFrameSocket, so frames never interleave. A client whose queue overflows is closed
 with 1013 (try again later) and resumes with `since`.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -23,6 +25,7 @@ from ..errors import ApiError, now_ms
 from ..events import ClientQueue, Event
 from ..extensions import sock
 from ..ratelimit import EXTENSION_KEY
+from ..serving.whole_frames import serialize_websocket_writes
 from . import services
 from .messages import MessageHandler
 
@@ -30,6 +33,7 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("ws", __name__)
 
 CLOSE_TRY_AGAIN_LATER = 1013
+WEBSOCKET_VERSION = "13"
 # Events that carry one session's output: a scoped client gets only its session's.
 SCOPED_EVENTS = frozenset({"session:output", "session:exit"})
 QUEUE_POLL_S = 1.0
@@ -82,12 +86,50 @@ class WsClient:
             self._send_lock.release()
 
 
+class UnsupportedWebSocketVersion(ApiError):
+    """426 naming the one version we speak (RFC 6455 section 4.4)."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__(426, f"Unsupported Sec-WebSocket-Version {version!r}; "
+                              f"this server speaks {WEBSOCKET_VERSION}")
+
+    def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
+        return [*super().get_headers(*args, **kwargs),
+                ("Sec-WebSocket-Version", WEBSOCKET_VERSION)]
+
+
+@bp.before_request
+def check_handshake() -> None:
+    """Answer a malformed handshake with 400 (426 for another version) before
+    simple_websocket sees it, instead of its 500."""
+    version = request.headers.get("Sec-WebSocket-Version")
+    if version is None:
+        raise ApiError(400, "Missing header 'Sec-WebSocket-Version'")
+    if version.strip() != WEBSOCKET_VERSION:
+        raise UnsupportedWebSocketVersion(version)
+    if not _is_valid_key(request.headers.get("Sec-WebSocket-Key", "")):
+        raise ApiError(400, "Header 'Sec-WebSocket-Key' must be 16 bytes in base64")
+
+
+def _is_valid_key(key: str) -> bool:
+    try:
+        return len(base64.b64decode(key.strip(), validate=True)) == 16
+    except ValueError:
+        return False
+
+
 @bp.before_request
 def refuse_beyond_max_clients() -> None:
     """Answer 503 before the handshake when --max-clients sockets are already open."""
     svc = services()
     if svc.ws_client_count >= svc.settings.max_clients:
         raise ApiError(503, f"Too many WebSocket clients (limit {svc.settings.max_clients})")
+
+
+@bp.before_request
+def write_whole_frames() -> None:
+    """Both launchers: simple_websocket gets a socket whose frames never interleave."""
+    serialize_websocket_writes(request.environ)
 
 
 @sock.route("/ws", bp=bp)

@@ -6,13 +6,19 @@ flask-sock a BLOCKING ``dup()`` of the connection as ``environ["gunicorn.socket"
 while the WebSocket lives, swallow flask-sock's end-of-socket ``StopIteration``
 (no HTTP response may follow the 101) and free thread, fds and channel after.
 Each WebSocket pins one waitress worker thread (plus simple_websocket's reader).
+waitress's own refusals (413, malformed HTTP) and a connection refused for want of
+file descriptors answer in the app's JSON error shape.
+
+The module stands alone (tests load it by path, without the app package).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
+import os
 import select
 import socket
 import threading
@@ -24,7 +30,7 @@ import waitress
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
-from waitress.task import WSGITask
+from waitress.task import ErrorTask, WSGITask
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +200,91 @@ class _WSTask(WSGITask):
         self.write(body)
 
 
+OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
+
+
+def _refusal() -> bytes:
+    body = json.dumps({"error": "Service Unavailable",
+                       "message": "Server is out of file descriptors; try again later",
+                       "timestamp": int(time.time() * 1000)}).encode()
+    return (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+
+
+class FdReserve:
+    """One spare descriptor, spent to refuse a connection accept() could not take.
+
+    Out of descriptors, accept() fails with EMFILE while the connection stays in the
+    backlog: the listening socket stays readable and the loop retries it forever, and
+    the client hangs. Closing the spare lets us accept it, answer 503 and close it.
+    """
+
+    def __init__(self) -> None:
+        self._spare: int | None = self._open_spare()
+
+    @staticmethod
+    def _open_spare() -> int | None:
+        try:
+            return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+
+    def guard(self, accept: Callable[[], Any], listener: socket.socket) -> Callable[[], Any]:
+        """`accept` (a wasyncore dispatcher's), refusing one connection on EMFILE/ENFILE."""
+
+        def guarded_accept() -> Any:
+            try:
+                return accept()
+            except OSError as exc:
+                if exc.errno not in OUT_OF_DESCRIPTORS:
+                    raise
+                self.refuse_one(listener)
+                return None  # wasyncore: nothing accepted
+
+        return guarded_accept
+
+    def refuse_one(self, listener: socket.socket) -> None:
+        log.warning("out of file descriptors: refusing a connection with 503")
+        if self._spare is not None:
+            os.close(self._spare)
+            self._spare = None
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                conn.setblocking(False)
+                with contextlib.suppress(OSError):
+                    conn.send(_refusal())
+                    conn.shutdown(socket.SHUT_WR)
+        # Another thread may have taken the freed number: then the next refusal only
+        # closes (or, without any descriptor, the loop retries as before).
+        self._spare = self._open_spare()
+
+    def close(self) -> None:
+        if self._spare is not None:
+            os.close(self._spare)
+            self._spare = None
+
+
+class _JsonErrorTask(ErrorTask):
+    """waitress's own refusals (413 body too large, 400 malformed HTTP...), which it
+    answers before the app runs, in the app's JSON error shape."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        message = ("The data value transmitted exceeds the capacity limit."
+                   if error.code == 413 else error.body)
+        body = json.dumps({"error": error.reason, "message": message,
+                           "timestamp": int(time.time() * 1000)}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
 class WSChannel(HTTPChannel):
     task_class = _WSTask
+    error_task_class = _JsonErrorTask
     ws_upgrade = False  # an upgrade request was parsed: never read from it again
     ws_handover = False  # the dup owns the connection: the loop must not write
 
@@ -222,9 +311,11 @@ class WebSocketServer:
         self._wserver = wserver  # TcpWSGIServer, or MultiSocketServer for several listens
         self._map = socket_map  # waitress's asyncore map: listeners, trigger, channels
         self._listeners = [s for s in socket_map.values() if isinstance(s, BaseWSGIServer)]
+        self._fd_reserve = FdReserve()
         for listener in self._listeners:
             listener.channel_class = WSChannel
             listener.ws_owner = self
+            listener.accept = self._fd_reserve.guard(listener.accept, listener.socket)
         self.host: str = self._listeners[0].effective_host
         self.port: int = int(self._listeners[0].effective_port)
         self.max_clients = max_clients
@@ -336,14 +427,16 @@ class WebSocketServer:
                 # a channel's handle_close() also releases its output buffers
                 obj.handle_close() if isinstance(obj, HTTPChannel) else obj.close()
         self._map.clear()
+        self._fd_reserve.close()
 
 
 def create_ws_server(app: Any, *, host: str, port: int, max_clients: int = 100,
                      http_threads: int = 8, **waitress_kwargs: Any) -> WebSocketServer:
     """Create (bind, not yet serve) a waitress server with WebSocket support.
 
-    Worker threads = max_clients + http_threads (each WebSocket pins one), and
-    waitress's connection_limit (default 100) is raised by max_clients.
+    Worker threads = max_clients + http_threads (each WebSocket pins one),
+    waitress's connection_limit (default 100) is raised by max_clients, and the loop
+    uses poll(), not select(): select() fails once any descriptor reaches 1024.
     """
     if "threads" in waitress_kwargs:
         raise TypeError("pass max_clients/http_threads instead of threads")
@@ -351,6 +444,7 @@ def create_ws_server(app: Any, *, host: str, port: int, max_clients: int = 100,
         raise ValueError("max_clients and http_threads must be >= 1")
     waitress_kwargs["connection_limit"] = (
         waitress_kwargs.get("connection_limit", 100) + max_clients)
+    waitress_kwargs.setdefault("asyncore_use_poll", True)
     if "listen" not in waitress_kwargs:
         waitress_kwargs.update(host=host, port=port)
     socket_map: dict[int, Any] = {}
