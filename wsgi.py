@@ -16,20 +16,22 @@ HANDSHAKE_HEADROOM = 8
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from app.launcher import on_stop_signals, prepare, print_banner
+    from app.launcher import SERVER_NAME, on_stop_signals, prepare, print_banner
     from app.serving.waitress_ws import create_ws_server
 
-    settings, application, services = prepare(sys.argv[1:] if argv is None else argv)
+    settings, application, services, listener = prepare(sys.argv[1:] if argv is None else argv)
     # The app refuses sockets beyond --max-clients itself, after the token check; the
     # adapter's own limit, a little higher, only guards its worker threads.
     # waitress refuses a body of max_request_body_size bytes or more (413) before reading
     # it, token or not; the app's own limit (MAX_CONTENT_LENGTH) allows exactly N bytes.
     server = create_ws_server(application, host=settings.host, port=settings.port,
                               max_clients=settings.max_clients + HANDSHAKE_HEADROOM,
-                              max_request_body_size=settings.max_body_bytes + 1)
+                              max_request_body_size=settings.max_body_bytes + 1,
+                              ident=SERVER_NAME, sockets=[listener])
     server.add_shutdown_hook(services.shutdown)
     on_stop_signals(lambda: threading.Thread(target=server.shutdown, name="shutdown").start())
-    print_banner(settings.host, server.port, services.token)
+    print_banner(settings.host, server.port, services.token,
+                 viewer_token=services.viewer_token)
     try:
         server.run()
     except KeyboardInterrupt:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from flask import Flask, Response, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .auth import TokenGuard
+from .audit import init_audit
+from .auth import TokenGuard, refuse_viewer_changes
 from .config import Settings
 from .errors import register_error_handlers
 from .extensions import cors, sock
+from .hosts import HostPolicy
 from .ratelimit import init_rate_limits
 from .services import Services
+from .throttle import FailedTokenThrottle
 from .web import register_web
 
 
@@ -29,24 +32,35 @@ def create_app(settings: Settings | None = None) -> Flask:
                              "max_message_size": settings.max_ws_message_bytes},
     )
     app.json.sort_keys = False
+    # Before the services start: a bad --allowed-origins must not leave shells behind.
+    hosts = HostPolicy(settings.allowed_hosts or (), settings.allowed_origins or ())
     services = Services.start(settings)
     app.extensions["maestro"] = services
 
     # Registered before the limiter so it runs after the limiter's own header hook.
     app.after_request(_finish_response)
     init_rate_limits(app, settings)
+    # After the limiter's check: a viewer's refused actions still count against its quota.
+    app.before_request(refuse_viewer_changes)
+    init_audit(app)
     cors.init_app(app, resources={r"/api/*": {"origins": settings.cors_origins}},
                   supports_credentials=False)
     sock.init_app(app)
     register_error_handlers(app)
 
-    from .api import commands, history, meta, sessions, theme, ws
+    from .api import audit, commands, history, meta, sessions, theme, whoami, ws
 
-    for blueprint in (meta.bp, sessions.bp, commands.bp, theme.bp, history.bp, ws.bp):
+    for blueprint in (meta.bp, sessions.bp, commands.bp, theme.bp, history.bp, ws.bp,
+                      whoami.bp, audit.bp):
         app.register_blueprint(blueprint)
     register_web(app)  # the mobile web UI (static/)
 
-    app.wsgi_app = TokenGuard(app.wsgi_app, services.token, settings.redirect_url)
+    app.wsgi_app = TokenGuard(
+        app.wsgi_app, services.token, settings.redirect_url,
+        viewer_token=services.viewer_token,
+        hosts=hosts,
+        throttle=FailedTokenThrottle(settings.auth_fail_limit, settings.auth_fail_window_s,
+                                     settings.auth_lockout_s))
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)

@@ -1,44 +1,82 @@
 """The token guard: the one place that decides who the caller is.
 
 It runs as WSGI middleware in front of Flask, so it sees every request (HTTP and WebSocket
-handshakes alike, any path) before routing. A request whose first path segment is the token
-is passed on with that segment moved into SCRIPT_NAME, so the app's routes are token-free
-(`/api/sessions`, `/ws`) and URLs the app builds carry the token. Anything else is sent to
-the redirect URL, except the open paths (`/health`).
+handshakes alike, any path) before routing. A request whose first path segment is a token
+(the owner's, or the view-only one) is passed on with that segment moved into SCRIPT_NAME,
+so the app's routes are token-free (`/api/sessions`, `/ws`) and URLs the app builds carry
+the token; its role ("owner" or "viewer") goes in environ[ROLE_KEY]. Anything else is sent
+to the redirect URL (429 once an address has sent too many wrong tokens), except the open
+paths (`/health`). Before all that, a Host we do not serve gets 400 (DNS rebinding), and a
+WebSocket handshake from another site's page gets 403.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
 
+from flask import request
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Response
+
+from .errors import ApiError, now_ms
+from .hosts import HostPolicy
+from .throttle import FailedTokenThrottle
 
 ROLE_KEY = "maestro.role"
 OWNER = "owner"
+VIEWER = "viewer"
 REDACTED = "<redacted>"
 OPEN_PATHS = frozenset({"/health"})
+STATIC_PREFIX = "/static/"  # the UI's files, below the token
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+READ_ONLY_MESSAGE = "This is a read-only token: it can watch sessions but not act on them"
+SHOWN_HEADER_CHARS = 100  # of a refused Host or Origin, in the error message
 
 access_log = logging.getLogger("maestro.access")
+auth_log = logging.getLogger("maestro.auth")
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+
+
+def caller_role() -> str | None:
+    """The current request's role: OWNER, VIEWER, or None on an open path (`/health`)."""
+    return request.environ.get(ROLE_KEY)
+
+
+def refuse_viewer_changes() -> None:
+    """Flask before_request hook: a viewer's POST/PUT/PATCH/DELETE gets 403.
+
+    A hook rather than a check in the guard, so the refusal is routed and audited like
+    any other answer to an action.
+    """
+    if request.method not in READ_METHODS and caller_role() == VIEWER:
+        raise ApiError(403, READ_ONLY_MESSAGE)
 
 
 class TokenGuard:
     """WSGI middleware that admits requests under `/<token>/` and redirects all others."""
 
-    def __init__(self, app: WSGIApp, token: str, redirect_url: str) -> None:
+    def __init__(self, app: WSGIApp, token: str, redirect_url: str, *,
+                 hosts: HostPolicy, throttle: FailedTokenThrottle,
+                 viewer_token: str | None = None) -> None:
         self.app = app
         self._token = token.encode()
+        self._viewer_token = viewer_token.encode() if viewer_token else None
         self.redirect_url = redirect_url
+        self.hosts = hosts
+        self.throttle = throttle
 
     def role_for(self, candidate: str) -> str | None:
-        """The caller's role for a presented token, compared in constant time."""
-        if hmac.compare_digest(candidate.encode("utf-8", "surrogateescape"), self._token):
-            return OWNER
-        return None
+        """The caller's role for a presented token, each compared in constant time."""
+        presented = candidate.encode("utf-8", "surrogateescape")
+        is_owner = hmac.compare_digest(presented, self._token)
+        is_viewer = (self._viewer_token is not None
+                     and hmac.compare_digest(presented, self._viewer_token))
+        return OWNER if is_owner else VIEWER if is_viewer else None
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         started = time.monotonic()
@@ -50,18 +88,27 @@ class TokenGuard:
             return start_response(status, headers, exc_info)
 
         try:
+            host = environ.get("HTTP_HOST")
+            if host is not None and not self.hosts.host_allowed(host):
+                message = f"Host '{_shown(host)}' is not served here; add it with --allowed-hosts"
+                return _json_error(400, message)(environ, logging_start_response)
             if path in OPEN_PATHS:
                 return self.app(environ, logging_start_response)
             segment, _, rest = path.lstrip("/").partition("/")
             role = self.role_for(segment)
             if role is None:
-                return _redirect(302, self.redirect_url)(environ, logging_start_response)
+                return self._refuse(environ)(environ, logging_start_response)
             if not rest and not path.endswith("/"):
                 # `/<token>` → `/<token>/`, so the UI's relative URLs resolve under the token.
                 location = environ.get("SCRIPT_NAME", "") + "/" + segment + "/"
                 if environ.get("QUERY_STRING"):
                     location += "?" + environ["QUERY_STRING"]
                 return _redirect(308, location)(environ, logging_start_response)
+            origin = self._foreign_socket_origin(environ)
+            if origin is not None:
+                message = (f"Origin '{_shown(origin)}' may not open the WebSocket; add it with "
+                           "--allowed-origins")
+                return _json_error(403, message)(environ, logging_start_response)
             environ[ROLE_KEY] = role
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + "/" + segment
             environ["PATH_INFO"] = "/" + rest
@@ -69,21 +116,55 @@ class TokenGuard:
         finally:
             self._log_access(environ, path, status_holder, started)
 
+    def _foreign_socket_origin(self, environ: dict) -> str | None:
+        """The Origin of a WebSocket handshake from a page we may not serve, else None.
+
+        No Origin (a non-browser client) is fine: only browsers carry other sites' pages.
+        """
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is None or not _is_websocket_handshake(environ):
+            return None
+        if self.hosts.origin_allowed(origin, environ.get("HTTP_HOST", ""),
+                                     environ.get("wsgi.url_scheme", "http")):
+            return None
+        return origin
+
+    def _refuse(self, environ: dict) -> Response:
+        """A wrong token: the redirect, or 429 while the address is locked out."""
+        address = environ.get("REMOTE_ADDR", "-")
+        retry_after = self.throttle.retry_after(address)
+        if retry_after is not None:
+            return _too_many_requests(retry_after)
+        if self.throttle.count_failure(address):
+            auth_log.warning("%s sent %d wrong-token requests within %d s: its wrong-token "
+                             "requests get 429 for %d s", _printable(address),
+                             self.throttle.limit, self.throttle.window_s,
+                             self.throttle.lockout_s)
+        return _redirect(302, self.redirect_url)
+
     def redact(self, text: str) -> str:
-        """Replace the token wherever it appears in a string meant for a log."""
-        return text.replace(self._token.decode(), REDACTED)
+        """Replace the tokens wherever they appear in a string meant for a log."""
+        for token in (self._token, self._viewer_token):
+            if token is not None:
+                text = text.replace(token.decode(), REDACTED)
+        return text
 
     def _log_access(self, environ: dict, path: str, status: list[str], started: float) -> None:
-        if not access_log.isEnabledFor(logging.INFO):
+        code = status[0].split(" ", 1)[0] if status else "-"
+        # The UI's own files, served fine, are routine: only at DEBUG.
+        level = (logging.DEBUG if environ.get("PATH_INFO", "").startswith(STATIC_PREFIX)
+                 and code in ("200", "304") else logging.INFO)
+        if not access_log.isEnabledFor(level):
             return
         segment = path.lstrip("/").partition("/")[0]
         shown = path if path in OPEN_PATHS else "/" + REDACTED + path[len(segment) + 1 :]
-        access_log.info(
+        access_log.log(
+            level,
             '%s "%s %s" %s %.1fms',
             environ.get("REMOTE_ADDR", "-"),
             environ.get("REQUEST_METHOD", "-"),
             _printable(self.redact(shown)),
-            status[0].split(" ", 1)[0] if status else "-",
+            code,
             (time.monotonic() - started) * 1000,
         )
 
@@ -93,21 +174,59 @@ def _printable(text: str) -> str:
     return text.encode("unicode_escape").decode("ascii")
 
 
+def _shown(header: str) -> str:
+    return _printable(header[:SHOWN_HEADER_CHARS])
+
+
+def _is_websocket_handshake(environ: dict) -> bool:
+    return environ.get("HTTP_UPGRADE", "").strip().lower() == "websocket"
+
+
 def _redirect(status: int, location: str) -> Response:
     return Response(status=status, headers={"Location": location,
                                             "Referrer-Policy": "no-referrer"})
 
 
-class RedactingFilter(logging.Filter):
-    """Scrub the token from every log record, whoever wrote it (werkzeug, waitress, us)."""
+def _json_error(status: int, message: str) -> Response:
+    """The app's JSON error shape, for answers the guard gives before Flask runs."""
+    return _json(status, {"error": HTTP_STATUS_CODES[status], "message": message,
+                          "timestamp": now_ms()})
 
-    def __init__(self, token: str) -> None:
+
+def _too_many_requests(retry_after: int) -> Response:
+    """The contract's 429, with Retry-After equal to the body's retryAfter."""
+    response = _json(429, {"statusCode": 429, "error": HTTP_STATUS_CODES[429],
+                           "message": "Rate limit exceeded. Try again later.",
+                           "retryAfter": retry_after, "timestamp": now_ms()})
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def _json(status: int, body: dict) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status=status,
+                    mimetype="application/json", headers={"Referrer-Policy": "no-referrer"})
+
+
+class RedactingFilter(logging.Filter):
+    """Scrub the tokens from every log record, whoever wrote it (werkzeug, waitress, us).
+
+    Logging starts before the server knows every token (a persistent one is read when the
+    data dir opens): add() each as soon as it is known.
+    """
+
+    def __init__(self) -> None:
         super().__init__()
-        self._token = token
+        self._secrets: list[str] = []
+
+    def add(self, secret: str | None) -> None:
+        if secret and secret not in self._secrets:
+            self._secrets.append(secret)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if self._token in message:
-            record.msg = message.replace(self._token, REDACTED)
-            record.args = None
+        scrubbed = message
+        for secret in self._secrets:
+            scrubbed = scrubbed.replace(secret, REDACTED)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
         return True

@@ -91,6 +91,12 @@ def _origins(text: Any) -> list[str]:
     return [part.strip() for part in str(text).split(",") if part.strip()] or ["*"]
 
 
+def _names(text: Any) -> list[str]:
+    """A comma-separated list (or a TOML list), blanks dropped; may be empty."""
+    items = text if isinstance(text, list) else str(text).split(",")
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
 def _path(text: Any) -> str:
     return str(Path(str(text)).expanduser())
 
@@ -128,6 +134,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("token", _token, None, "security token (a UUID v4); default: a fresh one per start; "
            "visible in ps: prefer MAESTRO_TOKEN or --token-file"),
     Option("token_file", _path, None, "file whose first line is the token"),
+    Option("viewer_token", _token, None, "view-only token (a UUID v4): watches, cannot act; "
+           "prefer MAESTRO_VIEWER_TOKEN"),
+    Option("enable_viewer", _boolean, False, "generate a view-only token (kept with "
+           "--persistent-token)", {"action": "store_const", "const": True}),
     Option("persistent_token", _boolean, False, "keep one token across restarts",
            {"action": "store_const", "const": True}),
     Option("rotate_token", _boolean, False, "replace the persistent token",
@@ -142,6 +152,15 @@ OPTIONS: tuple[Option, ...] = (
            {"action": "store_const", "const": True}),
     Option("trusted_proxies", _integer(0, 10), 0, "reverse proxies whose X-Forwarded-For to trust"),
     Option("cors_origins", _origins, ["*"], "comma-separated origins allowed by CORS"),
+    Option("allowed_hosts", _names, None, "comma-separated host names served besides IP "
+           "literals, localhost and this machine's names ('*': any)"),
+    Option("allowed_origins", _names, None, "comma-separated origins whose pages may open the "
+           "WebSocket besides the server's own ('*': any)"),
+    Option("auth_fail_limit", _integer(1), 10,
+           "wrong-token requests per address and window before a lockout"),
+    Option("auth_fail_window_s", _integer(1), 60, "window for --auth-fail-limit, in seconds"),
+    Option("auth_lockout_s", _integer(1), 300,
+           "seconds an address that used up --auth-fail-limit gets 429"),
     Option("shell", str, "/bin/bash", "bash-compatible shell for terminal sessions"),
     Option("log_level", _log_level, "INFO", "logging level"),
     Option("max_body_bytes", _integer(1), 1024 * 1024, "largest request body (413 above)"),
@@ -158,6 +177,11 @@ OPTIONS: tuple[Option, ...] = (
            "seconds between the server's WebSocket pings (0 = no pings)"),
     Option("client_queue_size", _integer(10), 2000, "events queued per WebSocket client"),
     Option("replay_buffer_size", _integer(10), 10_000, "events kept for WebSocket resume"),
+    Option("replay_buffer_bytes", _integer(65536), 64 * 1024 * 1024,
+           "bytes of events (as JSON) kept for WebSocket resume"),
+    Option("max_sessions", _integer(1), 100, "sessions at once (409 beyond)"),
+    Option("max_tabs", _integer(1), 50, "AI tabs per session (409 beyond)"),
+    Option("history_cap", _integer(10), 10_000, "history entries kept, oldest dropped first"),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -173,6 +197,8 @@ class Settings:
     port: int
     token: str | None
     token_file: str | None
+    viewer_token: str | None
+    enable_viewer: bool
     persistent_token: bool
     rotate_token: bool
     data_dir: str
@@ -184,6 +210,11 @@ class Settings:
     no_rate_limit: bool
     trusted_proxies: int
     cors_origins: list[str]
+    allowed_hosts: list[str] | None
+    allowed_origins: list[str] | None
+    auth_fail_limit: int
+    auth_fail_window_s: int
+    auth_lockout_s: int
     shell: str
     log_level: str
     max_body_bytes: int
@@ -197,6 +228,10 @@ class Settings:
     ws_ping_interval_s: float
     client_queue_size: int
     replay_buffer_size: int
+    replay_buffer_bytes: int
+    max_sessions: int
+    max_tabs: int
+    history_cap: int
     commands: list[dict[str, str]] = dataclasses.field(default_factory=list)
     # Agent toolTypes: the built-ins, adjusted and extended by the config file's [agents.*].
     agents: dict[str, AgentSpec] = dataclasses.field(default_factory=builtin_agents)
@@ -228,8 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
         text = option.help
         if "action" not in kwargs:
             kwargs.setdefault("metavar", option.name.split("_")[-1].upper())
-            if option.default is not None:
-                text += f" (default: {option.default})"
+            default = option.default
+            if isinstance(default, list | tuple):
+                default = ",".join(default) or None
+            if default is not None:
+                text += f" (default: {default})"
         parser.add_argument(option.flag, dest=option.name, help=text, **kwargs)
     return parser
 

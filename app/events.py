@@ -11,6 +11,7 @@ under `bus.lock`, so a snapshot taken under the same lock is exactly the state a
 from __future__ import annotations
 
 import collections
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -105,13 +106,20 @@ class EventBus:
     """
 
     def __init__(self, replay_size: int = 10_000, first_seq: int = 0,
-                 reserve: Callable[[int], None] | None = None) -> None:
-        # Guards _seq, _replay, _queues, _listeners; also the session model (see module doc).
+                 reserve: Callable[[int], None] | None = None,
+                 replay_bytes: int = 64 * 1024 * 1024) -> None:
+        # Guards _seq, _replay, _replay_sizes, _replay_total, _queues, _listeners; also the
+        # session model (see module doc).
         self.lock = threading.RLock()
         self._seq = first_seq
         self._reserve = reserve
         self._reserved = first_seq
-        self._replay: collections.deque[Event] = collections.deque(maxlen=replay_size)
+        # The replay buffer is bounded in events and in bytes (each event's size as JSON).
+        self._replay: collections.deque[Event] = collections.deque()
+        self._replay_sizes: collections.deque[int] = collections.deque()
+        self._replay_total = 0
+        self._replay_max_events = replay_size
+        self._replay_max_bytes = replay_bytes
         self._queues: set[ClientQueue] = set()
         self._listeners: list[Callable[[Event], None]] = []
 
@@ -128,7 +136,7 @@ class EventBus:
                 self._reserved = self._seq + SEQ_BLOCK
             self._seq += 1
             event = {"type": event_type, "seq": self._seq, "timestamp": now_ms(), **fields}
-            self._replay.append(event)
+            self._remember(event)
             for queue in list(self._queues):
                 if queue.accept is not None and not queue.accept(event):
                     continue
@@ -137,6 +145,17 @@ class EventBus:
             for listener in self._listeners:
                 listener(event)
         return event
+
+    def _remember(self, event: Event) -> None:
+        """Keep the event for resume, dropping the oldest beyond either bound."""
+        size = len(json.dumps(event, separators=(",", ":")))
+        self._replay.append(event)
+        self._replay_sizes.append(size)
+        self._replay_total += size
+        while self._replay and (len(self._replay) > self._replay_max_events
+                                or self._replay_total > self._replay_max_bytes):
+            self._replay.popleft()
+            self._replay_total -= self._replay_sizes.popleft()
 
     def add_listener(self, listener: Callable[[Event], None]) -> None:
         """Call `listener(event)` for every event, under the bus lock: it must be quick."""

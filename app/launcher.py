@@ -7,6 +7,7 @@ port, serves until a signal, then calls Services.shutdown().
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import ipaddress
 import logging
@@ -16,6 +17,7 @@ import socket
 import struct
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 import segno
 from flask import Flask
@@ -26,6 +28,7 @@ from .config import ConfigError, Settings, given_on_command_line, load_settings
 from .services import Services
 
 EXIT_BAD_CONFIG = 2
+SERVER_NAME = "maestro-web"  # the Server header: no framework or Python version
 # Each WebSocket holds about 3 descriptors and each shell about 3: the common soft limit of
 # 1024 runs out near 300 clients. Capped so that child processes which loop over every
 # possible descriptor stay fast.
@@ -34,21 +37,59 @@ FD_LIMIT_TARGET = 65536
 logger = logging.getLogger(__name__)
 
 
-def prepare(argv: Sequence[str]) -> tuple[Settings, Flask, Services]:
-    """Settings, logging and the app; a bad setting prints one line and exits with code 2."""
+def prepare(argv: Sequence[str]) -> tuple[Settings, Flask, Services, socket.socket]:
+    """Settings, logging, the listening socket and the app.
+
+    A bad setting or a port that cannot be had prints one line and exits with code 2; the
+    port is bound first, so no session's process starts for a server that cannot serve.
+    """
     raise_fd_limit()
     try:
         settings = load_settings(argv)
+    except ConfigError as exc:
+        exit_with_error(str(exc))
+    redactor = configure_logging(settings.log_level)  # start-up warnings are logged too
+    redactor.add(settings.token)
+    redactor.add(settings.viewer_token)
+    try:
+        listener = listening_socket(settings.host, settings.port)
+    except OSError as exc:
+        reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or exc
+        exit_with_error(f"cannot listen on {_bracket(settings.host)}:{settings.port}: {reason}")
+    try:
         app = create_app(settings)
     except ConfigError as exc:
-        print(f"maestro-web: error: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_CONFIG) from None
+        listener.close()
+        exit_with_error(str(exc))
     services: Services = app.extensions["maestro"]
-    configure_logging(settings.log_level, services.token)
-    if given_on_command_line(argv, "token"):
-        logger.warning("--token on the command line is visible to other local users (ps); "
-                       "prefer MAESTRO_TOKEN or --token-file")
-    return settings, app, services
+    redactor.add(services.token)
+    redactor.add(services.viewer_token)
+    for name, flag, variable in (("token", "--token", "MAESTRO_TOKEN"),
+                                 ("viewer_token", "--viewer-token", "MAESTRO_VIEWER_TOKEN")):
+        if given_on_command_line(argv, name):
+            logger.warning("%s on the command line is visible to other local users (ps); "
+                           "prefer %s or a token file", flag, variable)
+    return settings, app, services, listener
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port and listening (IPv6 for an IPv6 host)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(128)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+def exit_with_error(message: str) -> NoReturn:
+    """Print one `maestro-web: error: ...` line and exit with code 2."""
+    print(f"maestro-web: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_BAD_CONFIG)
 
 
 def raise_fd_limit() -> None:
@@ -60,14 +101,16 @@ def raise_fd_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def configure_logging(level: str, token: str) -> None:
-    """Log to stderr at `level`, with the token scrubbed from every record."""
+def configure_logging(level: str) -> RedactingFilter:
+    """Log to stderr at `level`; every token added to the returned filter is scrubbed."""
+    redactor = RedactingFilter()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(token))
+    handler.addFilter(redactor)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    return redactor
 
 
 def lan_address(host: str) -> str:
@@ -104,18 +147,40 @@ def _interface_addresses() -> list[str]:
     return addresses
 
 
-def print_banner(host: str, port: int, token: str, out=None) -> None:
-    """The local and LAN URLs (token included) and a QR code of the LAN URL."""
+def print_banner(host: str, port: int, token: str, out=None,
+                 viewer_token: str | None = None) -> None:
+    """The local and LAN URLs (token included) and a QR code of the LAN URL; the same
+    for the view-only token, when there is one."""
     out = out or sys.stdout
-    local_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    local = f"http://{_bracket(local_host)}:{port}/{token}/"
-    lan = f"http://{_bracket(lan_address(host))}:{port}/{token}/"
     print("Maestro Web is running.", file=out)
-    print(f"  Local:   {local}", file=out)
-    print(f"  Network: {lan}", file=out)
-    print("Scan to open on your phone:", file=out)
-    segno.make(lan, error="m").terminal(out=out, compact=True)
+    _print_urls(host, port, token, "Scan to open on your phone:", out)
+    if viewer_token is not None:
+        print("View only (can watch, cannot act):", file=out)
+        _print_urls(host, port, viewer_token, "Scan to watch from another device:", out)
     print("Press Ctrl-C to stop.", file=out, flush=True)
+
+
+def _print_urls(host: str, port: int, token: str, scan_prompt: str, out) -> None:
+    local_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    print(f"  Local:   http://{_bracket(local_host)}:{port}/{token}/", file=out)
+    lan_host = lan_address(host)
+    if _is_loopback(lan_host):  # a phone could not open it: no Network URL, no QR code
+        print(f"  Network: none (listening on {host} only; --host 0.0.0.0 serves your "
+              "network)", file=out)
+        return
+    lan = f"http://{_bracket(lan_host)}:{port}/{token}/"
+    print(f"  Network: {lan}", file=out)
+    print(scan_prompt, file=out)
+    segno.make(lan, error="m").terminal(out=out, compact=True)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _bracket(host: str) -> str:

@@ -17,7 +17,8 @@ CREATE TABLE IF NOT EXISTS log_entries (
     tab_id     TEXT NOT NULL,          -- '' for the shell's log, else the AI tab's id
     source     TEXT NOT NULL,
     text       TEXT NOT NULL,
-    timestamp  INTEGER NOT NULL
+    timestamp  INTEGER NOT NULL,
+    detail     TEXT                -- JSON of the entry's other fields (a tool call's), or NULL
 );
 CREATE INDEX IF NOT EXISTS log_entries_by_session ON log_entries (session_id, tab_id, id);
 

@@ -12,6 +12,7 @@ import uuid
 from typing import Any, ClassVar, TextIO
 
 from . import themes
+from .audit import AUDIT_FILE, AuditLog
 from .config import ConfigError, Settings, read_token_file
 from .errors import ApiError, now_ms
 from .events import EventBus
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 CLOSE_GOING_AWAY = 1001  # WebSocket close code for a server that stops
 SHUTDOWN_DRAIN_S = 1.0  # how long clients get to receive the last events at shutdown
 TOKEN_FILE = "token"  # the persistent token, in the data dir
+VIEWER_TOKEN_FILE = "viewer-token"  # the persistent view-only token, beside it
 LEGACY_TOKEN_KEY = "persistent_token"  # where earlier versions kept it: the settings table
 LOCK_FILE = "maestro.lock"
 LAST_SEQ_KEY = "last_seq"
@@ -77,6 +79,30 @@ def resolve_token(settings: Settings, store: Store) -> str:
     return str(uuid.uuid4())
 
 
+def resolve_viewer_token(settings: Settings, token: str) -> str | None:
+    """The view-only token for this run: explicit, else generated for --enable-viewer
+    (kept in `<data-dir>/viewer-token` like the token with --persistent-token, replaced by
+    --rotate-token), else none.
+
+    :raise ConfigError: it equals the owner's token, or its file does not hold a token.
+    """
+    path = os.path.join(settings.data_dir, VIEWER_TOKEN_FILE)
+    keep = settings.persistent_token or settings.rotate_token
+    viewer_token = settings.viewer_token
+    if viewer_token is None and settings.enable_viewer:
+        if keep and not settings.rotate_token and os.path.exists(path):
+            viewer_token = read_token_file(path)
+        else:
+            viewer_token = str(uuid.uuid4())
+            if keep:
+                write_private_file(path, viewer_token + "\n")
+    elif viewer_token is not None and settings.persistent_token:
+        write_private_file(path, viewer_token + "\n")
+    if viewer_token == token:
+        raise ConfigError("the viewer token must differ from the token")
+    return viewer_token
+
+
 def _move_legacy_token(store: Store, token_path: str) -> None:
     """Move a persistent token stored in the database to the token file, and erase it there."""
     legacy = store.get_setting(LEGACY_TOKEN_KEY)
@@ -98,6 +124,8 @@ class Services:
     bus: EventBus
     manager: SessionManager
     token: str
+    audit: AuditLog
+    viewer_token: str | None = None
     _stopped: bool = False
     _data_lock: TextIO | None = None
     # Open WebSocket clients, closed with 1001 at shutdown; guarded by _clients_lock.
@@ -112,18 +140,22 @@ class Services:
         :raise ConfigError: the data dir is in use.
         """
         data_lock = lock_data_dir(settings.data_dir)
-        store = Store(settings.database_path, log_cap=settings.log_cap)
+        store = Store(settings.database_path, log_cap=settings.log_cap,
+                      history_cap=settings.history_cap)
         token = resolve_token(settings, store)
+        viewer_token = resolve_viewer_token(settings, token)
         # Seq never goes back across restarts, crashes and clock changes: the bus saves
         # the end of each block of seqs before using it; the clock is only a floor.
         first_seq = max(int(store.get_setting(LAST_SEQ_KEY) or 0), now_ms())
         bus = EventBus(replay_size=settings.replay_buffer_size, first_seq=first_seq,
-                       reserve=lambda upto: store.set_setting(LAST_SEQ_KEY, str(upto)))
+                       reserve=lambda upto: store.set_setting(LAST_SEQ_KEY, str(upto)),
+                       replay_bytes=settings.replay_buffer_bytes)
         manager = SessionManager(store, bus, settings)
         make_private_dir(manager.rc_dir)  # the rc files hold the shells' nonces
         manager.restore()
         return cls(settings=settings, store=store, bus=bus, manager=manager, token=token,
-                   _data_lock=data_lock)
+                   audit=AuditLog(os.path.join(settings.data_dir, AUDIT_FILE)),
+                   viewer_token=viewer_token, _data_lock=data_lock)
 
     def shutdown(self) -> None:
         """End every session process, save the seq and close the database; idempotent."""

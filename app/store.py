@@ -10,6 +10,7 @@ its owner: folders 0700, files 0600, whatever the umask.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,12 +18,14 @@ import sqlite3
 import stat
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 SCHEMA = Path(__file__).with_name("schema.sql")
 SHELL_TAB = ""  # tab_id stored for shell (terminal) log entries
+# Every log entry has these; any other fields (a tool call's input and result) are its detail.
+LOG_FIELDS = ("source", "text", "timestamp")
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 # SQLite's companions of a WAL database; it gives them the database file's mode when it
@@ -85,14 +88,29 @@ def _tighten_file(path: str) -> None:
         pass
 
 
+def _detail_json(entry: dict[str, Any]) -> str | None:
+    detail = {key: value for key, value in entry.items() if key not in LOG_FIELDS}
+    detail.pop("id", None)
+    return json.dumps(detail) if detail else None
+
+
+def _log_entry(row: sqlite3.Row) -> dict[str, Any]:
+    """A stored row as the API's log entry: its detail fields beside the common ones."""
+    entry = {key: row[key] for key in ("id", "timestamp", "source", "text")}
+    if row["detail"]:
+        entry.update(json.loads(row["detail"]))
+    return entry
+
+
 class Store:
     """Plain methods over one SQLite database file."""
 
-    def __init__(self, path: str, log_cap: int = 20_000) -> None:
+    def __init__(self, path: str, log_cap: int = 20_000, history_cap: int = 10_000) -> None:
         make_private_dir(os.path.dirname(os.path.abspath(path)))
         os.close(open_private_file(path))  # SQLite would create it with the umask's mode
         self.path = path
         self.log_cap = log_cap
+        self.history_cap = history_cap
         # Guards the connection: sqlite3 objects must not be used by two threads at once.
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -101,10 +119,29 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA.read_text())
+        self._add_log_detail_column()
         for suffix in SQLITE_COMPANIONS:
             _tighten_file(path + suffix)
         # Entries per (session, tab), so the cap is enforced without counting rows each time.
         self._log_counts: dict[tuple[str, str], int] = {}
+        self._history_count = self._db.execute("SELECT COUNT(*) FROM history").fetchone()[0]
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN ... COMMIT, or ROLLBACK if the body fails; hold self._lock around it."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _add_log_detail_column(self) -> None:
+        """Databases made before log entries had a detail get its column (NULL for old rows)."""
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(log_entries)")}
+        if "detail" not in columns:
+            self._db.execute("ALTER TABLE log_entries ADD COLUMN detail TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -154,12 +191,14 @@ class Store:
         return [json.loads(row["doc"]) for row in rows]
 
     def delete_session(self, session_id: str) -> None:
-        """Remove a session and its logs; its history entries stay (they are a record)."""
+        """Remove a session with its logs and its history."""
         with self._lock:
-            self._db.execute("BEGIN")
-            self._db.execute("DELETE FROM log_entries WHERE session_id = ?", (session_id,))
-            self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
-            self._db.execute("COMMIT")
+            with self._transaction():
+                self._db.execute("DELETE FROM log_entries WHERE session_id = ?", (session_id,))
+                history = self._db.execute(
+                    "DELETE FROM history WHERE session_id = ?", (session_id,)).rowcount
+                self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+            self._history_count -= history
             for key in [key for key in self._log_counts if key[0] == session_id]:
                 del self._log_counts[key]
 
@@ -168,7 +207,8 @@ class Store:
     def append_logs(
         self, session_id: str, tab_id: str | None, entries: Iterable[dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        """Commit entries (`source`, `text`, `timestamp`) in one transaction; return them with ids.
+        """Commit entries (`source`, `text`, `timestamp`, and any detail fields) in one
+        transaction; return them with ids.
 
         Oldest entries beyond the cap are dropped in the same transaction.
         """
@@ -179,9 +219,10 @@ class Store:
             try:
                 for entry in entries:
                     cursor = self._db.execute(
-                        "INSERT INTO log_entries (session_id, tab_id, source, text, timestamp) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (session_id, tab, entry["source"], entry["text"], entry["timestamp"]),
+                        "INSERT INTO log_entries (session_id, tab_id, source, text, timestamp, "
+                        "detail) VALUES (?, ?, ?, ?, ?, ?)",
+                        (session_id, tab, entry["source"], entry["text"], entry["timestamp"],
+                         _detail_json(entry)),
                     )
                     stored.append({**entry, "id": cursor.lastrowid})
                 count = self._log_count(session_id, tab) + len(stored)
@@ -209,6 +250,15 @@ class Store:
             self._log_counts[key] = row["n"]
         return self._log_counts[key]
 
+    def update_log(self, entry_id: int, entry: dict[str, Any]) -> bool:
+        """Replace an entry's text and detail (an answer still streaming, a tool call that
+        finished); False when the entry is gone (its tab closed, or dropped by the cap)."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE log_entries SET text = ?, detail = ? WHERE id = ?",
+                (entry["text"], _detail_json(entry), entry_id))
+        return cursor.rowcount > 0
+
     def delete_logs(self, session_id: str, tab_id: str) -> None:
         """Drop one AI tab's log (when the tab is closed)."""
         with self._lock:
@@ -231,7 +281,7 @@ class Store:
         (or at the newest entry) and "more" means older entries exist.
         """
         tab = tab_id or SHELL_TAB
-        columns = "id, timestamp, source, text"
+        columns = "id, timestamp, source, text, detail"
         with self._lock:
             if after is not None:
                 rows = self._db.execute(
@@ -250,18 +300,26 @@ class Store:
                 ).fetchall()
                 more = len(rows) > limit
                 rows = list(reversed(rows[:limit]))
-        return [dict(row) for row in rows], more
+        return [_log_entry(row) for row in rows], more
 
     # -- history ----------------------------------------------------------------------------
 
     def add_history(self, entry: dict[str, Any]) -> None:
-        with self._lock:
+        """Record a history entry; beyond `history_cap` entries the oldest are dropped."""
+        with self._lock, self._transaction():
             self._db.execute(
                 "INSERT INTO history (id, session_id, project_path, timestamp, doc) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (entry["id"], entry["sessionId"], entry["projectPath"], entry["timestamp"],
                  json.dumps(entry)),
             )
+            count = self._history_count + 1
+            if count > self.history_cap:
+                count -= self._db.execute(
+                    "DELETE FROM history WHERE rowid IN "
+                    "(SELECT rowid FROM history ORDER BY timestamp, rowid LIMIT ?)",
+                    (count - self.history_cap,)).rowcount
+        self._history_count = count
 
     def list_history(
         self, session_id: str | None = None, project_path: str | None = None, limit: int = 500

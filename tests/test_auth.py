@@ -39,13 +39,15 @@ def test_websocket_handshake_without_the_token_is_redirected(server):
     assert raw_handshake(server.port, f"/{server.token}/ws").startswith("HTTP/1.1 101")
 
 
-def raw_handshake(port: int, path: str) -> str:
-    """Send a WebSocket upgrade request by hand; return the response head."""
+def raw_handshake(port: int, path: str, headers: dict[str, str] | None = None) -> str:
+    """Send a WebSocket upgrade request by hand (`headers` add to, or replace, Host and the
+    handshake's own); return the response head."""
+    fields = {"Host": f"127.0.0.1:{port}", "Upgrade": "websocket", "Connection": "Upgrade",
+              "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13",
+              **(headers or {})}
+    lines = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-        conn.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        conn.sendall(f"GET {path} HTTP/1.1\r\n{lines}\r\n".encode())
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = conn.recv(4096)
@@ -85,17 +87,23 @@ def test_custom_redirect_url_is_used(make_server):
 
 
 def test_token_never_appears_in_logs(make_server, project):
-    token = str(uuid.uuid4())
-    server = make_server("--token", token, "--log-level", "DEBUG", "--no-rate-limit")
+    token, viewer = str(uuid.uuid4()), str(uuid.uuid4())
+    server = make_server("--token", token, "--log-level", "DEBUG", "--no-rate-limit",
+                         "--auth-fail-limit", "1", env={"MAESTRO_VIEWER_TOKEN": viewer})
     server.api("GET", "sessions")
     server.api("GET", "session/nope")
     requests.get(f"{server.base}/{token}/api/theme?x={token}", timeout=10)
+    requests.get(f"{server.base}/{viewer}/api/theme?x={viewer}", timeout=10)
+    requests.post(f"{server.base}/{viewer}/api/sessions", json={}, timeout=10)
+    requests.get(f"{server.base}/{token}/api/sessions", headers={"Host": token}, timeout=10)
+    for _ in range(2):  # a lockout, and a 429
+        requests.get(f"{server.base}/{viewer[:-1]}/", allow_redirects=False, timeout=10)
     forged = "x%0a2026-11-26 21:00:00,000 INFO maestro.access: 1.2.3.4 \"GET /admin\" 200"
     requests.get(f"{server.base}/nope/{forged}", allow_redirects=False, timeout=10)
     server.stop()
     logs = server.log_text
     assert "<redacted>" in logs, logs
-    assert token not in logs
+    assert token not in logs and viewer[:-1] not in logs
     assert "\n2026-11-26 21:00:00,000 INFO" not in logs  # a URL cannot forge a log line
     assert "x\\n2026-11-26" in logs
 

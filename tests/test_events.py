@@ -123,3 +123,14 @@ def test_seq_never_goes_back_after_a_crash_with_the_clock_set_back(tmp_path, mon
     finally:
         second.shutdown()
         first.store.close()
+
+
+def test_the_replay_buffer_is_bounded_in_bytes_as_well_as_events():
+    bus = EventBus(replay_size=1000, replay_bytes=50_000)
+    first = bus.publish("session:output", data="x" * 10_000)["seq"]
+    for _ in range(20):
+        bus.publish("session:output", data="y" * 10_000)
+    assert bus.subscribe(ClientQueue(10), since=first).replay is None  # dropped: too old
+    kept = bus.subscribe(ClientQueue(10), since=bus.last_seq - 4).replay
+    assert kept is not None and len(kept) == 4
+    assert bus.subscribe(ClientQueue(10), since=bus.last_seq - 5).replay is None

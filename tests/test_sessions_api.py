@@ -294,3 +294,37 @@ def test_a_lone_surrogate_in_any_field_is_a_400_and_nothing_is_stored(
     assert detail["cwd"] == str(project) and detail["name"] == "keep"
     assert [t["name"] for t in detail["aiTabs"]] == [t["name"] for t in session["aiTabs"]]
     assert server.api("GET", "theme").status_code == 200
+
+
+def test_sessions_beyond_max_sessions_are_refused_and_nothing_is_half_made(make_server, project):
+    server = make_server("--no-rate-limit", "--max-sessions", "2")
+    first, _ = create(server, project, name="one"), create(server, project, name="two")
+    error = assert_error(server.api("POST", "sessions", json={
+        "name": "three", "cwd": str(project), "toolType": "terminal"}), 409, "--max-sessions")
+    assert "2 sessions" in error["message"]
+    assert [s["name"] for s in server.api("GET", "sessions").json()["sessions"]] == ["one", "two"]
+    assert server.api("DELETE", f"session/{first['id']}").status_code == 200
+    assert create(server, project, name="three")["name"] == "three"
+
+
+def test_tabs_beyond_max_tabs_are_refused(make_server, project):
+    server = make_server("--no-rate-limit", "--max-tabs", "2")
+    session = create(server, project, toolType="claude-code")
+    assert server.api("POST", f"session/{session['id']}/tabs", json={}).status_code == 201
+    assert_error(server.api("POST", f"session/{session['id']}/tabs", json={}), 409, "--max-tabs")
+    detail = server.api("GET", f"session/{session['id']}").json()["session"]
+    assert len(detail["aiTabs"]) == 2
+
+
+def test_history_keeps_the_newest_entries_and_goes_with_its_session(make_server, project):
+    from tests.test_terminal_sessions import history, ready_session, send
+
+    server = make_server("--no-rate-limit", "--history-cap", "10")
+    sid = ready_session(server, project)
+    for n in range(14):
+        send(server, sid, f"echo run-{n}")
+        wait_for(lambda n=n: any(e["summary"] == f"echo run-{n}" for e in history(server, sid)))
+    summaries = [entry["summary"] for entry in history(server, sid)]
+    assert summaries == [f"echo run-{n}" for n in range(13, 3, -1)]
+    assert server.api("DELETE", f"session/{sid}").status_code == 200
+    assert server.api("GET", "history").json()["entries"] == []

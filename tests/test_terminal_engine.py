@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import resource
 import shlex
 import signal
 import sys
@@ -526,6 +528,39 @@ def test_a_folder_name_with_bel_and_percent_signs_keeps_the_prompt_sentinel_inta
     assert h.rec.done[-1][2] == str(awkward)
     assert h.run("echo inside") == (0, "inside\n")  # no stray sentinel text in the output
     assert h.shell.cwd == str(awkward)
+
+
+@pytest.mark.parametrize("spare", range(7))
+def test_a_shell_short_of_descriptors_starts_or_fails_cleanly_as_out_of_resources(
+        make_shell, spare):
+    """With every descriptor but `spare` taken, at any step of start()."""
+    h = make_shell(start=False)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    before = set(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(map(int, before)) + 1, hard))
+    fillers = []
+    try:
+        with contextlib.suppress(OSError):
+            while len(fillers) < 100_000:
+                fillers.append(os.open(os.devnull, os.O_RDONLY))
+        for fd in fillers[:spare]:
+            os.close(fd)
+        try:
+            h.shell.start()
+            failure = None
+        except ShellStartError as exc:
+            failure = exc
+    finally:
+        for fd in fillers[spare:]:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if failure is None:  # it runs (bash itself is short of descriptors: just end it)
+        h.shell.close()
+    else:
+        assert failure.out_of_resources
+        assert set(os.listdir("/proc/self/fd")) == before  # nothing leaked
+        assert h.shell.pid is None or not alive(h.shell.pid)
+    assert spare > 0 or failure is not None
 
 
 def test_large_output_arrives_complete_in_few_entries(make_shell):

@@ -2,7 +2,8 @@
 
 Actions go through the same SessionManager methods as the REST API, and draw on the same
 pooled POST quota of the client's IP (reads on its GET quota), so the socket is no way
-around the limits.
+around the limits. A view-only token's actions are refused (`forbidden`); every action
+that is not rate limited, refused or not, goes to the audit log.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from simple_websocket import ConnectionClosed
 
+from ..auth import OWNER, READ_ONLY_MESSAGE, caller_role
 from ..errors import ApiError, now_ms
 from ..ratelimit import GET_SCOPE, POST_SCOPE, quota_hit
 from . import reject_invalid_unicode
@@ -42,6 +44,8 @@ class MessageHandler:
         self.services = services
         self.limiter = limiter
         self.remote_addr = remote_addr
+        # Built while the handshake's request is current: the socket keeps its token's role.
+        self.role = caller_role()
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "ping": lambda message: {"type": "pong"},
             "subscribe": self._subscribe,
@@ -90,6 +94,10 @@ class MessageHandler:
                 return {"type": "error", "code": "rate_limited", "retryAfter": retry_after,
                         "message": "Rate limit exceeded. Try again later.",
                         "requestType": kind, **_request_id(message)}
+        if kind in ACTIONS and self.role != OWNER:
+            self._audit(kind, message, 403, {})
+            return {"type": "error", "code": "forbidden", "message": READ_ONLY_MESSAGE,
+                    "requestType": kind, **_request_id(message)}
         try:
             reject_invalid_unicode(message)
             reply = handler(message)
@@ -101,7 +109,15 @@ class MessageHandler:
             reply = {"type": reply_type, "success": False, "statusCode": 500,
                      "error": "The server hit an unexpected error",
                      "sessionId": message.get("sessionId")}
+        if kind in ACTIONS:
+            self._audit(kind, message, reply.get("statusCode", 200), reply)
         return {**reply, **_request_id(message)}
+
+    def _audit(self, kind: str, message: dict[str, Any], status: int,
+               reply: dict[str, Any]) -> None:
+        self.services.audit.record_action(channel="ws", action=kind, address=self.remote_addr,
+                                          role=self.role, status=status, sent=message,
+                                          reply=reply)
 
     # -- handlers -------------------------------------------------------------------------
 

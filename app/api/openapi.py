@@ -127,6 +127,17 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/themes": {"get": _op("The built-in themes", _ok("Themes"))},
     "/commands": {"get": _op("Configured slash commands", _ok("Commands"))},
+    "/whoami": {"get": _op("The caller's role: owner, or viewer (a view-only token)",
+                           _ok("The role", {"type": "object", "properties": {
+                               "role": {"enum": ["owner", "viewer"]}, "timestamp": _TS}}))},
+    "/audit": {"get": _op("Audit log entries, newest first (owner only: 403 for a viewer)",
+                          _ok("Entries", {"type": "object", "properties": {
+                              "entries": {"type": "array", "items": _ref("AuditEntry")},
+                              "count": {"type": "integer"}, "hasMore": {"type": "boolean"},
+                              "timestamp": _TS}}), [
+        _param("limit", schema={"type": "integer", "minimum": 1, "maximum": 1000}),
+        _param("before", schema={"type": "integer"},
+               description="only entries with a lower id (the next page)")])},
     "/openapi.json": {"get": _op("This document", _ok("OpenAPI 3 document"))},
 }
 
@@ -148,14 +159,24 @@ def document(server_url: str) -> dict[str, Any]:
                                            "inputMode": {"enum": ["ai", "terminal"]},
                                            "cwd": _STR, "isLive": {"type": "boolean"}}},
                 "Error": _ERROR,
+                "AuditEntry": {"type": "object", "required": [
+                    "id", "time", "address", "role", "channel", "action", "status", "outcome"],
+                    "properties": {"id": {"type": "integer"}, "time": _STR, "address": _STR,
+                                   "role": {"enum": ["owner", "viewer"]},
+                                   "channel": {"enum": ["http", "ws"]}, "action": _STR,
+                                   "sessionId": _STR, "tabId": _STR, "command": _STR,
+                                   "commandTruncated": {"type": "boolean"}, "mode": _STR,
+                                   "keys": {"type": "array", "items": _STR},
+                                   "status": {"type": "integer"},
+                                   "outcome": {"enum": ["ok", "forbidden", "failed"]}}},
             },
             "responses": {
                 "BadRequest": {"description": "Invalid input",
                                "content": {"application/json": {"schema": _ref("Error")}}},
                 "NotFound": {"description": "No such session or tab",
                              "content": {"application/json": {"schema": _ref("Error")}}},
-                "OtherError": {"description": "403 offline, 409 conflict, 413 too large, "
-                                              "415 not JSON, 503 unavailable",
+                "OtherError": {"description": "403 offline or read-only token, 409 conflict, "
+                                              "413 too large, 415 not JSON, 503 unavailable",
                                "content": {"application/json": {"schema": _ref("Error")}}},
                 "RateLimited": {"description": "Over the GET or POST quota",
                                 "content": {"application/json": {"schema": _OBJ}}},

@@ -445,7 +445,7 @@ def create_ws_server(app: Any, *, host: str, port: int, max_clients: int = 100,
     waitress_kwargs["connection_limit"] = (
         waitress_kwargs.get("connection_limit", 100) + max_clients)
     waitress_kwargs.setdefault("asyncore_use_poll", True)
-    if "listen" not in waitress_kwargs:
+    if "listen" not in waitress_kwargs and "sockets" not in waitress_kwargs:
         waitress_kwargs.update(host=host, port=port)
     socket_map: dict[int, Any] = {}
     wserver = waitress.create_server(app, map=socket_map,

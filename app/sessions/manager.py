@@ -121,11 +121,14 @@ class SessionManager:
         with self._log_locks_guard:
             return self._log_locks.setdefault(session.id, threading.RLock())
 
-    def append_log(self, session: Session, tab_id: str | None, source: str, text: str) -> dict:
-        """Commit one log entry, then publish it as session:output."""
+    def append_log(self, session: Session, tab_id: str | None, source: str, text: str,
+                   **detail: Any) -> dict:
+        """Commit one log entry (`detail`: extra fields, such as a tool call's), then publish
+        it as session:output."""
         with self.log_lock(session):
             (entry,) = self.store.append_logs(
-                session.id, tab_id, [{"source": source, "text": text, "timestamp": now_ms()}]
+                session.id, tab_id,
+                [{"source": source, "text": text, "timestamp": now_ms(), **detail}]
             )
             with self.bus.lock:
                 if source != "user":
@@ -133,6 +136,17 @@ class SessionManager:
                 self.bus.publish("session:output", sessionId=session.id, tabId=tab_id,
                                  entry=entry)
         return entry
+
+    def update_log(self, session: Session, tab_id: str | None, entry: dict) -> None:
+        """Commit a changed entry (same id: an AI answer still streaming, a finished tool
+        call), then publish it again as session:output; clients replace it by id."""
+        with self.log_lock(session):
+            if not self.store.update_log(entry["id"], entry):
+                return
+            with self.bus.lock:
+                session.last_output_at = now_ms()
+                self.bus.publish("session:output", sessionId=session.id, tabId=tab_id,
+                                 entry=entry)
 
     def set_state(self, session: Session, state: str) -> None:
         """Set the session's state as such (refresh_state() derives it from its activity)."""
@@ -228,8 +242,13 @@ class SessionManager:
 
     # -- the shell --------------------------------------------------------------------------
 
-    def _start_shell(self, session: Session) -> TerminalShell | None:
-        """Start the session's shell; on failure the session shows `error` and says why."""
+    def _start_shell(self, session: Session,
+                     refuse_if_out_of_resources: bool = False) -> TerminalShell | None:
+        """Start the session's shell; on failure the session shows `error` and says why.
+
+        :raise ApiError 507: with `refuse_if_out_of_resources`, when the machine is out of
+            processes or descriptors: the new session is deleted again, never left half made.
+        """
         bridge = ShellBridge(self, session)
         shell = TerminalShell(
             name=session.id[:8], shell=self.settings.shell,
@@ -258,6 +277,10 @@ class SessionManager:
                 self._shell_ready.pop(session.id, None)
                 self._shell_states.pop(session.id, None)
                 self._bridges.pop(session.id, None)
+        if failure is not None and refuse_if_out_of_resources and failure.out_of_resources:
+            self.delete(session.id)
+            raise ApiError(507, f"The server is out of resources for another shell ({failure}); "
+                                "end some sessions or raise the process's limits")
         if failure is not None:
             self.set_state(session, "error")
             self.append_log(session, None, "system", f"The shell could not start: {failure}")
@@ -294,12 +317,16 @@ class SessionManager:
         _check_mode(mode)
         session = Session.create(name, tool_type, mode, cwd)
         _apply(session, groups or {})
+        limit = self.settings.max_sessions
         with self.bus.lock:
+            if len(self._sessions) >= limit:
+                raise ApiError(409, f"There are already {limit} sessions, the most this server "
+                                    "keeps (--max-sessions); delete one first")
             self._sessions[session.id] = session
             self.save(session)
             self.bus.publish("session:added", session=session.public())
         if mode == "terminal":
-            self._start_shell(session)
+            self._start_shell(session, refuse_if_out_of_resources=True)
         return session
 
     def update(self, session_id: str, changes: dict[str, Any]) -> Session:
@@ -442,7 +469,11 @@ class SessionManager:
         _check_name(name)
         session = self.get(session_id)
         tab = Tab(id=new_id(), name=name, created_at=now_ms())
+        limit = self.settings.max_tabs
         with self.bus.lock:
+            if len(session.tabs) >= limit:
+                raise ApiError(409, f"This session already has {limit} tabs, the most it may "
+                                    "have (--max-tabs); close one first")
             session.tabs.append(tab)
             session.active_tab_id = tab.id
         self.publish_tabs(session)

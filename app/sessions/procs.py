@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import platform
 import signal
@@ -134,14 +135,19 @@ class ProcessTable:
     def __init__(self, max_age: float = _SCAN_MAX_AGE) -> None:
         self._max_age = max_age
         self._lock = threading.Lock()
-        self._scanned_at = -1.0
+        self._scan_started = -math.inf
         self._procs: list[Proc] = []
 
-    def snapshot(self) -> list[Proc]:
+    def snapshot(self, not_before: float | None = None) -> list[Proc]:
+        """The processes, from a scan begun at `not_before` (monotonic) or later; by
+        default, from one at most `max_age` old. A caller that must not miss a process
+        started a moment ago passes the time it began to look."""
         with self._lock:
-            if time.monotonic() - self._scanned_at > self._max_age:
+            if not_before is None:
+                not_before = time.monotonic() - self._max_age
+            if self._scan_started < not_before:
+                self._scan_started = time.monotonic()
                 self._procs = self._scan()
-                self._scanned_at = time.monotonic()
             return self._procs
 
     @staticmethod
@@ -161,12 +167,12 @@ PROCESS_TABLE = ProcessTable()
 def end_processes(match: Callable[[Proc], bool], grace: float) -> None:
     """SIGHUP, then SIGTERM, then SIGKILL every live process that matches (never this
     one), each after up to `grace` seconds for them to end; returns once none is left."""
-    def members() -> list[int]:
-        return [proc.pid for proc in PROCESS_TABLE.snapshot()
+    def members(not_before: float | None = None) -> list[int]:
+        return [proc.pid for proc in PROCESS_TABLE.snapshot(not_before)
                 if proc.pid != os.getpid() and match(proc)]
 
     for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGKILL):
-        pids = members()
+        pids = members(not_before=time.monotonic())  # fresh: a scan older would miss the newest
         if not pids:
             return
         for pid in pids:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
 import logging
 import math
 import os
@@ -46,6 +47,24 @@ _PARTIAL_QUIET = 0.25  # an unfinished line is shown after this much silence
 _CLOSE_GRACE = 1.0  # seconds between SIGHUP, SIGTERM and SIGKILL when closing
 _WRITE_TIMEOUT = 5.0  # give up writing input the program does not read
 _EXIT_DRAIN = 0.5  # at most this long to collect output after the shell died
+_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM})
+# Descriptors start() needs at once: ptyprocess's exec-error pipe and the pty pair while it
+# forks (it leaks the pipe if the pty cannot be had), then the pidfd and the wake eventfd.
+_SPAWN_DESCRIPTORS = 6
+
+
+def _descriptors_free(count: int) -> bool:
+    """Whether `count` more descriptors could be opened right now."""
+    opened: list[int] = []
+    try:
+        for _ in range(count):
+            opened.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        return True
+    except OSError:
+        return False
+    finally:
+        for fd in opened:
+            os.close(fd)
 
 
 
@@ -53,8 +72,15 @@ _EXIT_DRAIN = 0.5  # at most this long to collect output after the shell died
 class ShellStartError(Exception):
     """The shell could not start; str(e) says why, for the user.
 
-    E.g. 'Folder /x does not exist', 'Shell /bin/zsh2 not found'.
+    E.g. 'Folder /x does not exist', 'Shell /bin/zsh2 not found'. `out_of_resources` is
+    true when the machine or the server ran out of processes, descriptors or memory.
     """
+
+    def __init__(self, message: str, *, cause: OSError | None = None) -> None:
+        super().__init__(message)
+        # pty.openpty() hides openpty's EMFILE behind "out of pty devices" (no errno).
+        self.out_of_resources = cause is not None and (
+            cause.errno in _RESOURCE_ERRNOS or "out of pty devices" in str(cause))
 
 
 class ShellClosedError(RuntimeError):
@@ -159,7 +185,16 @@ class TerminalShell:
         shell = shutil.which(self._shell)
         if shell is None:
             raise ShellStartError(f"Shell {self._shell} not found")
-        rc_path = self._write_rc_files()
+        try:
+            rc_path = self._write_rc_files()
+        except OSError as exc:
+            self._remove_files()
+            raise ShellStartError(f"The shell's start-up file could not be written: {exc}",
+                                  cause=exc) from exc
+        if not _descriptors_free(_SPAWN_DESCRIPTORS):
+            self._remove_files()
+            raise ShellStartError("No file descriptors are left for another shell",
+                                  cause=OSError(errno.EMFILE, os.strerror(errno.EMFILE)))
         env = {**os.environ, **self._env, "TERM": "xterm-256color", "PWD": cwd}
         argv = [shell, "--noediting", "--rcfile", rc_path, "-i"]
         try:
@@ -169,15 +204,28 @@ class TerminalShell:
                                     preexec_fn=partial(prepare_child, cwd))
         except OSError as exc:
             self._remove_files()
-            raise ShellStartError(f"Shell {self._shell} could not start in {cwd}: {exc}") from exc
+            raise ShellStartError(f"Shell {self._shell} could not start in {cwd}: {exc}",
+                                  cause=exc) from exc
         proc.delayafterclose = proc.delayafterterminate = 0  # we reap it ourselves
         os.set_blocking(proc.fd, False)
         with contextlib.suppress(OSError):  # fails only if the shell already died
             self._tty_rdev = os.stat(f"/proc/{proc.pid}/fd/0").st_rdev
-        pidfd = os.pidfd_open(proc.pid)
+        pidfd = -1
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+            wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        except OSError as exc:  # out of descriptors: undo the spawn, leave nothing behind
+            if pidfd >= 0:
+                os.close(pidfd)
+            proc.kill(signal.SIGKILL)
+            proc.wait()
+            proc.close()
+            self._remove_files()
+            raise ShellStartError(f"Shell {self._shell} could not start: {exc}",
+                                  cause=exc) from exc
         with self._io_lock:
             self._fd = proc.fd
-            self._wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+            self._wake_fd = wake_fd
         with self._lock:
             self._proc = proc
         self._reader = threading.Thread(target=self._read_loop, args=(pidfd,),

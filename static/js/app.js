@@ -9,7 +9,7 @@ import { ActionsSheet, Dashboard, NewSessionSheet } from './dashboard.js';
 import { STATE_LABELS, stripAnsi, timeAgo } from './render.js';
 import { navigate, onRoute, parseRoute } from './router.js';
 import { RecentSheet, SessionView, TabSheet, loadNewest } from './session.js';
-import { changed, logKey, state, subscribe, toast } from './store.js';
+import { changed, isViewer, logKey, state, subscribe, toast } from './store.js';
 import { ConnBanner, Icon, Sheet, Toasts, html } from './ui.js';
 
 // ---- themes -------------------------------------------------------------------------------
@@ -62,8 +62,13 @@ on('event', (event) => {
   if (event.type === 'theme:change') applyTheme(event.theme);
 });
 
+function loadRole() {
+  get('whoami').then((data) => { state.role = data.role; changed(); }).catch(() => {});
+}
+
 on('init', ({ resumed, first }) => {
   applyTheme(state.theme);
+  if (!state.role) loadRole(); // an offline start could not ask yet
   // Logs that could not load (offline start) load now; when the server could not replay what
   // we missed, the open logs are fetched again (merged by entry id: no gap, no duplicate).
   for (const [key, log] of state.logs) {
@@ -97,7 +102,7 @@ function SettingsSheet() {
   };
   const current = state.theme && state.theme.id;
   return html`<${Sheet} title="Settings" onClose=${closeSheet}>
-    <h3 class="section-title">Theme</h3>
+    ${isViewer() ? null : html`<h3 class="section-title">Theme</h3>
     <div class="themes" role="radiogroup" aria-label="Theme">
       ${themes.map((t) => html`<button type="button" key=${t.id} role="radio" aria-checked=${t.id === current}
         class=${'theme-swatch' + (t.id === current ? ' selected' : '')} data-theme-id=${t.id}
@@ -106,7 +111,7 @@ function SettingsSheet() {
         <span class="swatch-dots" aria-hidden="true">${['accent', 'success', 'warning', 'error'].map((c) => html`
           <span style=${'background:' + t.colors[c]}></span>`)}</span>
         <span>${t.name}</span></button>`)}
-    </div>
+    </div>`}
     <h3 class="section-title">Notifications</h3>
     <label class="switch-row"><input type="checkbox" role="switch" checked=${state.notify} onChange=${toggleNotify} />
       Notify me when a session finishes or waits for input (while this page is in the background)</label>
@@ -205,6 +210,7 @@ function start() {
   }
   initialScope(state.route.view === 'session' ? state.route.id : null);
   connect();
+  loadRole();
   get('commands').then((data) => { state.commands = data.commands; }).catch(() => {});
   render(html`<${App} />`, document.getElementById('app'));
   if ('serviceWorker' in navigator) {

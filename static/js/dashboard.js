@@ -4,7 +4,7 @@ import { useState } from '../vendor/preact/hooks.mjs';
 import { del, post, patch } from './api.js';
 import { navigate } from './router.js';
 import { TOOL_LABELS, formatCost, shortPath, stripAnsi, timeAgo } from './render.js';
-import { changed, state, toast } from './store.js';
+import { changed, isViewer, state, toast } from './store.js';
 import { ConnPill, Icon, Sheet, StateDot, html } from './ui.js';
 
 export function Dashboard() {
@@ -46,8 +46,8 @@ export function Dashboard() {
         <ul class="cards">${group.items.map((s) => html`<${Card} key=${s.id} s=${s} />`)}</ul>
       </section>`)}
     </main>
-    <button type="button" class="fab" onClick=${() => { state.sheet = { kind: 'new' }; changed(); }}>
-      <${Icon} name="plus" /> New session</button>`;
+    ${isViewer() ? null : html`<button type="button" class="fab" onClick=${() => { state.sheet = { kind: 'new' }; changed(); }}>
+      <${Icon} name="plus" /> New session</button>`}`;
 }
 
 function Card({ s }) {
@@ -73,8 +73,8 @@ function Card({ s }) {
         <span class="ago">${s.lastOutputAt ? 'Output ' + timeAgo(s.lastOutputAt) : 'No output yet'}</span>
       </div>
     </a>
-    <button type="button" class="icon-btn card-menu" aria-label=${'Actions for ' + s.name}
-      onClick=${() => { state.sheet = { kind: 'actions', id: s.id }; changed(); }}><${Icon} name="more" /></button>
+    ${isViewer() ? null : html`<button type="button" class="icon-btn card-menu" aria-label=${'Actions for ' + s.name}
+      onClick=${() => { state.sheet = { kind: 'actions', id: s.id }; changed(); }}><${Icon} name="more" /></button>`}
   </li>`;
 }
 

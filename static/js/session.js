@@ -7,7 +7,8 @@ import { enqueue, isOpen, request, setScope } from './conn.js';
 import { navigate } from './router.js';
 import { TOOL_LABELS, ansiHtml, copyText, markdownHtml, shortPath } from './render.js';
 import {
-  changed, getLog, logKey, mergeEntries, recentCommands, rememberCommand, resetLog, state, toast,
+  changed, getLog, isViewer, logKey, mergeEntries, recentCommands, rememberCommand, resetLog, state,
+  toast,
 } from './store.js';
 import { ConnPill, Icon, QueueBanner, Sheet, StateDot, html } from './ui.js';
 
@@ -93,15 +94,16 @@ export function SessionView({ id }) {
           <span class="muted">· ${TOOL_LABELS[s.toolType] || s.toolType} · ${shortPath(s.shellCwd || s.cwd)}</span></div>
       </div>
       <${ConnPill} />
-      <button type="button" class="icon-btn" aria-label="Session actions"
-        onClick=${() => { state.sheet = { kind: 'actions', id }; changed(); }}><${Icon} name="more" /></button>
+      ${isViewer() ? null : html`<button type="button" class="icon-btn" aria-label="Session actions"
+        onClick=${() => { state.sheet = { kind: 'actions', id }; changed(); }}><${Icon} name="more" /></button>`}
     </header>
     ${s.toolType !== 'terminal' ? html`<${TabBar} s=${s} />` : null}
     ${!s.isLive ? html`<div class="banner banner-warn" role="status">This session is offline: it refuses remote commands.
-      <button type="button" class="btn btn-small" onClick=${() => post(`session/${id}/live`).catch((e) => toast(e.message, 'error'))}>Make live</button></div>` : null}
+      ${isViewer() ? null : html`<button type="button" class="btn btn-small" onClick=${() => post(`session/${id}/live`).catch((e) => toast(e.message, 'error'))}>Make live</button>`}</div>` : null}
     <${LogView} key=${key} s=${s} logKeyName=${key} tabId=${tabId} mode=${mode} />
     <${QueueBanner} sessionId=${id} />
-    <${CommandBar} s=${s} mode=${mode} tabId=${s.activeTabId} />`;
+    ${isViewer() ? html`<footer class="banner viewonly" role="note">View only: this link can watch, not act.</footer>`
+      : html`<${CommandBar} s=${s} mode=${mode} tabId=${s.activeTabId} />`}`;
 }
 
 function TabBar({ s }) {
@@ -112,7 +114,7 @@ function TabBar({ s }) {
         const active = t.id === s.activeTabId;
         return html`<button type="button" role="tab" key=${t.id} aria-selected=${active}
           class=${'tab' + (active ? ' tab-active' : '') + (t.hasUnread ? ' tab-unread' : '')}
-          data-tab-id=${t.id}
+          data-tab-id=${t.id} disabled=${isViewer()}
           onClick=${() => (active ? (state.sheet = { kind: 'tab', id: s.id, tabId: t.id }, changed())
             : act({ type: 'select_tab', tabId: t.id }))}>
           ${t.starred ? html`<span aria-hidden="true">★ </span>` : null}${t.name || `Tab ${i + 1}`}
@@ -120,8 +122,8 @@ function TabBar({ s }) {
         </button>`;
       })}
     </div>
-    <button type="button" class="icon-btn" aria-label="New tab" onClick=${() => act({ type: 'new_tab' })}>
-      <${Icon} name="plus" /></button>
+    ${isViewer() ? null : html`<button type="button" class="icon-btn" aria-label="New tab" onClick=${() => act({ type: 'new_tab' })}>
+      <${Icon} name="plus" /></button>`}
   </nav>`;
 }
 
@@ -166,7 +168,7 @@ function Block({ b }) {
       // Streamed chunks end with a newline and join as they are; whole messages get a blank
       // line between them so their Markdown does not run together.
       const text = b.entries.reduce((acc, e) => (!acc || acc.endsWith('\n') ? acc + e.text : acc + '\n\n' + e.text), '');
-      const cacheKey = b.entries.map((e) => e.id).join(',');
+      const cacheKey = b.entries.map((e) => e.id + ':' + e.text.length).join(',');
       return html`<div class="msg msg-ai markdown" data-source="ai" data-entry-id=${first.id}
         dangerouslySetInnerHTML=${{ __html: markdownHtml(text, cacheKey) }} />`;
     }

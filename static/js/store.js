@@ -15,7 +15,11 @@ export const state = {
   route: { view: 'dashboard' },
   sheet: null,                // the open bottom sheet: {kind, ...}
   notify: load('notify', false),
+  role: null,                 // 'owner' or 'viewer' (a view-only token), from GET whoami
 };
+
+/** A view-only token: the UI shows no control that would act (the server refuses them). */
+export const isViewer = () => state.role === 'viewer';
 
 const listeners = new Set();
 let scheduled = false;
@@ -67,14 +71,23 @@ export function getLog(key) {
   return log;
 }
 
-/** Merge entries into a log, by id: no duplicates, kept sorted oldest first. */
+/** Merge entries into a log, by id: no duplicates, kept sorted oldest first. An entry whose
+ * id is known replaces the one held (an AI answer still streaming, a tool call finished). */
 export function mergeEntries(key, entries) {
   const log = getLog(key);
   let added = 0;
   let sorted = true;
   const last = log.entries.length ? log.entries[log.entries.length - 1].id : -Infinity;
   for (const entry of entries) {
-    if (!entry || log.ids.has(entry.id)) continue;
+    if (!entry) continue;
+    if (log.ids.has(entry.id)) {
+      const at = log.entries.findLastIndex((e) => e.id === entry.id);
+      if (at >= 0 && log.entries[at].text !== entry.text) {
+        log.entries[at] = entry;
+        added += 1;
+      }
+      continue;
+    }
     log.ids.add(entry.id);
     if (entry.id < last) sorted = false;
     log.entries.push(entry);

@@ -1,0 +1,243 @@
+"""The audit log: one JSON line per remote action, in `<data-dir>/audit.log`.
+
+Who did what, from where, with which kind of token, and how it ended; never the token. Each
+channel records in one place: an after_request hook for REST (every POST/PUT/PATCH/DELETE,
+named after its endpoint, so a new endpoint is audited without a line of its own) and the
+WebSocket MessageHandler. The file is private (0600) and bounded: a line that would take it
+past ROTATE_BYTES first moves it to `audit.log.1` (replacing the one before).
+
+Requests refused by the rate limit are not recorded: they ran nothing, and a line per refusal
+would let a flood push the real entries out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO
+
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from .auth import READ_METHODS, VIEWER, caller_role
+from .store import open_private_file
+
+logger = logging.getLogger(__name__)
+
+AUDIT_FILE = "audit.log"
+ROTATE_BYTES = 10 * 1024 * 1024
+COMMAND_CAP_BYTES = 4096
+KEYS_CAP = 50  # key names kept of one keys action
+READ_BLOCK = 64 * 1024
+# Action names shared by both channels, where the endpoint or message type says it otherwise.
+ACTION_NAMES = {"send_command": "send", "make_live": "live", "make_offline": "offline"}
+RATE_LIMITED = 429
+
+
+def logged_command(text: str) -> tuple[str, bool]:
+    """What the audit log keeps of a sent text: its first COMMAND_CAP_BYTES bytes (UTF-8),
+    and whether it was cut.
+
+    The one place that decides it: masking secret input (a later issue) belongs here.
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= COMMAND_CAP_BYTES:
+        return text, False
+    return data[:COMMAND_CAP_BYTES].decode("utf-8", "ignore"), True
+
+
+def outcome(role: str | None, status: int) -> str:
+    """`ok`, `forbidden` (a view-only token tried to act) or `failed`."""
+    if status < 400:
+        return "ok"
+    return "forbidden" if role == VIEWER and status == 403 else "failed"
+
+
+def _now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+
+
+def _dig(mapping: Mapping[str, Any], *keys: str) -> Any:
+    value: Any = mapping
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class AuditLog:
+    """Appends entries (thread-safe) and reads them back a page at a time, newest first."""
+
+    def __init__(self, path: str, rotate_bytes: int = ROTATE_BYTES) -> None:
+        self.path = path
+        self.rotated_path = path + ".1"
+        self._rotate_bytes = rotate_bytes
+        self._lock = threading.Lock()
+        self._last_id = self._read_last_id()
+
+    def record_action(self, *, channel: str, action: str, address: str, role: str | None,
+                      status: int, sent: Mapping[str, Any],
+                      reply: Mapping[str, Any]) -> None:
+        """Record one action from what the client sent and what it was answered.
+
+        `sent` holds the request's fields (sessionId, tabId, command, keys, ...), `reply`
+        the answer's body; either may lack any of them.
+        """
+        entry: dict[str, Any] = {
+            "time": _now_iso(), "address": address, "role": role, "channel": channel,
+            "action": ACTION_NAMES.get(action, action),
+            "sessionId": _text_or_none(sent.get("sessionId")) or _text_or_none(
+                _dig(reply, "session", "id")),
+            "tabId": _text_or_none(sent.get("tabId")) or _text_or_none(
+                reply.get("tabId")) or _text_or_none(_dig(reply, "tab", "id")),
+        }
+        command = sent.get("command")
+        if isinstance(command, str) and entry["action"] == "send":
+            entry["command"], cut = logged_command(command)
+            if cut:
+                entry["commandTruncated"] = True
+            entry["mode"] = _text_or_none(reply.get("mode"))
+        keys = sent.get("keys")
+        if isinstance(keys, list) and entry["action"] == "keys":
+            entry["keys"] = [str(key)[:20] for key in keys[:KEYS_CAP]]
+        entry.update(status=status, outcome=outcome(role, status))
+        self._append({key: value for key, value in entry.items() if value is not None})
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        """Write one line; a failure is logged, never raised (the action has already run)."""
+        with self._lock:
+            self._last_id += 1
+            # ASCII JSON: any text, lone surrogates included, reads back as it was sent.
+            line = (json.dumps({"id": self._last_id, **entry}) + "\n").encode("ascii")
+            try:
+                self._write(line)
+            except OSError:
+                logger.exception("could not write the audit log %s", self.path)
+
+    def _write(self, line: bytes) -> None:
+        fd = open_private_file(self.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            size = os.fstat(fd).st_size
+            if size and size + len(line) > self._rotate_bytes:
+                os.close(fd)
+                fd = -1
+                os.replace(self.path, self.rotated_path)
+                fd = open_private_file(self.path, os.O_WRONLY | os.O_APPEND)
+            os.write(fd, line)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def page(self, limit: int, before: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """Up to `limit` entries with an id below `before` (default: all), newest first,
+        and whether older ones exist."""
+        entries: list[dict[str, Any]] = []
+        with contextlib.closing(self._newest_first()) as newest_first:
+            for entry in newest_first:
+                if before is not None and entry["id"] >= before:
+                    continue
+                if len(entries) == limit:
+                    return entries, True
+                entries.append(entry)
+        return entries, False
+
+    def _newest_first(self) -> Iterator[dict[str, Any]]:
+        """Every entry, newest first, from a consistent snapshot of both files.
+
+        Both are opened, and the current one's size taken, under the writer's lock: a
+        rotation or an append afterwards changes nothing this reader sees.
+        """
+        handles: list[tuple[BinaryIO, int]] = []
+        with self._lock:
+            for path in (self.path, self.rotated_path):
+                try:
+                    handle = open(path, "rb")  # noqa: SIM115 - closed below, after reading
+                except FileNotFoundError:
+                    continue
+                handles.append((handle, os.fstat(handle.fileno()).st_size))
+        try:
+            lowest = None
+            for handle, size in handles:
+                for line in _lines_backwards(handle, size):
+                    entry = _parse(line)
+                    if entry is not None and (lowest is None or entry["id"] < lowest):
+                        lowest = entry["id"]
+                        yield entry
+        finally:
+            for handle, _ in handles:
+                handle.close()
+
+    def _read_last_id(self) -> int:
+        newest, _ = self.page(1)
+        return newest[0]["id"] if newest else 0
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    """An entry, or None for a line that is not one (cut short by a crash)."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("id"), int):
+        return None
+    return entry
+
+
+def _lines_backwards(handle: BinaryIO, size: int) -> Iterator[bytes]:
+    """The lines of the first `size` bytes of a file, last first, read in blocks."""
+    position = size
+    tail = b""
+    while position > 0:
+        step = min(READ_BLOCK, position)
+        position -= step
+        handle.seek(position)
+        block = handle.read(step) + tail
+        lines = block.split(b"\n")
+        tail = lines.pop(0)  # may continue in the block before
+        for line in reversed(lines):
+            if line:
+                yield line
+    if tail:
+        yield tail
+
+
+# -- the REST channel ---------------------------------------------------------------------
+
+def init_audit(app: Flask) -> None:
+    """Record every REST action that reached a route, whatever its answer."""
+    app.after_request(_record_http_action)
+
+
+def _record_http_action(response: Response) -> Response:
+    if (request.method in READ_METHODS or request.endpoint is None
+            or response.status_code == RATE_LIMITED):
+        return response
+    view_args = request.view_args or {}
+    body = _request_object()
+    sent = {**body, "sessionId": view_args.get("session_id"),
+            "tabId": view_args.get("tab_id") or body.get("tabId")}
+    reply = response.get_json(silent=True) if response.is_json else None
+    current_app.extensions["maestro"].audit.record_action(
+        channel="http", action=request.endpoint.rpartition(".")[2],
+        address=request.remote_addr or "-", role=caller_role(),
+        status=response.status_code, sent=sent,
+        reply=reply if isinstance(reply, dict) else {})
+    return response
+
+
+def _request_object() -> dict[str, Any]:
+    """The request's JSON object, or {} (no body, not JSON, or too large to read)."""
+    try:
+        data = request.get_data(cache=True)
+        body = json.loads(data) if data else {}
+    except (RequestEntityTooLarge, ValueError, RecursionError):
+        return {}
+    return body if isinstance(body, dict) else {}

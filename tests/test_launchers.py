@@ -1,0 +1,70 @@
+"""What both launchers show a user at start: the banner, start-up errors, headers, logs."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import uuid
+
+import pytest
+import requests
+
+from app.launcher import print_banner
+from tests.conftest import ROOT, wait_for
+
+SCRIPTS = ["run.py", "wsgi.py"]
+
+
+def _clean_env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if not key.startswith("MAESTRO_")}
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_busy_port_is_one_line_and_exit_2_and_starts_no_shell(tmp_path, script, project):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, str(ROOT / script), "--host", "127.0.0.1", "--port", str(port),
+             "--data-dir", str(tmp_path / "d")],
+            capture_output=True, text=True, timeout=60, env=_clean_env())
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"maestro-web: error: cannot listen on 127.0.0.1:{port}: already in use"]
+
+
+def test_a_loopback_server_prints_no_network_url_or_qr_code():
+    token = str(uuid.uuid4())
+    out = io.StringIO()
+    print_banner("127.0.0.1", 8080, token, out=out)
+    text = out.getvalue()
+    assert f"Local:   http://127.0.0.1:8080/{token}/" in text
+    assert "Network: none (listening on 127.0.0.1 only" in text
+    assert text.count(token) == 1 and "\u2588" not in text and "Scan" not in text
+
+
+def test_help_shows_list_defaults_as_the_flag_takes_them():
+    result = subprocess.run([sys.executable, str(ROOT / "run.py"), "--help"],
+                            capture_output=True, text=True, timeout=60, env=_clean_env())
+    assert "['*']" not in result.stdout
+    assert "(default: *)" in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_the_server_header_names_no_framework_or_python_version(make_server, script):
+    server = make_server(script=script)
+    for response in (requests.get(f"{server.base}/health", timeout=10),
+                     server.api("GET", "sessions")):
+        assert response.headers["Server"] == "maestro-web"
+
+
+def test_the_uis_static_files_are_not_logged_at_info(make_server):
+    server = make_server("--log-level", "INFO")
+    assert requests.get(server.url("static/js/app.js"), timeout=10).status_code == 200
+    assert server.api("GET", "sessions").status_code == 200
+    wait_for(lambda: '"GET /<redacted>/api/sessions"' in server.log_text)
+    assert "static/js/app.js" not in server.log_text
