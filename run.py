@@ -5,31 +5,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
 
-from app.launcher import SERVER_NAME, on_stop_signals, prepare, print_banner
-
-
-class QuietRequestHandler(WSGIRequestHandler):
-    """The token guard writes the (redacted) access log; werkzeug's own would leak the token.
-    The Server header names no framework or Python version."""
-
-    server_version = SERVER_NAME
-    sys_version = ""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-    def version_string(self) -> str:
-        return SERVER_NAME
+from app.launcher import on_stop_signals, prepare, print_banner
+from app.serving.slow_heads import HeadGate
+from app.serving.werkzeug_handler import request_handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     # The port is bound by prepare(), not by werkzeug, which answers a busy port with its
     # own text and exit 1.
     settings, app, services, listener = prepare(sys.argv[1:] if argv is None else argv)
+    handler = request_handler(HeadGate(settings.max_heads_per_address, settings.head_timeout_s))
     server = make_server(settings.host, settings.port, app, threaded=True,
-                         request_handler=QuietRequestHandler, fd=listener.fileno())
+                         request_handler=handler, fd=listener.fileno())
     listener.close()  # werkzeug serves a duplicate of it
 
     def stop() -> None:

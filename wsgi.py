@@ -16,7 +16,9 @@ HANDSHAKE_HEADROOM = 8
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from app.launcher import SERVER_NAME, on_stop_signals, prepare, print_banner
+    from app.launcher import on_stop_signals, prepare, print_banner
+    from app.serving import SERVER_NAME
+    from app.serving.slow_heads import HeadGate
     from app.serving.waitress_ws import create_ws_server
 
     settings, application, services, listener = prepare(sys.argv[1:] if argv is None else argv)
@@ -27,7 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = create_ws_server(application, host=settings.host, port=settings.port,
                               max_clients=settings.max_clients + HANDSHAKE_HEADROOM,
                               max_request_body_size=settings.max_body_bytes + 1,
-                              ident=SERVER_NAME, sockets=[listener])
+                              ident=SERVER_NAME, sockets=[listener],
+                              head_gate=HeadGate(settings.max_heads_per_address,
+                                                 settings.head_timeout_s))
     server.add_shutdown_hook(services.shutdown)
     on_stop_signals(lambda: threading.Thread(target=server.shutdown, name="shutdown").start())
     print_banner(settings.host, server.port, services.token,

@@ -28,7 +28,6 @@ from .config import ConfigError, Settings, given_on_command_line, load_settings
 from .services import Services
 
 EXIT_BAD_CONFIG = 2
-SERVER_NAME = "maestro-web"  # the Server header: no framework or Python version
 # Each WebSocket holds about 3 descriptors and each shell about 3: the common soft limit of
 # 1024 runs out near 300 clients. Capped so that child processes which loop over every
 # possible descriptor stay fast.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import os
 import signal
 import sys
@@ -19,13 +18,10 @@ import threading
 from flask import Flask, jsonify, request
 from flask_sock import ConnectionClosed, Sock
 
-# Load the adapter by path: importing the ``app`` package would run its
-# __init__ (the whole Maestro app), which this adapter test must not depend on.
-_ADAPTER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "app", "serving", "waitress_ws.py")
-_spec = importlib.util.spec_from_file_location("waitress_ws", _ADAPTER)
-waitress_ws = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(waitress_ws)
+# The repository root goes on the path, so this runs as `python tests/waitress_ws_demo.py`;
+# importing app.serving runs app/__init__.py, which defines the factory but starts nothing.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from app.serving import waitress_ws
 
 
 def main() -> int:

@@ -32,6 +32,8 @@ from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask, WSGITask
 
+from .slow_heads import HeadGate, refusal, too_many_heads
+
 log = logging.getLogger(__name__)
 
 CLOSE_GRACE = 2.0  # seconds a finished WebSocket gets to complete its close handshake
@@ -203,14 +205,6 @@ class _WSTask(WSGITask):
 OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
 
-def _refusal() -> bytes:
-    body = json.dumps({"error": "Service Unavailable",
-                       "message": "Server is out of file descriptors; try again later",
-                       "timestamp": int(time.time() * 1000)}).encode()
-    return (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-            b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
-
-
 class FdReserve:
     """One spare descriptor, spent to refuse a connection accept() could not take.
 
@@ -253,7 +247,8 @@ class FdReserve:
             with conn:
                 conn.setblocking(False)
                 with contextlib.suppress(OSError):
-                    conn.send(_refusal())
+                    conn.send(refusal("503 Service Unavailable",
+                                      "Server is out of file descriptors; try again later"))
                     conn.shutdown(socket.SHUT_WR)
         # Another thread may have taken the freed number: then the next refusal only
         # closes (or, without any descriptor, the loop retries as before).
@@ -287,18 +282,49 @@ class WSChannel(HTTPChannel):
     error_task_class = _JsonErrorTask
     ws_upgrade = False  # an upgrade request was parsed: never read from it again
     ws_handover = False  # the dup owns the connection: the loop must not write
+    head_pending = False  # a request head is arriving (counted by the owner's HeadGate)
+    head_since = 0.0  # when it began (monotonic)
+    refused = False  # too many heads from its address: answered 429, closing
+
+    def __init__(self, server: Any, sock: socket.socket, addr: Any, adj: Any,
+                 map: dict | None = None) -> None:
+        super().__init__(server, sock, addr, adj, map)
+        self._begin_head()  # a new connection owes us a request head
+
+    def _begin_head(self) -> None:
+        if self.server.ws_owner.head_gate.admit(self.addr[0]):
+            self.head_pending, self.head_since = True, time.monotonic()
+            return
+        self.refused = True
+        self.write_soon(too_many_heads())
+        self.close_when_flushed = True
+
+    def _end_head(self) -> None:
+        if self.head_pending:
+            self.head_pending = False
+            self.server.ws_owner.head_gate.release(self.addr[0])
 
     def received(self, data: bytes) -> bool:
-        if self.ws_upgrade:
+        if self.ws_upgrade or self.refused:
             return False
+        if not self.head_pending and self.request is None and data:
+            self._begin_head()  # the next request on a kept-alive connection
+            if self.refused:
+                return False
         result = super().received(data)
+        if self.request is None or self.request.headers_finished:
+            self._end_head()
         # Decided on the loop thread before its next select(): WebSocket frames
         # must never be read (and mis-parsed as HTTP) by waitress.
         self.ws_upgrade = any(_is_upgrade(r.headers) for r in self.requests)
         return result
 
+    def handle_close(self) -> None:
+        self._end_head()
+        super().handle_close()
+
     def readable(self) -> bool:
-        return not self.ws_upgrade and super().readable()
+        return not self.ws_upgrade and not self.refused and super().readable()
 
     def writable(self) -> bool:
         return not self.ws_handover and super().writable()
@@ -307,15 +333,18 @@ class WSChannel(HTTPChannel):
 class WebSocketServer:
     """A waitress server whose channels can hand connections over to flask-sock."""
 
-    def __init__(self, wserver: Any, socket_map: dict[int, Any], max_clients: int) -> None:
+    def __init__(self, wserver: Any, socket_map: dict[int, Any], max_clients: int,
+                 head_gate: HeadGate) -> None:
         self._wserver = wserver  # TcpWSGIServer, or MultiSocketServer for several listens
         self._map = socket_map  # waitress's asyncore map: listeners, trigger, channels
         self._listeners = [s for s in socket_map.values() if isinstance(s, BaseWSGIServer)]
         self._fd_reserve = FdReserve()
+        self.head_gate = head_gate
         for listener in self._listeners:
             listener.channel_class = WSChannel
             listener.ws_owner = self
             listener.accept = self._fd_reserve.guard(listener.accept, listener.socket)
+            listener.maintenance = self._maintenance_of(listener)
         self.host: str = self._listeners[0].effective_host
         self.port: int = int(self._listeners[0].effective_port)
         self.max_clients = max_clients
@@ -329,6 +358,20 @@ class WebSocketServer:
         self._loop_done = threading.Event()  # set whenever run() is not looping
         self._loop_done.set()
         self._loop_thread: threading.Thread | None = None
+
+    def _maintenance_of(self, listener: Any) -> Callable[[float], None]:
+        """waitress's periodic sweep (run by the loop), plus: close every channel whose
+        request head is later than the gate's deadline."""
+        sweep = listener.maintenance
+
+        def maintenance(now: float) -> None:
+            sweep(now)
+            late = time.monotonic() - self.head_gate.timeout_s
+            for channel in list(listener.active_channels.values()):
+                if getattr(channel, "head_pending", False) and channel.head_since < late:
+                    channel.will_close = True  # the loop closes it on its next pass
+
+        return maintenance
 
     @property
     def active_websockets(self) -> int:
@@ -431,13 +474,18 @@ class WebSocketServer:
 
 
 def create_ws_server(app: Any, *, host: str, port: int, max_clients: int = 100,
-                     http_threads: int = 8, **waitress_kwargs: Any) -> WebSocketServer:
+                     http_threads: int = 8, head_gate: HeadGate | None = None,
+                     **waitress_kwargs: Any) -> WebSocketServer:
     """Create (bind, not yet serve) a waitress server with WebSocket support.
 
     Worker threads = max_clients + http_threads (each WebSocket pins one),
     waitress's connection_limit (default 100) is raised by max_clients, and the loop
     uses poll(), not select(): select() fails once any descriptor reaches 1024.
+    `head_gate` bounds slow request heads (default: 10 s each, 64 per address); the
+    sweep that enforces its deadline runs every second.
     """
+    head_gate = head_gate or HeadGate(per_address=64, timeout_s=10.0)
+    waitress_kwargs.setdefault("cleanup_interval", 1)
     if "threads" in waitress_kwargs:
         raise TypeError("pass max_clients/http_threads instead of threads")
     if max_clients < 1 or http_threads < 1:
@@ -450,4 +498,4 @@ def create_ws_server(app: Any, *, host: str, port: int, max_clients: int = 100,
     socket_map: dict[int, Any] = {}
     wserver = waitress.create_server(app, map=socket_map,
                                      threads=max_clients + http_threads, **waitress_kwargs)
-    return WebSocketServer(wserver, socket_map, max_clients)
+    return WebSocketServer(wserver, socket_map, max_clients, head_gate)
