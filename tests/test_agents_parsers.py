@@ -1,16 +1,20 @@
-"""Parsers and argv templates on their own: formats without a stand-in CLI (opencode), and
-the edges a stand-in would not produce."""
+"""Parsers and argv templates on their own: the raw output of the real CLIs (recorded in
+tests/agents/recordings, see its README), formats without a stand-in CLI (opencode), and the
+edges a stand-in would not produce."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from app.sessions.agents.parsers import (
+    TOOL_DETAIL_BYTES,
     Conversation,
     Output,
     Result,
+    ToolCall,
     Usage,
     add_usage,
     make_parser,
@@ -18,11 +22,26 @@ from app.sessions.agents.parsers import (
 )
 from app.sessions.agents.registry import agents_from_config, builtin_agents
 
+RECORDINGS = Path(__file__).resolve().parent / "agents" / "recordings"
+
 
 def feed(fmt: str, *events: dict | str) -> list:
     parser = make_parser(fmt)
     return [out for event in events
             for out in parser.feed(event if isinstance(event, str) else json.dumps(event))]
+
+
+def recorded(fmt: str, name: str) -> list:
+    """A real CLI's recorded stdout, fed line by line as the reader does."""
+    return feed(fmt, *(RECORDINGS / name).read_text(encoding="utf-8").split("\n"))
+
+
+def of_type(events: list, kind: type) -> list:
+    return [event for event in events if isinstance(event, kind)]
+
+
+def streamed_answer(events: list) -> str:
+    return "".join(e.text for e in events if isinstance(e, Output) and e.source == "ai")
 
 
 def test_opencode_json_events():
@@ -32,7 +51,7 @@ def test_opencode_json_events():
         {"type": "step_start", "timestamp": 1, "sessionID": session,
          "part": {"type": "step-start", "sessionID": session}},
         {"type": "tool_use", "timestamp": 2, "sessionID": session,
-         "part": {"type": "tool", "tool": "bash",
+         "part": {"type": "tool", "tool": "bash", "callID": "call_1",
                   "state": {"status": "completed", "input": {"command": "ls"},
                             "output": "a\n"}}},
         {"type": "text", "timestamp": 3, "sessionID": session,
@@ -42,12 +61,150 @@ def test_opencode_json_events():
                   "tokens": {"input": 11, "output": 7, "reasoning": 0,
                              "cache": {"read": 5, "write": 3}}}},
     )
-    assert Conversation(session) in events
-    assert Output("tool", "bash ls") in events and Output("ai", "Done.") in events
-    (usage,) = [event for event in events if isinstance(event, Usage)]
+    assert Conversation(session) in events and Output("ai", "Done.") in events
+    (tool,) = of_type(events, ToolCall)
+    assert tool.summary == "bash ls\n→ a"
+    (usage,) = of_type(events, Usage)
     assert usage.stats == {"inputTokens": 11, "outputTokens": 7, "cacheReadInputTokens": 5,
                            "cacheCreationInputTokens": 3, "totalCostUsd": 0.002,
                            "contextWindow": None}
+
+
+def test_claude_recorded_turn_gives_answer_usage_and_conversation():
+    events = recorded("claude-stream-json", "claude-turn1.jsonl")
+    assert Conversation("802eb58a-9612-4324-9fc8-600e635fb982") in events
+    assert Output("ai", "Hello from mock. MOCKREPLY\n```python\nprint(1)\n```") in events
+    (usage,) = of_type(events, Usage)
+    assert usage.stats["inputTokens"] == 321 and usage.stats["outputTokens"] == 42
+    assert usage.stats["contextWindow"] == 1_000_000
+    assert of_type(events, Result) == [
+        Result("Hello from mock. MOCKREPLY\n```python\nprint(1)\n```", False, None)]
+
+
+def test_claude_tool_call_keeps_its_full_input_and_result():
+    started, done = of_type(recorded("claude-stream-json", "claude-tool-ls.jsonl"), ToolCall)
+    assert started.call_id == done.call_id == "toolu_1953954bbd434ce5a3b1"
+    assert (started.done, started.summary) == (False, "Bash ls")
+    assert done.summary == "Bash ls\n→ README.md"
+    assert done.detail() == {"toolName": "Bash", "input": {"command": "ls",
+                                                           "description": "Run a command"},
+                             "result": "README.md", "isError": False}
+
+
+def test_claude_denied_tool_call_is_a_failed_tool_not_a_failed_turn():
+    events = recorded("claude-stream-json", "claude-tool-write-denied.jsonl")
+    done = of_type(events, ToolCall)[-1]
+    assert done.is_error and done.detail()["result"].startswith("touch in '/home/user/")
+    assert done.summary.startswith("Bash touch mock_created.txt\n→ touch in ")
+    assert of_type(events, Result)[0].is_error is False
+
+
+def test_claude_interrupted_turn_keeps_the_usage_seen_before_the_interrupt():
+    events = recorded("claude-stream-json", "claude-interrupted-sigint.jsonl")
+    (usage,) = of_type(events, Usage)  # the result itself reports zero
+    assert usage.stats["inputTokens"] == 321 and usage.stats["outputTokens"] == 1
+    (result,) = of_type(events, Result)
+    assert result.is_error and result.error == \
+        "The agent reported an error: error_during_execution"
+    assert not [e for e in events if isinstance(e, Output) and e.source == "error"]
+
+
+def test_codex_recorded_command_is_one_tool_call_started_then_done():
+    events = recorded("codex-jsonl", "codex-tool-ls.jsonl")
+    started, done = of_type(events, ToolCall)
+    assert started.summary == "$ /bin/bash -lc ls"
+    assert done.summary == "$ /bin/bash -lc ls\n→ README.md"
+    assert done.detail()["result"] == "README.md\n"
+    assert Output("system", "Model metadata for `mock-model` not found. Defaulting to fallback "
+                            "metadata; this can degrade performance and cause issues.") in events
+
+
+def test_codex_records_cache_writes_and_input_excludes_cached_parts():
+    (total,) = feed("codex-jsonl", {"type": "turn.completed", "usage": {
+        "input_tokens": 300, "cached_input_tokens": 100, "cache_write_input_tokens": 40,
+        "output_tokens": 60, "reasoning_output_tokens": 0}})
+    assert total.cumulative is True
+    assert total.stats["inputTokens"] == 160
+    assert total.stats["cacheReadInputTokens"] == 100
+    assert total.stats["cacheCreationInputTokens"] == 40
+
+
+def test_codex_failed_command_shows_its_exit_code():
+    item = {"id": "item_1", "type": "command_execution", "command": "false",
+            "aggregated_output": "", "exit_code": 1, "status": "failed"}
+    (done,) = feed("codex-jsonl", {"type": "item.completed", "item": item})
+    assert done.is_error and done.summary == "$ false\n→ (no output) (exit code 1)"
+
+
+def test_gemini_tool_result_without_output_is_shown_as_done():
+    events = recorded("gemini-stream-json", "gemini-tool-ls.jsonl")
+    started, done = of_type(events, ToolCall)
+    assert started.summary == "list_directory ."
+    assert done.summary == "list_directory .\n→ done"
+    assert done.detail()["input"] == {"dir_path": "."} and done.detail()["result"] is None
+    assert streamed_answer(events) == "Tool finished. MOCKTOOLDONE"
+
+
+def test_gemini_recorded_deltas_keep_their_line_breaks():
+    events = recorded("gemini-stream-json", "gemini-turn1.jsonl")
+    assert all(e.stream for e in events if isinstance(e, Output))
+    assert streamed_answer(events) == "Hello from mock. MOCKREPLY\n```python\nprint(1)\n```"
+    (usage,) = of_type(events, Usage)
+    assert usage.stats["inputTokens"] == 800 and usage.stats["cacheReadInputTokens"] == 400
+
+
+def test_gemini_interrupted_turn_has_no_result():
+    events = recorded("gemini-stream-json", "gemini-interrupted-sigint.jsonl")
+    assert of_type(events, Result) == [] and "slow piece 3" in streamed_answer(events)
+
+
+def test_opencode_recorded_tool_shows_its_output():
+    events = recorded("opencode-json", "opencode-tool-write.jsonl")
+    (tool,) = of_type(events, ToolCall)
+    assert tool.done and tool.summary == "bash touch mock_created.txt\n→ (no output)"
+    assert tool.detail()["input"]["command"] == "touch mock_created.txt"
+
+
+def test_opencode_error_event_fails_the_turn_with_its_message():
+    (result,) = of_type(recorded("opencode-json", "opencode-error-api-unreachable.jsonl"),
+                        Result)
+    assert result.is_error and result.error.startswith("Cannot connect to API")
+
+
+def test_aider_banner_and_notices_are_system_entries_not_the_answer():
+    events = recorded("aider", "aider-turn1.txt")
+    assert streamed_answer(events) == "Hello from mock. MOCKREPLY\n```python\nprint(1)\n```\n"
+    system = [e.text for e in events if isinstance(e, Output) and e.source == "system"]
+    assert system[:2] == ["Analytics have been permanently disabled.",
+                          'Update git name with: git config user.name "Your Name"']
+    for notice in ("Aider v0.86.2", "Model: openai/mock with whole edit format",
+                   "Git repo: .git with 1 files", "Repo-map: using 1024 tokens, auto refresh",
+                   "Tokens: 772 sent, 16 received.", "Applied edit to Hello from mock. MOCKREPLY"):
+        assert notice in system
+    assert any(text.startswith("HTTPSConnectionPool(host='raw.githubusercontent.com'")
+               for text in system)
+    (usage,) = of_type(events, Usage)
+    assert usage.stats["inputTokens"] == 772 and usage.stats["outputTokens"] == 16
+
+
+def test_aider_restored_history_notice_and_interrupt_are_system():
+    restored = recorded("aider", "aider-turn3-restore-chat-history.txt")
+    assert Output("system", "Restored previous conversation history.") in restored
+    interrupted = recorded("aider", "aider-interrupted-sigint.txt")
+    assert Output("system", "^C again to exit") in interrupted
+    assert streamed_answer(interrupted).strip() == "slow piece 0. slow piece 1. " \
+                                                   "slow piece 2. slow piece 3."
+
+
+def test_tool_input_and_result_are_capped():
+    call = ToolCall("c1", "Write", {"file_path": "big.txt", "content": "x" * 100_000},
+                    done=True, result="é" * 40_000)
+    detail = call.detail()
+    assert detail["truncated"] is True
+    assert isinstance(detail["input"], str) and len(detail["input"]) == TOOL_DETAIL_BYTES
+    assert len(detail["result"].encode()) <= TOOL_DETAIL_BYTES
+    assert detail["result"] == "é" * (TOOL_DETAIL_BYTES // 2)
+    assert call.summary == "Write big.txt\n→ " + "é" * 200 + "..."
 
 
 def test_non_json_lines_are_shown_not_dropped():
@@ -59,8 +216,7 @@ def test_non_json_lines_are_shown_not_dropped():
 def test_claude_error_result_without_text():
     events = feed("claude-stream-json", {"type": "result", "subtype": "error_max_turns",
                                          "is_error": True, "session_id": "s"})
-    assert events[-1] == Result(None, True)
-    assert Output("error", "The agent reported an error: error_max_turns") in events
+    assert events[-1] == Result(None, True, "The agent reported an error: error_max_turns")
 
 
 def test_text_output_is_cleaned_of_terminal_escapes():
@@ -82,8 +238,10 @@ def test_usage_sums_and_tool_lines():
 
 def test_argv_templates_drop_the_resume_pair_on_the_first_turn():
     codex = builtin_agents()["codex"]
-    assert codex.argv("-hi", None) == ["codex", "exec", "--json", "-hi"]
-    assert codex.argv("hi", "T") == ["codex", "exec", "--json", "resume", "T", "hi"]
+    assert codex.argv("hi", None) == ["codex", "exec", "--json", "--skip-git-repo-check",
+                                      "--", "hi"]
+    assert codex.argv("hi", "T") == ["codex", "exec", "--json", "--skip-git-repo-check",
+                                     "resume", "T", "--", "hi"]
     custom = agents_from_config({
         "mine": {"command": "my-agent --session={agentSessionId} {args} -- {prompt}",
                  "args": "--fast", "env": {"A": "1"}},
@@ -94,6 +252,31 @@ def test_argv_templates_drop_the_resume_pair_on_the_first_turn():
     assert custom["mine"].format == "text" and custom["mine"].env == {"A": "1"}
     claude = custom["claude-code"].argv("p", None)
     assert claude[0] == "/opt/claude" and claude[-4:] == ["--permission-mode", "plan", "--", "p"]
+
+
+@pytest.mark.parametrize(("agent", "tail"), [
+    ("claude-code", ["--", "-v please"]),
+    ("codex", ["--", "-v please"]),
+    ("gemini-cli", ["--prompt=-v please"]),
+    ("aider", ["--message=-v please"]),
+    ("opencode", ["--", "-v please"]),
+])
+def test_a_prompt_starting_with_a_dash_is_never_an_option(agent, tail):
+    assert builtin_agents()[agent].argv("-v please", "S")[-len(tail):] == tail
+
+
+def test_first_run_refusals_are_avoided_and_aider_asks_nothing_by_default():
+    agents = builtin_agents()
+    assert "--skip-trust" in agents["gemini-cli"].argv("p", None)
+    assert "--skip-git-repo-check" in agents["codex"].argv("p", None)
+    aider = agents["aider"].argv("p", None)
+    for flag in ("--restore-chat-history", "--no-auto-commits", "--no-gitignore",
+                 "--no-suggest-shell-commands"):
+        assert flag in aider
+    # The config's args come after the defaults, so they can turn one back on.
+    chosen = agents_from_config({"aider": {"args": ["--auto-commits"]}})["aider"]
+    argv = chosen.argv("p", None)
+    assert argv.index("--auto-commits") > argv.index("--no-auto-commits")
 
 
 @pytest.mark.parametrize(("table", "message"), [
@@ -118,12 +301,5 @@ def test_notices_and_failed_tool_calls_do_not_fail_a_turn():
                       "content": "npm test exited 1"}]}},
                   {"type": "result", "subtype": "success", "is_error": False,
                    "result": "Fixed it", "session_id": "s"})
-    assert claude[0].source == "error"  # shown, but the turn's verdict is the result's
+    assert claude[0].is_error  # shown, but the turn's verdict is the result's
     assert Result("Fixed it", False) in claude
-
-
-def test_codex_usage_is_a_running_total_and_input_excludes_cached():
-    (total,) = feed("codex-jsonl", {"type": "turn.completed", "usage": {
-        "input_tokens": 300, "cached_input_tokens": 100, "output_tokens": 60}})
-    assert total.cumulative is True
-    assert total.stats["inputTokens"] == 200 and total.stats["cacheReadInputTokens"] == 100

@@ -4,8 +4,10 @@ prompt keywords that pick a scenario.
 Prompt keywords: `slow` (several events 0.3 s apart), `tool` (a tool call and its result),
 `fail` (the CLI reports an error and exits 1), `hang` (one answer line, then the CLI and a
 child `sleep` wait forever; their pids go to `.standin-pids` in the folder), and for claude
-`stubborn hang` (the same, ignoring SIGINT) and `orphan` (answers normally but leaves a child
-`sleep` running; its pid goes to `.standin-pids`).
+`stubborn hang` (the same, ignoring SIGINT), `graceful hang` (the same, but SIGINT ends it as
+it ends the real claude: an error result with zero usage, exit 0), `orphan` (answers normally
+but leaves a child `sleep` running; its pid goes to `.standin-pids`) and `where` (the answer
+names $PWD).
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ guarded by the bus lock like the rest of the model; locks follow the manager's o
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -24,7 +26,16 @@ from ...errors import ApiError, now_ms
 from ..model import Session, Tab, new_id, summarize_response
 from ..procs import OWNER_VAR
 from ..shell_bridge import signal_name
-from .parsers import Conversation, Event, Output, Result, Usage, add_usage, make_parser
+from .parsers import (
+    Conversation,
+    Event,
+    Output,
+    Result,
+    ToolCall,
+    Usage,
+    add_usage,
+    make_parser,
+)
 from .process import AgentProcess
 from .registry import AgentSpec
 
@@ -33,9 +44,18 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+STDERR_TAIL_LINES = 5  # kept to say why an agent that exited non-zero failed
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
 
 class Turn:
-    """The TurnListener of one prompt: collects its text and usage, logs its output."""
+    """The TurnListener of one prompt: collects its text and usage, logs its output.
+
+    A streamed answer (Gemini's deltas, a plain-text agent's lines) is one `ai` entry that
+    grows: its first piece is appended, later pieces update the same entry (same id), until
+    anything but stderr comes between. A tool call is one `tool` entry, updated with its
+    result.
+    """
 
     def __init__(self, conductor: AgentConductor, session: Session, tab: Tab,
                  prompt: str) -> None:
@@ -45,12 +65,15 @@ class Turn:
         self.prompt = prompt
         self.started = now_ms()
         self.process: AgentProcess | None = None
-        self.texts: list[str] = []
+        self.texts: list[str] = []  # the turn's answers, as the agent gave them
+        self.answer: dict[str, Any] | None = None  # the entry of the answer still streaming
+        self.tool_entries: dict[str, dict[str, Any]] = {}  # tool call id → its entry
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self.reported_error = False  # an `error` entry was logged
         self.usage: dict[str, Any] | None = None
         self.result: Result | None = None
         self.exit_ok = True
         self.started_output = False
-        self.streaming = False  # the last entry was a piece of streamed agent text
 
     def on_event(self, event: Event) -> None:
         if self.process is not None and self.process.closing:
@@ -58,16 +81,10 @@ class Turn:
         if not self.started_output:
             self.started_output = True
             self.conductor.set_tab_state(self.session, self.tab, "busy")
-        manager = self.conductor.manager
         if isinstance(event, Output):
-            if event.source == "ai" and event.stream and self.streaming:
-                self.texts[-1] += event.text  # the next piece of the same streamed answer
-            elif event.source == "ai":
-                self.texts.append(event.text)
-            self.streaming = event.source == "ai" and event.stream
-            if event.text.strip():  # a lone space or line break only joins the answer
-                manager.append_log(self.session, self.tab.id, event.source,
-                                   event.text.rstrip("\n"))
+            self._output(event)
+        elif isinstance(event, ToolCall):
+            self._tool(event)
         elif isinstance(event, Conversation):
             self.conductor.set_conversation(self.session, self.tab, event.agent_session_id)
         elif isinstance(event, Usage):
@@ -75,9 +92,69 @@ class Turn:
             self.usage = add_usage(self.usage, stats)
         elif isinstance(event, Result):
             self.result = event
+            if event.error and not self.interrupted:
+                self._log("error", event.error)
 
     def on_exit(self, exit_code: int) -> None:
         self.conductor.finish(self, exit_code)
+
+    def _output(self, event: Output) -> None:
+        if event.source == "ai" and event.stream:
+            self._answer_piece(event.text)
+            return
+        if event.source == "stderr":  # it does not split a streamed answer around it
+            self.stderr_tail.extend(line for line in event.text.split("\n") if line.strip())
+        else:
+            self.answer = None
+        if event.source == "ai":
+            self.texts.append(event.text)
+        if event.text.strip():
+            self._log(event.source, event.text.rstrip("\n"))
+
+    def _answer_piece(self, text: str) -> None:
+        manager = self.conductor.manager
+        if self.answer is None:
+            if not text.strip():
+                return  # blank lines before an answer
+            self.texts.append(text)
+            self.answer = manager.append_log(self.session, self.tab.id, "ai",
+                                             text.rstrip("\n"))
+            return
+        self.texts[-1] += text
+        grown = self.texts[-1].rstrip("\n")
+        if grown != self.answer["text"]:
+            self.answer = {**self.answer, "text": grown}
+            manager.update_log(self.session, self.tab.id, self.answer)
+
+    def _tool(self, call: ToolCall) -> None:
+        self.answer = None
+        manager = self.conductor.manager
+        entry = self.tool_entries.get(call.call_id)
+        if entry is None:
+            self.tool_entries[call.call_id] = manager.append_log(
+                self.session, self.tab.id, "tool", call.summary, **call.detail())
+            return
+        entry = {**entry, "text": call.summary, **call.detail()}
+        self.tool_entries[call.call_id] = entry
+        manager.update_log(self.session, self.tab.id, entry)
+
+    def _log(self, source: str, text: str) -> None:
+        self.reported_error = self.reported_error or source == "error"
+        self.conductor.manager.append_log(self.session, self.tab.id, source, text)
+
+    def exit_error(self, exit_code: int) -> str | None:
+        """Why the turn failed, when the agent exited non-zero without saying so itself (a
+        CLI refusing to run: an untrusted folder, a missing git repo, a bad option)."""
+        if exit_code == 0 or self.interrupted or self.reported_error:
+            return None
+        program = os.path.basename(self.process.argv[0]) if self.process else "The agent"
+        reason = _ESCAPES.sub("", self.stderr_tail[-1]).strip() if self.stderr_tail else ""
+        return f"{program} exited with code {exit_code}" + (f": {reason}" if reason else "")
+
+    @property
+    def interrupted(self) -> bool:
+        """The server signalled the turn (an interrupt): it did not end on its own."""
+        return self.process is not None and self.process.sent_signal is not None
 
     @property
     def final_text(self) -> str:
@@ -87,9 +164,11 @@ class Turn:
 
     @property
     def success(self) -> bool:
-        """The agent's own verdict on the turn and its exit code: a failed tool call along
-        the way (shown as an `error` entry) does not fail a turn the agent completed."""
-        return self.exit_ok and not (self.result and self.result.is_error)
+        """The agent's own verdict on the turn and its exit code, unless the server
+        interrupted it (some CLIs exit 0 after SIGINT): a failed tool call along the way
+        does not fail a turn the agent completed."""
+        return self.exit_ok and not self.interrupted and not (
+            self.result and self.result.is_error)
 
 
 class AgentConductor:
@@ -155,7 +234,8 @@ class AgentConductor:
         turn = Turn(self, session, tab, prompt)
         turn.process = AgentProcess(
             [program, *spec.argv(prompt, tab.agent_session_id)[1:]], session.cwd,
-            {**os.environ, **spec.env, "MAESTRO_SESSION_ID": session.id,
+            # PWD too: some CLIs (opencode) take their folder from it, not from the cwd.
+            {**os.environ, **spec.env, "PWD": session.cwd, "MAESTRO_SESSION_ID": session.id,
              "MAESTRO_TAB_ID": tab.id, OWNER_VAR: manager.owner_tag(session, "agent")},
             make_parser(spec.format), turn, manager.settings.interrupt_grace_s)
         with self.bus.lock:
@@ -226,6 +306,9 @@ class AgentConductor:
                 if not manager.is_current(session, tab):
                     self._turns.pop(tab.id, None)
                     return  # deleted or closed as it ended: nothing left to report to
+            failure = turn.exit_error(exit_code)
+            if failure:
+                manager.append_log(session, tab.id, "error", failure)
             if sent is not None:
                 manager.append_log(session, tab.id, "system", f"Interrupted ({sent})")
             with self.bus.lock:

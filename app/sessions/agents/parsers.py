@@ -1,16 +1,17 @@
 """Output parsers: one agent CLI's stdout, line by line, into what a tab shows and counts.
 
-Each parser turns a line into events: Output (a log entry: `ai`, `thinking`, `tool`,
-`error`, `system`, `stdout`), Conversation (the agent's own session id, for resuming),
-Usage (tokens and cost of this turn, in the contract's keys) and Result (the turn's final
-text and whether it failed). A line that is not what the format expects is shown as it
-is (`stdout`), never dropped. Formats follow each CLI's documented stream:
+Each parser turns a line into events: Output (a log entry: `ai`, `thinking`, `error`,
+`system`, `stdout`), ToolCall (a `tool` entry, completed by its result), Conversation (the
+agent's own session id, for resuming), Usage (tokens and cost of this turn, in the contract's
+keys) and Result (the turn's final text and whether it failed). A line that is not what the
+format expects is shown as it is (`stdout`), never dropped. Formats follow each CLI's stream
+(raw recordings of the real CLIs: shared/reference/agent-recordings):
 
 - claude-stream-json: `claude -p --output-format stream-json --verbose`
 - codex-jsonl: `codex exec --json` (thread/turn/item events)
 - gemini-stream-json: `gemini --output-format stream-json`
 - opencode-json: `opencode run --format json`
-- aider: plain text, plus aider's "Tokens: ... Cost: ..." report line
+- aider: plain text after a start-up banner, and aider's "Tokens: ... Cost: ..." report line
 - text: plain text
 """
 
@@ -24,9 +25,11 @@ from typing import Any
 from ..screen import OutputCleaner
 
 TOOL_LINE_CHARS = 200
+# A tool call's input (as JSON) and its result are each kept up to this many bytes of UTF-8.
+TOOL_DETAIL_BYTES = 64 * 1024
 # Tool inputs worth one readable line, most telling first.
-_TOOL_KEYS = ("file_path", "path", "filePath", "command", "cmd", "pattern", "url", "query",
-              "description", "prompt")
+_TOOL_KEYS = ("file_path", "path", "filePath", "dir_path", "command", "cmd", "pattern", "url",
+              "query", "description", "prompt")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +39,41 @@ class Output:
     source: str
     text: str
     stream: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolCall:
+    """A tool call, reported when it starts and again when it is `done` (or only once,
+    done): every report with the same `call_id` is the same `tool` entry."""
+
+    call_id: str
+    name: str
+    input: Any = None
+    label: str | None = None  # how its one-line summary starts, when not with `name` ("$")
+    done: bool = False
+    result: str | None = None  # None: the CLI does not report what the tool returned
+    is_error: bool = False
+    note: str = ""  # added to the result's line, such as " (exit code 1)"
+
+    @property
+    def summary(self) -> str:
+        """The entry's text: the call on one line, its outcome on a second once done."""
+        line = tool_line(self.label or self.name, self.input)
+        if not self.done:
+            return line
+        outcome = _result_line(self.result) if self.result is not None else \
+            ("failed" if self.is_error else "done")
+        return f"{line}\n→ {outcome}{self.note}"
+
+    def detail(self) -> dict[str, Any]:
+        """The entry's detail fields: the full input and result, each capped."""
+        arguments, input_cut = _capped_input(self.input)
+        result, result_cut = _capped_text(self.result)
+        detail = {"toolName": self.name, "input": arguments, "result": result,
+                  "isError": self.is_error}
+        if input_cut or result_cut:
+            detail["truncated"] = True
+        return detail
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,11 +91,15 @@ class Usage:
 
 @dataclasses.dataclass(frozen=True)
 class Result:
+    """The agent's verdict on the turn. `error` is what it says went wrong: shown as an
+    `error` entry, unless the server interrupted the turn (then it is the interrupt)."""
+
     text: str | None
     is_error: bool
+    error: str | None = None
 
 
-Event = Output | Conversation | Usage | Result
+Event = Output | ToolCall | Conversation | Usage | Result
 
 
 def usage(input_tokens: Any = 0, output_tokens: Any = 0, cache_read: Any = 0,
@@ -102,18 +144,40 @@ def tool_line(name: str, arguments: Any) -> str:
     return line if len(line) <= TOOL_LINE_CHARS else line[:TOOL_LINE_CHARS - 3] + "..."
 
 
-def _result_line(content: Any) -> str:
+def _result_line(text: str) -> str:
     """A tool result as one short line: its first line, and how many more there are."""
-    if isinstance(content, list):
-        content = "\n".join(str(part.get("text", "")) for part in content
-                            if isinstance(part, dict))
-    text = str(content or "").strip()
+    text = text.strip()
     if not text:
         return "(no output)"
     lines = text.split("\n")
     more = f" (+{len(lines) - 1} lines)" if len(lines) > 1 else ""
     first = lines[0] if len(lines[0]) <= TOOL_LINE_CHARS else lines[0][:TOOL_LINE_CHARS] + "..."
     return first + more
+
+
+def _text_of(content: Any) -> str:
+    """A tool result's text, whether a string or a list of content blocks."""
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text", "")) for part in content
+                         if isinstance(part, dict) and part.get("type", "text") == "text")
+    return "" if content is None else str(content)
+
+
+def _capped_text(text: str | None) -> tuple[str | None, bool]:
+    if text is None:
+        return None, False
+    data = text.encode("utf-8", "replace")
+    if len(data) <= TOOL_DETAIL_BYTES:
+        return text, False
+    return data[:TOOL_DETAIL_BYTES].decode("utf-8", "ignore"), True
+
+
+def _capped_input(arguments: Any) -> tuple[Any, bool]:
+    """The input as given while its JSON fits the cap; else that JSON, cut, as a string."""
+    encoded = json.dumps(arguments, ensure_ascii=False)
+    if len(encoded.encode("utf-8", "replace")) <= TOOL_DETAIL_BYTES:
+        return arguments, False
+    return _capped_text(encoded)[0], True
 
 
 class TextParser:
@@ -129,22 +193,44 @@ class TextParser:
 
 
 class AiderParser(TextParser):
-    """Aider's plain text; its report line gives usage (`Tokens: 2.1k sent, 96 received.
-    Cost: $0.0012 message, $0.03 session.`), counted, and still shown as `system`."""
+    """Aider's plain text: a start-up banner and notices (`system`), the streamed answer, then
+    its report line (`Tokens: 2.1k sent, 96 received. Cost: $0.0012 message, $0.03 session.`),
+    counted as usage and shown as `system`, like every line after it (edits applied, commits,
+    its own remarks)."""
 
     _REPORT = re.compile(r"^Tokens: (?P<tokens>.+?)\.(\s+Cost: \$(?P<cost>[\d.]+) message.*)?$")
     _PART = re.compile(r"([\d.]+)(k|m)?\s+(sent|received|cache write|cache hit)")
+    # What aider prints before the answer: its banner, set-up notes, and litellm's complaint
+    # that it cannot fetch a price list.
+    _BANNER = re.compile(
+        r"^(Aider v\d|(Main |Weak |Editor )?[Mm]odel: |Git repo: |Repo-map: |Analytics |"
+        r"Added \S+ to \.gitignore|Update git (name|email) with|You can skip this check|"
+        r"Restored previous conversation|Cur working dir|Note: |Warning: |Newer aider version|"
+        r"https://aider\.chat/|Can't initialize prompt toolkit|Loaded \S+\.env|"
+        r"Creating empty file|Added \S+ to the chat|HTTPSConnectionPool\(|[A-Za-z.]*Error: )")
+    _NOTICE = re.compile(r"^(\^C again to exit|HTTPSConnectionPool\()")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._phase = "banner"  # then "answer", then "after" (the report line was seen)
 
     def feed(self, line: str) -> list[Event]:
-        match = self._REPORT.match(line.strip())
-        if not match:
-            return super().feed(line)
-        counts = {kind: _scaled(number, unit) for number, unit, kind
-                  in self._PART.findall(match.group("tokens"))}
-        cost = float(match.group("cost")) if match.group("cost") else None
-        return [usage(counts.get("sent"), counts.get("received"), counts.get("cache hit"),
-                      counts.get("cache write"), cost),
-                Output("system", line.strip())]
+        stripped = line.strip()
+        report = self._REPORT.match(stripped)
+        if report:
+            self._phase = "after"
+            counts = {kind: _scaled(number, unit) for number, unit, kind
+                      in self._PART.findall(report.group("tokens"))}
+            cost = float(report.group("cost")) if report.group("cost") else None
+            return [usage(counts.get("sent"), counts.get("received"), counts.get("cache hit"),
+                          counts.get("cache write"), cost),
+                    Output("system", stripped)]
+        if self._phase == "banner" and (not stripped or self._BANNER.match(stripped)):
+            return [Output("system", stripped)] if stripped else []
+        if self._phase == "after" or self._NOTICE.match(stripped):
+            return [Output("system", stripped)] if stripped else []
+        self._phase = "answer"
+        return super().feed(line)
 
 
 def _scaled(number: str, unit: str) -> int:
@@ -173,48 +259,63 @@ class JsonLinesParser:
 class ClaudeStreamParser(JsonLinesParser):
     """Claude Code's stream-json: system/init, assistant and user messages, result."""
 
+    def __init__(self) -> None:
+        self._calls: dict[str, ToolCall] = {}
+        # Usage of each assistant message so far: an interrupted turn's result reports none.
+        self._message_usage: dict[str, dict[str, Any]] = {}
+
     def event(self, event: dict[str, Any]) -> list[Event]:
         kind = event.get("type")
         if kind == "system" and event.get("subtype") == "init" and event.get("session_id"):
             return [Conversation(str(event["session_id"]))]
         if kind == "assistant":
+            message = event.get("message") or {}
+            if isinstance(message.get("usage"), dict) and message.get("id"):
+                self._message_usage[str(message["id"])] = message["usage"]
             return [out for block in _blocks(event) for out in self._assistant_block(block)]
         if kind == "user":
-            return [Output("error" if block.get("is_error") else "tool",
-                           "→ " + _result_line(block.get("content")))
-                    for block in _blocks(event) if block.get("type") == "tool_result"]
+            return [self._tool_result(block) for block in _blocks(event)
+                    if block.get("type") == "tool_result"]
         if kind == "result":
             return self._result(event)
         return []
 
-    @staticmethod
-    def _assistant_block(block: dict[str, Any]) -> list[Event]:
+    def _assistant_block(self, block: dict[str, Any]) -> list[Event]:
         kind = block.get("type")
         if kind == "text" and block.get("text"):
             return [Output("ai", block["text"])]
         if kind == "thinking" and block.get("thinking"):
             return [Output("thinking", block["thinking"])]
         if kind == "tool_use":
-            return [Output("tool", tool_line(str(block.get("name", "tool")),
-                                             block.get("input")))]
+            call = ToolCall(str(block.get("id") or len(self._calls)),
+                            str(block.get("name", "tool")), block.get("input"))
+            self._calls[call.call_id] = call
+            return [call]
         return []
 
-    @staticmethod
-    def _result(event: dict[str, Any]) -> list[Event]:
+    def _tool_result(self, block: dict[str, Any]) -> ToolCall:
+        call_id = str(block.get("tool_use_id") or "")
+        call = self._calls.get(call_id) or ToolCall(call_id, "tool")
+        return dataclasses.replace(call, done=True, result=_text_of(block.get("content")),
+                                   is_error=bool(block.get("is_error")))
+
+    def _result(self, event: dict[str, Any]) -> list[Event]:
         events: list[Event] = []
         if event.get("session_id"):
             events.append(Conversation(str(event["session_id"])))
         tokens = event.get("usage") or {}
-        events.append(usage(tokens.get("input_tokens"), tokens.get("output_tokens"),
-                            tokens.get("cache_read_input_tokens"),
-                            tokens.get("cache_creation_input_tokens"),
-                            event.get("total_cost_usd"), _context_window(event)))
+        keys = ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                "cache_creation_input_tokens")
+        if not any(_count(tokens.get(key)) for key in keys):
+            tokens = {key: sum(_count(seen.get(key)) for seen in self._message_usage.values())
+                      for key in keys}
+        events.append(usage(*(tokens.get(key) for key in keys), event.get("total_cost_usd"),
+                            _context_window(event)))
         failed = bool(event.get("is_error")) or event.get("subtype") != "success"
         text = event.get("result") if isinstance(event.get("result"), str) else None
-        if failed:
-            reason = text or str(event.get("subtype") or "error")
-            events.append(Output("error", f"The agent reported an error: {reason}"))
-        events.append(Result(text, failed))
+        reason = (text or str(event.get("subtype") or "error")) if failed else None
+        events.append(Result(text, failed,
+                             f"The agent reported an error: {reason}" if reason else None))
         return events
 
 
@@ -241,54 +342,57 @@ class CodexJsonParser(JsonLinesParser):
         kind = event.get("type")
         if kind == "thread.started" and event.get("thread_id"):
             return [Conversation(str(event["thread_id"]))]
-        if kind == "item.started":
-            return self._started(event.get("item") or {})
-        if kind == "item.completed":
-            return self._completed(event.get("item") or {})
+        if kind in ("item.started", "item.completed"):
+            return self._item(event.get("item") or {}, done=kind == "item.completed")
         if kind == "turn.completed":
-            # Codex reports the thread's running total (its input count includes the cached
-            # part): the conductor turns it into this turn's share.
+            # Codex reports the thread's running total, and counts the cached and the
+            # cache-written part in its input: the conductor turns it into this turn's share.
             tokens = event.get("usage") or {}
             cached = _count(tokens.get("cached_input_tokens"))
-            stats = usage(_count(tokens.get("input_tokens")) - cached,
-                          tokens.get("output_tokens"), cached).stats
+            written = _count(tokens.get("cache_write_input_tokens"))
+            stats = usage(_count(tokens.get("input_tokens")) - cached - written,
+                          tokens.get("output_tokens"), cached, written).stats
             return [Usage(stats, cumulative=True)]
         if kind == "turn.failed":
             message = str((event.get("error") or {}).get("message") or "the turn failed")
-            return [Output("error", message), Result(None, True)]
+            return [Result(None, True, message)]
         if kind == "error":
             return [Output("error", str(event.get("message") or "error"))]
         return []
 
     @staticmethod
-    def _started(item: dict[str, Any]) -> list[Event]:
-        kind = item.get("type")
+    def _item(item: dict[str, Any], done: bool) -> list[Event]:
+        kind, item_id = item.get("type"), str(item.get("id") or "")
         if kind == "command_execution":
-            return [Output("tool", tool_line("$", item.get("command")))]
+            code = item.get("exit_code")
+            failed = done and code not in (0, None)
+            return [ToolCall(item_id, "command_execution", {"command": item.get("command")},
+                             label="$", done=done,
+                             result=str(item.get("aggregated_output") or "") if done else None,
+                             is_error=failed, note=f" (exit code {code})" if failed else "")]
         if kind == "mcp_tool_call":
-            name = f"{item.get('server', 'mcp')}.{item.get('tool', 'tool')}"
-            return [Output("tool", tool_line(name, item.get("arguments")))]
+            error = (item.get("error") or {}).get("message") if item.get("error") else None
+            result = error or _text_of((item.get("result") or {}).get("content"))
+            return [ToolCall(item_id, f"{item.get('server', 'mcp')}.{item.get('tool', 'tool')}",
+                             item.get("arguments"), done=done,
+                             result=result if done else None,
+                             is_error=bool(error) or item.get("status") == "failed")]
         if kind == "web_search":
-            return [Output("tool", tool_line("Search", item.get("query")))]
-        return []
-
-    @staticmethod
-    def _completed(item: dict[str, Any]) -> list[Event]:
-        kind = item.get("type")
+            return [ToolCall(item_id, "web_search", {"query": item.get("query")},
+                             label="Search", done=done)]
+        if not done:
+            return []
         if kind == "agent_message" and item.get("text"):
             return [Output("ai", item["text"])]
         if kind == "reasoning" and item.get("text"):
             return [Output("thinking", item["text"])]
-        if kind == "command_execution":
-            code = item.get("exit_code")
-            source = "tool" if code in (0, None) else "error"
-            return [Output(source, "→ " + _result_line(item.get("aggregated_output"))
-                           + ("" if code in (0, None) else f" (exit code {code})"))]
         if kind == "file_change":
             verbs = {"add": "Add", "delete": "Delete", "update": "Edit"}
-            return [Output("tool", tool_line(verbs.get(change.get("kind"), "Edit"),
-                                             change.get("path")))
-                    for change in item.get("changes") or [] if isinstance(change, dict)]
+            return [ToolCall(f"{item_id}:{n}", "file_change", change,
+                             label=verbs.get(change.get("kind"), "Edit"), done=True,
+                             is_error=item.get("status") == "failed")
+                    for n, change in enumerate(item.get("changes") or [])
+                    if isinstance(change, dict)]
         if kind == "error":  # Codex's non-fatal notices (config warnings, reroutes)
             return [Output("system", str(item.get("message") or "error"))]
         return []
@@ -296,6 +400,9 @@ class CodexJsonParser(JsonLinesParser):
 
 class GeminiStreamParser(JsonLinesParser):
     """Gemini CLI's stream-json: init, message (assistant deltas), tool_use/result, result."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, ToolCall] = {}
 
     def event(self, event: dict[str, Any]) -> list[Event]:
         kind = event.get("type")
@@ -305,12 +412,19 @@ class GeminiStreamParser(JsonLinesParser):
         if kind == "message" and event.get("role") == "assistant" and event.get("content"):
             return [Output("ai", str(event["content"]), stream=bool(event.get("delta")))]
         if kind == "tool_use":
-            return [Output("tool", tool_line(str(event.get("tool_name", "tool")),
-                                             event.get("parameters")))]
+            call = ToolCall(str(event.get("tool_id") or len(self._calls)),
+                            str(event.get("tool_name", "tool")), event.get("parameters"))
+            self._calls[call.call_id] = call
+            return [call]
         if kind == "tool_result":
+            call_id = str(event.get("tool_id") or "")
             failed = event.get("status") not in (None, "success")
-            text = (event.get("error") or {}).get("message") if failed else event.get("output")
-            return [Output("error" if failed else "tool", "→ " + _result_line(text))]
+            output = (event.get("error") or {}).get("message") if failed \
+                else event.get("output")
+            # Gemini often reports no output (list_directory): then the entry says "done".
+            call = self._calls.get(call_id) or ToolCall(call_id, "tool")
+            return [dataclasses.replace(call, done=True, is_error=failed,
+                                        result=None if output is None else str(output))]
         if kind == "error":
             source = "system" if event.get("severity") == "warning" else "error"
             return [Output(source, str(event.get("message") or "error"))]
@@ -318,12 +432,10 @@ class GeminiStreamParser(JsonLinesParser):
             stats = event.get("stats") or {}
             failed = event.get("status") not in (None, "success")
             cached = _count(stats.get("cached"))  # part of Gemini's input count
-            events: list[Event] = [usage(_count(stats.get("input_tokens")) - cached,
-                                         stats.get("output_tokens"), cached)]
-            if failed:
-                message = (event.get("error") or {}).get("message") or "the turn failed"
-                events.append(Output("error", str(message)))
-            return [*events, Result(None, failed)]
+            message = (event.get("error") or {}).get("message") or "the turn failed"
+            return [usage(_count(stats.get("input_tokens")) - cached,
+                          stats.get("output_tokens"), cached),
+                    Result(None, failed, str(message) if failed else None)]
         return []
 
 
@@ -341,9 +453,7 @@ class OpencodeJsonParser(JsonLinesParser):
         elif kind == "reasoning" and part.get("text"):
             events.append(Output("thinking", str(part["text"])))
         elif kind == "tool_use":
-            state = part.get("state") or {}
-            events.append(Output("tool", tool_line(str(part.get("tool", "tool")),
-                                                   state.get("input"))))
+            events.append(self._tool(part))
         elif kind == "step_finish":
             tokens = part.get("tokens") or {}
             cache = tokens.get("cache") or {}
@@ -352,8 +462,21 @@ class OpencodeJsonParser(JsonLinesParser):
         elif kind == "error":
             error = event.get("error") or {}
             message = (error.get("data") or {}).get("message") or error.get("name") or "error"
-            events += [Output("error", str(message)), Result(None, True)]
+            events.append(Result(None, True, str(message)))
         return events
+
+    @staticmethod
+    def _tool(part: dict[str, Any]) -> ToolCall:
+        """opencode reports a tool once, when it has finished (or failed)."""
+        state = part.get("state") or {}
+        status = state.get("status")
+        failed = status == "error"
+        done = failed or status == "completed"
+        result = state.get("error") if failed else state.get("output")
+        return ToolCall(str(part.get("callID") or part.get("id") or ""),
+                        str(part.get("tool", "tool")), state.get("input"), done=done,
+                        result=None if result is None or not done else str(result),
+                        is_error=failed)
 
 
 _PARSERS = {

@@ -62,24 +62,32 @@ class AgentSpec:
         return [self.program, *argv]
 
 
-# Each CLI's non-interactive mode. We pass no permission or sandbox flags: that policy is
-# the user's (`args` in the config file), as is the model.
+# Each CLI's non-interactive mode. The prompt is passed so that it is never read as an option
+# (`--`, `--prompt=`, `--message=`), even when it starts with "-". We pass no permission or
+# sandbox flags: that policy is the user's (`args` in the config file), as is the model. We do
+# pass what a CLI needs to run at all in a folder it has not seen: Codex outside a git repo,
+# Gemini in a folder it was never told to trust.
 BUILTIN_AGENTS: tuple[AgentSpec, ...] = (
     AgentSpec("claude-code",
               ("claude", "-p", "--output-format", "stream-json", "--verbose",
                "--resume", AGENT_SESSION_ID, "{args}", "--", PROMPT),
               "claude-stream-json"),
     # `codex exec` flags must come before its `resume` subcommand.
-    AgentSpec("codex", ("codex", "exec", "--json", "{args}", "resume", AGENT_SESSION_ID,
-                        PROMPT), "codex-jsonl"),
-    AgentSpec("gemini-cli", ("gemini", "--output-format", "stream-json",
-                             "--resume", AGENT_SESSION_ID, "{args}", "-p", PROMPT),
+    AgentSpec("codex", ("codex", "exec", "--json", "--skip-git-repo-check", "{args}",
+                        "resume", AGENT_SESSION_ID, "--", PROMPT), "codex-jsonl"),
+    AgentSpec("gemini-cli", ("gemini", "--output-format", "stream-json", "--skip-trust",
+                             "--resume", AGENT_SESSION_ID, "{args}", f"--prompt={PROMPT}"),
               "gemini-stream-json"),
-    # Aider keeps its chat history in files in the folder, so every run continues it.
-    AgentSpec("aider", ("aider", "--no-pretty", "--no-check-update", "{args}",
-                        "--message", PROMPT), "aider"),
+    # Aider continues the conversation from its history file in the folder. With stdin at
+    # its end it would answer "yes" to all its questions; by default it does not commit, edit
+    # .gitignore or offer shell commands (`args` can turn each back on: the last flag wins).
+    AgentSpec("aider", ("aider", "--no-pretty", "--no-check-update", "--no-show-release-notes",
+                        "--restore-chat-history", "--no-auto-commits", "--no-gitignore",
+                        "--no-suggest-shell-commands", "{args}", f"--message={PROMPT}"),
+              "aider"),
     AgentSpec("opencode", ("opencode", "run", "--format", "json",
-                           "--session", AGENT_SESSION_ID, "{args}", PROMPT), "opencode-json"),
+                           "--session", AGENT_SESSION_ID, "{args}", "--", PROMPT),
+              "opencode-json"),
 )
 
 
