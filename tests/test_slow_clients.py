@@ -6,6 +6,7 @@ import contextlib
 import json
 import socket
 import time
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -41,39 +42,42 @@ def _closed_by_server(conn: socket.socket, timeout: float) -> bytes | None:
     return None
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_legitimate_requests_are_served_while_hundreds_of_heads_trickle(make_server, script):
-    server = make_server("--no-rate-limit", script=script)
-    conns = []
+@contextlib.contextmanager
+def tricklers(port: int, count: int) -> Iterator[list[socket.socket]]:
+    """Up to `count` connections from ATTACKER that have begun a request head; closed after."""
+    conns: list[socket.socket] = []
     try:
-        for _ in range(300):
+        for _ in range(count):
             with contextlib.suppress(OSError):
-                conns.append(_trickler(server.port))
-        for _ in range(5):
-            for conn in conns:
-                with contextlib.suppress(OSError):
-                    conn.sendall(b"a")
-            assert server.api("GET", "sessions", timeout=5).status_code == 200
-            time.sleep(0.5)
+                conns.append(_trickler(port))
+        yield conns
     finally:
         for conn in conns:
             conn.close()
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
+def test_legitimate_requests_are_served_while_hundreds_of_heads_trickle(make_server, script):
+    server = make_server("--no-rate-limit", script=script)
+    with tricklers(server.port, 300) as conns:
+        for _ in range(5):
+            for conn in conns:
+                with contextlib.suppress(OSError):
+                    conn.sendall(b"a")
+            assert server.api("GET", "sessions", timeout=5).status_code == 200
+            time.sleep(0.5)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_heads_beyond_the_per_address_cap_get_429(make_server, script):
     server = make_server("--no-rate-limit", "--max-heads-per-address", "3", script=script)
-    held = [_trickler(server.port) for _ in range(3)]
-    try:
-        refused = _trickler(server.port)
-        reply = _closed_by_server(refused, timeout=10)
+    with tricklers(server.port, 3) as held:
+        assert len(held) == 3
+        reply = _closed_by_server(_trickler(server.port), timeout=10)
         assert reply is not None and reply.startswith(b"HTTP/1.1 429")
         body = json.loads(reply.split(b"\r\n\r\n", 1)[1])
         assert body["error"] == "Too Many Requests" and "still sending" in body["message"]
         assert server.api("GET", "sessions").status_code == 200  # another address: served
-    finally:
-        for conn in held:
-            conn.close()
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
