@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import resource
 import shlex
@@ -103,6 +104,30 @@ def test_split_text_keeps_every_character_and_cuts_at_line_ends():
     assert all(chunk.endswith("\n") for chunk in chunks if "line" in chunk)
 
 
+class CharByCharCleaner(OutputCleaner):
+    bulk = False
+
+
+PIECES = ["plain", " ", "\t", "\n", "\r\n", "\r", "\b", "\x1b[31m", "\x1b[0m", "\x1b[m",
+          "\x1b[1;38;5;208m", "\x1b[" + "1;" * 31 + "1m", "\x1b[" + "1" * 64 + "m",
+          "\x1b[" + "1" * 65 + "m", "\x1b[2K", "\x1b[3D", "\x1b[?25l", "\x1b]0;title\x07",
+          "\x1b(B", "\x00", "\x07", "\x7f", "\x9b31m", "é", "\u2603", "\x1b", "\x1b["]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_bulk_cleaning_gives_exactly_what_character_by_character_cleaning_gives(seed):
+    rng = random.Random(seed)
+    text = "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 400)))
+    cuts = sorted(rng.sample(range(len(text) + 1), min(len(text) + 1, rng.randint(0, 8))))
+    chunks = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    bulk, reference = OutputCleaner(), CharByCharCleaner()
+    for chunk in chunks:
+        bulk.feed(chunk)
+        reference.feed(chunk)
+        assert bulk.take_complete() == reference.take_complete()
+        assert bulk.partial() == reference.partial()
+
+
 def test_partial_line_and_take_partial():
     cleaner = OutputCleaner()
     cleaner.feed("line\nContinue? [y/N] ")
@@ -139,12 +164,15 @@ def test_output_is_emitted_at_once_past_flush_bytes():
     line = "x" * 99 + "\n"
     for _ in range(200):  # 20000 chars at one instant
         coalescer.feed(line, now=0.0)
-    # 164 lines were pending: the most whole lines that fit in 16384, then the rest
-    assert emitted == [line * 163, line]
+    # 164 lines were pending: the most whole lines that fit in 16384 go out at once; the
+    # rest waits (for more, or the timer), so a flood makes few full entries
+    assert emitted == [line * 163]
     coalescer.flush_all()
     assert "".join(emitted) == line * 200
     coalescer.feed(line * 400, now=1.0)  # 40000 chars in one read
-    assert [len(chunk) for chunk in emitted[3:]] == [16300, 16300, 7400]
+    assert [len(chunk) for chunk in emitted[2:]] == [16300, 16300]
+    coalescer.tick(now=1.0 + 0.05)
+    assert [len(chunk) for chunk in emitted[2:]] == [16300, 16300, 7400]
     assert all(chunk.endswith("\n") for chunk in emitted)
 
 
@@ -220,6 +248,10 @@ class Recorder:
         self.states: list[str] = []
         self.done: list[tuple[int, int, str]] = []
         self.exits: list[int | None] = []
+        self.pty: list[tuple[bytes, int, bool]] = []
+        self.notices: list[str] = []
+        self.echoes: list[bool] = []
+        self.begins = 0
         self.order: list[str] = []  # call kinds, in order
 
     def _record(self, kind: str, into: list, value: object) -> None:
@@ -239,6 +271,25 @@ class Recorder:
 
     def on_shell_exit(self, exit_code: int | None) -> None:
         self._record("exit", self.exits, exit_code)
+
+    def on_pty(self, data: bytes, offset: int, reset: bool) -> None:
+        with self.changed:  # not in `order`: it interleaves with everything
+            self.pty.append((data, offset, reset))
+            self.changed.notify_all()
+
+    def on_notice(self, text: str) -> None:
+        self._record("notice", self.notices, text)
+
+    def on_echo(self, echo: bool) -> None:
+        self._record(f"echo:{echo}", self.echoes, echo)
+
+    def on_command_begin(self) -> None:
+        with self.changed:  # not in `order`: the tests of call order predate it
+            self.begins += 1
+
+    def pty_bytes(self) -> bytes:
+        with self.changed:
+            return b"".join(data for data, _, _ in self.pty)
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = WAIT) -> None:
         with self.changed:
@@ -561,6 +612,35 @@ def test_a_shell_short_of_descriptors_starts_or_fails_cleanly_as_out_of_resource
         assert set(os.listdir("/proc/self/fd")) == before  # nothing leaked
         assert h.shell.pid is None or not alive(h.shell.pid)
     assert spare > 0 or failure is not None
+
+
+def test_a_look_alike_sentinel_start_cannot_swallow_the_real_sentinel():
+    text = "before\n\x1b]697;after\nmore\n\x1b]697;n0nce;0;3;/tmp\x07"
+    for cut in range(len(text) + 1):
+        parser = SentinelParser("n0nce")
+        items = parser.feed(text[:cut]) + parser.feed(text[cut:])
+        assert [item for item in items if not isinstance(item, str)] == [Sentinel(0, 3, "/tmp")]
+        assert "after\nmore\n" in "".join(item for item in items if isinstance(item, str))
+
+
+def test_output_after_a_stray_sentinel_start_or_open_escape_is_not_lost(make_shell):
+    h = make_shell()
+    code, output = h.run(r"echo before; printf '\033]697;'; echo after; echo more")
+    assert code == 0 and "before" in output
+    assert h.run("echo next") == (0, "next\n")
+    h.run(r"printf '\033_'")  # an APC string never terminated
+    assert h.run("echo ONE") == (0, "ONE\n")
+    h.run(r"printf '\033[1'")  # a CSI never finished
+    assert h.run("echo NEXT") == (0, "NEXT\n")
+
+
+def test_colour_codes_with_no_text_between_them_stay_bounded():
+    cleaner = OutputCleaner()
+    cleaner.feed("\r" + "\x1b[1m" * 200_000 + "\x1b[31m")
+    assert cleaner.pending_size() <= 2 * 1024
+    cleaner.feed("X\n")
+    line = cleaner.take_complete()
+    assert line.endswith("\x1b[31mX\n") and len(line) <= 2 * 1024
 
 
 def test_large_output_arrives_complete_in_few_entries(make_shell):

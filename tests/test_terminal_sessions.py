@@ -127,7 +127,7 @@ def test_interrupt_stops_a_runaway_command(server, project):
     entry = wait_for(lambda: history(server, sid))[0]
     assert entry["exitCode"] == 130 and entry["success"] is False
     assert state(server, sid) == "idle"
-    assert not _processes_named("sleep 100")
+    assert not _processes_named("sleep 100", sid)
 
 
 def test_interrupt_escalates_to_sigterm_and_sigkill(server, project):
@@ -330,8 +330,9 @@ def test_a_start_after_a_crash_ends_what_the_crashed_server_left_running(
     assert not _processes_named("sleep 6363")
 
 
-def _processes_named(fragment: str) -> list[int]:
-    """Pids of live processes whose command line contains `fragment`."""
+def _processes_named(fragment: str, session_id: str | None = None) -> list[int]:
+    """Pids of live processes whose command line contains `fragment` (and, with
+    `session_id`, that a session of that id started: other tests may run the same command)."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -342,7 +343,11 @@ def _processes_named(fragment: str) -> list[int]:
             with open(f"/proc/{entry}/stat") as handle:
                 if handle.read().split(")")[-1].split()[0] == "Z":
                     continue
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                environ = handle.read().split(b"\0")
         except OSError:
+            continue
+        if session_id is not None and f"MAESTRO_SESSION_ID={session_id}".encode() not in environ:
             continue
         if fragment in cmdline and "pytest" not in cmdline:
             pids.append(int(entry))

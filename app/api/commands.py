@@ -1,13 +1,15 @@
-"""Commands blueprint: send text, interrupt, special keys, and the slash-command list."""
+"""Commands blueprint: send text, interrupt, special keys, the slash-command list, and (from
+app/api/terminal.py) the terminal view's screen, input and resize."""
 
 from __future__ import annotations
 
 from flask import Blueprint
 
 from ..errors import ApiError
-from . import API_PREFIX, json_body, ok, services, text_field
+from . import API_PREFIX, json_body, ok, services, terminal, text_field
 
 bp = Blueprint("commands", __name__, url_prefix=API_PREFIX)
+bp.register_blueprint(terminal.bp)
 
 # Offered when the config file lists none: the agents' common built-ins.
 DEFAULT_COMMANDS = (

@@ -15,6 +15,7 @@ import json
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, current_app, request
@@ -24,7 +25,7 @@ from simple_websocket import ConnectionClosed
 from ..errors import ApiError, now_ms
 from ..events import ClientQueue, Event
 from ..extensions import sock
-from ..ratelimit import EXTENSION_KEY
+from ..ratelimit import EXTENSION_KEY, KEY_BUDGET_KEY
 from ..serving.whole_frames import serialize_websocket_writes
 from . import services
 from .messages import MessageHandler
@@ -36,6 +37,8 @@ CLOSE_TRY_AGAIN_LATER = 1013
 WEBSOCKET_VERSION = "13"
 # Events that carry one session's output: a scoped client gets only its session's.
 SCOPED_EVENTS = frozenset({"session:output", "session:exit"})
+# The raw terminal stream: only to a client scoped to its session that asked for it.
+PTY_EVENT = "session:pty"
 QUEUE_POLL_S = 1.0
 SLOW_CLOSE_WAIT_S = 1.0
 
@@ -43,17 +46,31 @@ SLOW_CLOSE_WAIT_S = 1.0
 class WsClient:
     """One connected socket: its scope, its queue, and a lock for sending."""
 
-    def __init__(self, ws: Any, queue: ClientQueue, session_id: str | None) -> None:
+    def __init__(self, ws: Any, queue: ClientQueue, session_id: str | None,
+                 watch_pty: Callable[[str, int], None]) -> None:
         self.id = f"client-{id(self):x}-{now_ms()}"
         self.ws = ws
         self.queue = queue
         # Read by the bus thread in wants(), written by the reader thread on `subscribe`;
-        # a single reference assignment, so no lock is needed.
+        # single reference assignments, so no lock is needed.
         self.session_id = session_id
+        self.pty = False
+        self._watch_pty = watch_pty  # counts the session's raw-stream watchers
+
+    def set_scope(self, session_id: str | None, pty: bool) -> None:
+        """Scope the socket to a session (None: all), with its raw stream or without."""
+        pty = pty and session_id is not None
+        if self.pty:
+            self._watch_pty(self.session_id, -1)
+        if pty:
+            self._watch_pty(session_id, +1)
+        self.session_id, self.pty = session_id, pty
         # Guards ws.send: the queue drainer and the message reader both send.
         self._send_lock = threading.Lock()
 
     def wants(self, event: Event) -> bool:
+        if event["type"] == PTY_EVENT:
+            return self.pty and event.get("sessionId") == self.session_id
         if self.session_id is None or event["type"] not in SCOPED_EVENTS:
             return True
         return event.get("sessionId") == self.session_id
@@ -145,7 +162,8 @@ def live_updates(ws: Any) -> None:
         ws.close(reason=1008, message=exc.description[:120])
         return
     queue = ClientQueue(svc.settings.client_queue_size)
-    client = WsClient(ws, queue, session_id)
+    client = WsClient(ws, queue, session_id, svc.manager.watch_pty)
+    client.set_scope(session_id, request.args.get("pty") in ("1", "true"))
     queue.accept = client.wants
     queue.on_overflow = client.abort_slow
     subscription = svc.bus.subscribe(
@@ -160,14 +178,15 @@ def live_updates(ws: Any) -> None:
         for event in subscription.replay or ():
             if client.wants(event):
                 client.send(event)
-        limiter = current_app.extensions[EXTENSION_KEY]
-        handler = MessageHandler(client, svc, limiter, get_remote_address())
+        handler = MessageHandler(client, svc, current_app.extensions[EXTENSION_KEY],
+                                 current_app.extensions[KEY_BUDGET_KEY], get_remote_address())
         reader = threading.Thread(target=handler.read_loop, name=f"ws-{client.id}-reader",
                                   daemon=True)
         reader.start()
         _drain(client)
         reader.join(timeout=QUEUE_POLL_S)
     finally:
+        client.set_scope(None, False)
         svc.bus.unsubscribe(queue)
         svc.remove_ws_client(client)
 

@@ -10,9 +10,12 @@ while the bus lock is held.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,18 +26,22 @@ from ..store import Store
 from .agents.conductor import AgentConductor
 from .model import INPUT_MODES, TERMINAL_TOOL, Session, Tab, new_id
 from .procs import OWNER_VAR, end_processes, owner_tag, server_id
+from .screen_model import ScreenModel
 from .shell_bridge import ShellBridge, history_entry
 from .shell_protocol import KEYS
 from .terminal import ShellClosedError, ShellStartError, TerminalShell
 
 logger = logging.getLogger(__name__)
 
-SHELL_READY_TIMEOUT_S = 10.0
 ACTIVITY_PRECEDENCE = ("waiting_input", "busy", "connecting")
 NAME_MAX = 200
 # Pagers would wait for keys no phone can send comfortably: programs print straight through.
 SHELL_ENV = {"PAGER": "cat", "GIT_PAGER": "cat", "SYSTEMD_PAGER": ""}
 LEFTOVER_GRACE_S = 1.0  # between SIGHUP, SIGTERM and SIGKILL for processes that escaped
+MAX_COLS, MAX_ROWS = 1000, 500
+DEFAULT_SIZE = (120, 40)  # cols, rows of a new shell's terminal until a client resizes it
+SECRET_MASK = "••••••"  # what the log shows of input typed while echo is off
+SLOW_START_NOTE = "Starting the shell (your ~/.bashrc is slow)…"
 
 
 class SessionManager:
@@ -55,6 +62,14 @@ class SessionManager:
         # The shell's own state per session; the session's state combines it with AI turns.
         self._shell_states: dict[str, str] = {}
         self._bridges: dict[str, ShellBridge] = {}
+        # The terminal's echo per session (False: a program reads a secret), and the size the
+        # last client asked for (kept for the next shell too).
+        self._shell_echo: dict[str, bool] = {}
+        self._sizes: dict[str, tuple[int, int]] = {}
+        # Sockets subscribed to each session's raw stream: without one, none is published.
+        self._pty_watchers: collections.Counter[str] = collections.Counter()
+        # Shells whose start-up was noted as slow (commands are queued, not waited for).
+        self._slow_shells: weakref.WeakSet[TerminalShell] = weakref.WeakSet()
         # Per session: serialises "commit a log entry, then publish it", and a send's
         # submit with its bookkeeping, so clients see entries in log order.
         self._log_locks: dict[str, threading.RLock] = {}
@@ -67,7 +82,11 @@ class SessionManager:
 
     def list_public(self) -> list[dict[str, Any]]:
         with self.bus.lock:
-            return [session.public() for session in self._sessions.values()]
+            return [self._public(session) for session in self._sessions.values()]
+
+    def _public(self, session: Session) -> dict[str, Any]:
+        """The session's public view plus `echo` (false while a program reads a secret)."""
+        return {**session.public(), "echo": self._shell_echo.get(session.id, True)}
 
     def get(self, session_id: str) -> Session:
         """The session, or ApiError 404 with the contract's message."""
@@ -97,7 +116,7 @@ class SessionManager:
         ai_logs, ai_more = self.store.page_logs(session.id, tab.id, limit=limit)
         shell_logs, shell_more = self.store.page_logs(session.id, None, limit=limit)
         with self.bus.lock:
-            item = session.public()
+            item = self._public(session)
         return {**item, "aiLogs": ai_logs, "shellLogs": shell_logs, "aiLogsTabId": tab.id,
                 "aiLogsHasMore": ai_more, "shellLogsHasMore": shell_more}
 
@@ -189,7 +208,25 @@ class SessionManager:
                          previousState=previous, name=session.name,
                          toolType=session.tool_type, inputMode=session.input_mode,
                          cwd=session.cwd, groupId=session.group_id,
-                         groupName=session.group_name, groupEmoji=session.group_emoji)
+                         groupName=session.group_name, groupEmoji=session.group_emoji,
+                         echo=self._shell_echo.get(session.id, True))
+
+    def watch_pty(self, session_id: str, delta: int) -> None:
+        """A socket starts (+1) or stops (-1) watching a session's raw terminal stream."""
+        with self.bus.lock:
+            self._pty_watchers[session_id] += delta
+            if self._pty_watchers[session_id] <= 0:
+                del self._pty_watchers[session_id]
+
+    def pty_watched(self, session: Session) -> bool:
+        with self.bus.lock:
+            return session.id in self._pty_watchers
+
+    def shell_echo_changed(self, session: Session, echo: bool) -> None:
+        """The terminal's echo went off (a password prompt) or on again (reader thread)."""
+        with self.bus.lock:
+            self._shell_echo[session.id] = echo
+            self._publish_state(session, session.state)
 
     def publish_tabs(self, session: Session) -> None:
         with self.bus.lock:
@@ -225,6 +262,7 @@ class SessionManager:
             self._bridges.pop(session.id, None)
             ready = self._shell_ready.pop(session.id, None)
             self._shell_states.pop(session.id, None)
+            self._shell_echo.pop(session.id, None)
         if ready is not None:
             ready.set()  # a send() waiting for this shell gives up at once
         self.refresh_state(session)
@@ -250,6 +288,8 @@ class SessionManager:
             processes or descriptors: the new session is deleted again, never left half made.
         """
         bridge = ShellBridge(self, session)
+        with self.bus.lock:
+            cols, rows = self._sizes.get(session.id, DEFAULT_SIZE)
         shell = TerminalShell(
             name=session.id[:8], shell=self.settings.shell,
             cwd=session.shell_cwd if session.shell_cwd and os.path.isdir(session.shell_cwd)
@@ -257,7 +297,7 @@ class SessionManager:
             listener=bridge, rc_dir=self.rc_dir,
             env={**SHELL_ENV, "MAESTRO_SESSION_ID": session.id,
                  OWNER_VAR: self.owner_tag(session, "shell")},
-            interrupt_grace=self.settings.interrupt_grace_s,
+            interrupt_grace=self.settings.interrupt_grace_s, cols=cols, rows=rows,
         )
         # Registered and spawned under the bus lock, so a concurrent delete() either sees
         # this shell (and closes it) or has already removed the session (and none starts).
@@ -288,7 +328,11 @@ class SessionManager:
         return shell
 
     def _ready_shell(self, session: Session) -> TerminalShell:
-        """The session's running shell, started if needed; ApiError 503 if it cannot start."""
+        """The session's running shell, started if needed; ApiError 503 if it cannot start.
+
+        A shell whose start-up files are slow (pyenv, nvm, conda) still takes commands: they
+        run once it is ready, and the log says why they wait.
+        """
         with self.bus.lock:
             shell = self._shells.get(session.id)
         if shell is None:
@@ -297,8 +341,14 @@ class SessionManager:
                 raise ApiError(503, "The session's shell could not start; see its system log")
         with self.bus.lock:
             ready = self._shell_ready.get(session.id)
-        if ready is not None and not ready.wait(SHELL_READY_TIMEOUT_S):
-            raise ApiError(503, "The session's shell did not become ready in time")
+            if shell in self._slow_shells:
+                return shell
+        if ready is not None and not ready.wait(self.settings.shell_ready_timeout_s):
+            with self.bus.lock:
+                first = shell not in self._slow_shells
+                self._slow_shells.add(shell)
+            if first and self.is_current(session):
+                self.append_log(session, None, "system", SLOW_START_NOTE)
         return shell
 
     def _running_shell(self, session: Session) -> TerminalShell | None:
@@ -360,6 +410,8 @@ class SessionManager:
             self._shell_ready.pop(session.id, None)
             self._shell_states.pop(session.id, None)
             self._bridges.pop(session.id, None)
+            self._shell_echo.pop(session.id, None)
+            self._sizes.pop(session.id, None)
         if shell is not None:
             shell.close()
         self.agents.close(session)
@@ -419,16 +471,18 @@ class SessionManager:
                 previous = session.running_command
                 session.running_command = {"text": command, "startedAt": now_ms()}
             kind = "not sent"
+            secret = shell.state in ("busy", "waiting_input") and shell.reads_secret()
             try:
                 kind = _submit(shell, command)
             finally:
                 if kind != "command":  # input for a running program, or not sent at all
                     with self.bus.lock:
                         session.running_command = previous
-            entry = self.append_log(session, None, "user", command)
+            secret = secret and kind == "input"
+            entry = self.append_log(session, None, "user", SECRET_MASK if secret else command)
             if kind == "command":
                 self.save(session)
-        return {"mode": kind, "entryId": entry["id"]}
+        return {"mode": kind, "entryId": entry["id"], "secret": secret}
 
     def interrupt(self, session_id: str, tab_id: str | None = None) -> str | None:
         """Stop the running command, or in AI mode the running turn of the tab (of every
@@ -448,6 +502,56 @@ class SessionManager:
         if stopped_by is not None:
             self.append_log(session, None, "system", f"Interrupted ({stopped_by})")
         return stopped_by
+
+    def write_input(self, session_id: str, data: Any) -> None:
+        """Type `data` into the session's terminal as it is (the terminal view's keys), whatever
+        runs in it; starts the shell if none runs. Never logged: it may be a password.
+
+        :raise ApiError 400/413: `data` is not a non-empty string, or too long.
+        """
+        if not isinstance(data, str) or data == "":
+            raise ApiError(400, "'data' is required and must be a non-empty string")
+        if len(data) > self.settings.max_command_chars:
+            raise ApiError(413, f"'data' is longer than {self.settings.max_command_chars} "
+                                "characters")
+        session = self.get(session_id)
+        self._require_live(session)
+        shell = self._running_shell(session) or self._start_shell(session)
+        if shell is None:
+            raise ApiError(503, "The session's shell could not start; see its system log")
+        try:
+            shell.write_input(data.encode("utf-8"))
+        except ShellClosedError:
+            raise ApiError(503, "The shell has just ended; type again to start a new one") from None
+        except TimeoutError:
+            raise ApiError(409, "The running program is not reading its input") from None
+
+    def resize(self, session_id: str, cols: Any, rows: Any) -> tuple[int, int]:
+        """Give the session's terminal a size (the last client to resize wins); kept for
+        the next shell when none runs.
+
+        :raise ApiError 400: cols or rows is not a whole number in range.
+        """
+        size = (_dimension(cols, "cols", MAX_COLS), _dimension(rows, "rows", MAX_ROWS))
+        session = self.get(session_id)
+        self._require_live(session)
+        with self.bus.lock:
+            self._sizes[session.id] = size
+        shell = self._running_shell(session)
+        if shell is not None:
+            with contextlib.suppress(ShellClosedError):  # it just ended: the size is kept
+                shell.resize(*size)
+        return size
+
+    def screen(self, session_id: str) -> dict[str, Any]:
+        """The terminal's current screen (a blank one when no shell runs)."""
+        session = self.get(session_id)
+        shell = self._running_shell(session)
+        if shell is not None:
+            return {"sessionId": session.id, **shell.screen.snapshot()}
+        with self.bus.lock:
+            cols, rows = self._sizes.get(session.id, DEFAULT_SIZE)
+        return {"sessionId": session.id, **ScreenModel(cols, rows).snapshot()}
 
     def send_keys(self, session_id: str, keys: list[str]) -> None:
         session = self.get(session_id)
@@ -480,16 +584,52 @@ class SessionManager:
         return tab
 
     def update_tab(self, session_id: str, tab_id: str, changes: dict[str, Any]) -> Tab:
+        """Rename or star a tab, or set its agent's permission mode and model (from the next
+        turn; None: the agent's default).
+
+        :raise ApiError 400: a name too long, a mode or model the agent cannot take.
+        """
         session = self.get(session_id)
         tab = self.get_tab(session, tab_id)
         _check_name(changes.get("name"))
+        self._check_agent_choices(session, changes)
+        fields = {"name": "name", "starred": "starred", "permissionMode": "permission_mode",
+                  "model": "model"}
         with self.bus.lock:
-            if "name" in changes:
-                tab.name = changes["name"]
-            if "starred" in changes:
-                tab.starred = changes["starred"]
+            for key, value in changes.items():
+                setattr(tab, fields[key], value)
         self.publish_tabs(session)
         return tab
+
+    def _check_agent_choices(self, session: Session, changes: dict[str, Any]) -> None:
+        spec = self.settings.agents.get(session.tool_type)
+        mode = changes.get("permissionMode")
+        if mode is not None:
+            modes = spec.permission_modes if spec else ()
+            if not modes:
+                raise ApiError(400, f"'{session.tool_type}' has no permission modes here: it "
+                                    "runs once per prompt and cannot ask")
+            if mode not in modes:
+                raise ApiError(400, f"permissionMode must be one of {', '.join(modes)}")
+        if changes.get("model") is not None and (spec is None or spec.model_flag is None):
+            raise ApiError(400, f"'{session.tool_type}' cannot choose a model per tab")
+
+    # -- approvals --------------------------------------------------------------------------
+
+    def approvals(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's open approvals, oldest first."""
+        return self.agents.list_approvals(self.get(session_id))
+
+    def decide_approval(self, session_id: str, approval_id: str,
+                        body: dict[str, Any]) -> dict[str, Any]:
+        """The user's decision on an approval (allow, allow_session, deny).
+
+        :raise ApiError 400/403/404/409: a bad decision, an offline session, an unknown or
+            already decided approval.
+        """
+        session = self.get(session_id)
+        self._require_live(session)
+        return self.agents.decide(session, approval_id, body)
 
     def close_tab(self, session_id: str, tab_id: str) -> None:
         session = self.get(session_id)
@@ -563,6 +703,12 @@ def _close_all(shells: Iterable[TerminalShell]) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def _dimension(value: Any, name: str, highest: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= highest:
+        raise ApiError(400, f"'{name}' must be a whole number from 1 to {highest}")
+    return value
 
 
 def _check_folder(path: str) -> None:

@@ -6,6 +6,7 @@ second, so a client never sees output that a crash could lose.
 
 from __future__ import annotations
 
+import base64
 import signal
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,24 @@ class ShellBridge:
             while self._output_chars > HISTORY_OUTPUT_CHARS and len(self._output) > 1:
                 self._output_chars -= len(self._output.pop(0))
         self.manager.append_log(self.session, None, "stdout", text)
+
+    def on_pty(self, data: bytes, offset: int, reset: bool) -> None:
+        """The raw stream for the terminal view: not stored, kept only in the replay buffer,
+        and published only while a socket watches it (a client that comes back after a gap
+        paints GET screen), so unwatched floods cost no events."""
+        if not self.manager.pty_watched(self.session):
+            return
+        self.manager.bus.publish("session:pty", sessionId=self.session.id, offset=offset,
+                                 reset=reset, data=base64.b64encode(data).decode("ascii"))
+
+    def on_command_begin(self) -> None:
+        self._output, self._output_chars = [], 0
+
+    def on_notice(self, text: str) -> None:
+        self.manager.append_log(self.session, None, "system", text)
+
+    def on_echo(self, echo: bool) -> None:
+        self.manager.shell_echo_changed(self.session, echo)
 
     def command_output(self) -> str:
         """The running command's output so far (its tail when long)."""

@@ -1,12 +1,15 @@
-"""One persistent bash in a pseudo-terminal, driven command by command.
+"""One persistent bash in a pseudo-terminal, seen two ways: command by command (the log
+view) and as a raw terminal (the terminal view).
 
-The shell runs with an empty prompt and no echo; instead, its PROMPT_COMMAND
-prints an OSC "sentinel" carrying a per-shell nonce, the last exit status, the
-number of the command that just ended and $PWD (and each command prints a
-"begin" marker when bash starts it). One reader thread owns the
-master side: it splits sentinels out of the stream, cleans and coalesces the
-output, notices when the foreground program waits for terminal input, and
-makes every listener call, so listeners see events in a consistent order.
+The shell is a normal interactive bash (the user's prompt, echo, readline); its
+PROMPT_COMMAND prints an OSC "sentinel" carrying a per-shell nonce, the last exit status,
+the number of the command that just ended and $PWD, and PS0 prints a "begin" marker when
+bash starts a command. One reader thread owns the master side: it hands the raw bytes to
+the terminal view (coalesced) and to the screen model (lazily parsed), splits sentinels out
+of the stream, cleans and coalesces each command's output for the log (prompts, echoed
+command lines and full-screen redraws left out), notices when the foreground program waits
+for terminal input or turned echo off, and makes every listener call, so listeners see
+events in a consistent order.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ import os
 import re
 import secrets
 import select
-import shlex
 import shutil
 import signal
 import tempfile
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -33,8 +36,11 @@ from typing import Protocol
 from ptyprocess import PtyProcess
 
 from .procs import OWNER_VAR, end_processes, prepare_child, processes, task_reads_tty, tasks
+from .pty_stream import AlternateScreenWatch, PtyStream
 from .screen import OutputCoalescer, strip_controls
-from .shell_protocol import KEYS, KILL_LINE, Begin, Sentinel, SentinelParser, rc_script
+from .screen_model import ScreenModel
+from .shell_protocol import KEYS, KILL_LINE, SUBMIT_KEYS, Begin, Sentinel, SentinelParser, rc_script
+from .tty_wait import task_polls_tty
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +53,7 @@ _PARTIAL_QUIET = 0.25  # an unfinished line is shown after this much silence
 _CLOSE_GRACE = 1.0  # seconds between SIGHUP, SIGTERM and SIGKILL when closing
 _WRITE_TIMEOUT = 5.0  # give up writing input the program does not read
 _EXIT_DRAIN = 0.5  # at most this long to collect output after the shell died
+_POLL_QUIET_CHECKS = 2  # checks without output before a program polling the tty waits
 _RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM})
 # Descriptors start() needs at once: ptyprocess's exec-error pipe and the pty pair while it
 # forks (it leaks the pipe if the pty cannot be had), then the pidfd and the wake eventfd.
@@ -67,6 +74,11 @@ def _descriptors_free(count: int) -> bool:
             os.close(fd)
 
 
+
+
+def _earliest(*delays: float | None) -> float | None:
+    """The shortest of the delays that are set (None: none is)."""
+    return min((delay for delay in delays if delay is not None), default=None)
 
 
 class ShellStartError(Exception):
@@ -92,6 +104,18 @@ class TerminalListener(Protocol):
     def on_state(self, state: str) -> None: ...  # 'connecting' -> 'idle' | 'busy' | 'waiting_input'
     def on_command_done(self, exit_code: int, elapsed_ms: int, cwd: str) -> None: ...
     def on_shell_exit(self, exit_code: int | None) -> None: ...
+    def on_pty(self, data: bytes, offset: int, reset: bool) -> None: ...  # raw, coalesced
+    def on_notice(self, text: str) -> None: ...  # a note for the log ("vim is using ...")
+    def on_echo(self, echo: bool) -> None: ...  # False: the program reads a secret
+    def on_command_begin(self) -> None: ...  # a submitted command starts: its output follows
+
+
+def _shown_echo(text: str) -> str:
+    """What the terminal echoes for `text` + Enter typed into a program reading lines
+    (printable text only; "" when the echo could not be predicted)."""
+    if not text.isprintable():
+        return ""
+    return text + "\r\n"
 
 
 class TerminalShell:
@@ -123,6 +147,14 @@ class TerminalShell:
                                           flush_bytes=flush_bytes, partial_quiet=_PARTIAL_QUIET)
         self._announced: str | None = None  # the state the listener was last told
         self._tty_rdev = 0  # device number of the pty slave
+        self._pty = PtyStream(self._emit_pty)
+        self._alternate = AlternateScreenWatch()
+        self._log_alternate = False  # the log was told a full-screen program took over
+        self._at_prompt = False  # between a sentinel and the next begin: prompt, typing
+        self._announced_echo = True
+        self._quiet_checks = 0  # consecutive checks without output while the program polls
+        self._output_seen = False  # output since the last check
+        self.screen = ScreenModel(cols, rows)
 
         # Guards _proc, _state, _seq, _begun_seq, _done_seq, _cwd, _started_at,
         # _reading_checks and _closing; _changed (same lock) is notified when a
@@ -138,6 +170,10 @@ class TerminalShell:
         self._started_at = 0.0
         self._reading_checks = 0  # consecutive checks that saw a read on the terminal
         self._closing = False
+        self._ready = False  # the first prompt came: bash reads commands with readline
+        self._queued_keys = b""  # a command sent before that, typed once it is ready
+        self._typed = False  # a command typed in the terminal view runs
+        self._echo_expected = ""  # the echo of input sent by submit(), kept from the log
 
         # Guards writes to the master fd, and the master fd and wake fd being
         # open: the reader closes them under this lock when the shell ends.
@@ -196,11 +232,11 @@ class TerminalShell:
             raise ShellStartError("No file descriptors are left for another shell",
                                   cause=OSError(errno.EMFILE, os.strerror(errno.EMFILE)))
         env = {**os.environ, **self._env, "TERM": "xterm-256color", "PWD": cwd}
-        argv = [shell, "--noediting", "--rcfile", rc_path, "-i"]
+        argv = [shell, "--rcfile", rc_path, "-i"]
         try:
             # chdir in preexec_fn: ptyprocess reports its failure to us, while
             # a failing chdir via its cwd= would raise inside the forked child.
-            proc = PtyProcess.spawn(argv, env=env, echo=False, dimensions=self._dimensions,
+            proc = PtyProcess.spawn(argv, env=env, dimensions=self._dimensions,
                                     preexec_fn=partial(prepare_child, cwd))
         except OSError as exc:
             self._remove_files()
@@ -234,7 +270,8 @@ class TerminalShell:
 
     def submit(self, text: str) -> str:
         """Run `text` as a command when idle ("command"); otherwise type it, plus
-        a newline, into the running program ("input").
+        a newline, into the running program ("input"). A command sent while the shell
+        starts runs once it is ready (its start-up files may take long).
 
         :raise ShellClosedError: the shell is not running.
         :raise TimeoutError: the program did not take the input within 5 s.
@@ -245,21 +282,70 @@ class TerminalShell:
             if self._state in (IDLE, CONNECTING):
                 self._seq += 1
                 with open(self._files[1], "w", encoding="utf-8") as command_file:
-                    command_file.write(text)
-                command_path = shlex.quote(self._files[1])
-                line = f'__maestro_begin {self._seq} {command_path}; eval "$__maestro_cmd"\n'
+                    command_file.write(f"{self._seq}\n{text}")
                 self._state = BUSY
                 self._started_at = time.monotonic()
-                self._write(KILL_LINE + line.encode())
+                if self._ready:
+                    self._write(SUBMIT_KEYS)
+                else:
+                    self._queued_keys = SUBMIT_KEYS
                 kind = "command"
             else:
                 self._state = BUSY  # it is about to read what we type
+                self._echo_expected = _shown_echo(text) if self._echoes_lines() else ""
                 kind = "input"
             self._reading_checks = 0
         if kind == "input":
             self._write((text + "\n").encode())
         self._wake_reader()
         return kind
+
+    def write_input(self, data: bytes) -> None:
+        """Type `data` into the terminal as it is, whatever runs (the terminal view's keys).
+
+        :raise ShellClosedError: the shell is not running.
+        :raise TimeoutError: nothing took the input within 5 s.
+        """
+        with self._lock:
+            if self._state == WAITING_INPUT:
+                self._state = BUSY  # it is about to read what we type
+            self._reading_checks = 0
+        self._write(data)
+        self._wake_reader()
+
+    def resize(self, cols: int, rows: int) -> None:
+        """Set the terminal's size (TIOCSWINSZ; the kernel sends SIGWINCH to the foreground
+        program) and the screen model's.
+
+        :raise ShellClosedError: the shell is not running.
+        """
+        with self._lock:
+            proc = self._proc
+        with self._io_lock:
+            if self._fd < 0 or proc is None:
+                raise ShellClosedError("The shell is not running")
+            proc.setwinsize(rows, cols)
+        self.screen.resize(cols, rows)
+
+    def reads_secret(self) -> bool:
+        """Whether the program reads a line with echo off (a password prompt: `read -s`,
+        sudo, ssh). Full-screen programs turn echo off too, but read keys, not lines."""
+        lflag = self._local_modes()
+        return lflag is not None and bool(lflag & termios.ICANON) and not lflag & termios.ECHO
+
+    def _echoes_lines(self) -> bool:
+        lflag = self._local_modes()
+        return lflag is not None and bool(lflag & termios.ICANON) and bool(lflag & termios.ECHO)
+
+    def _local_modes(self) -> int | None:
+        """The pty's local modes (c_lflag): on Linux, the master reports the slave's."""
+        with self._io_lock:
+            if self._fd < 0:
+                return None
+            try:
+                return termios.tcgetattr(self._fd)[3]
+            except termios.error:
+                return None
 
     def send_keys(self, keys: list[str]) -> None:
         """Type named keys (see KEYS) into the terminal.
@@ -370,7 +456,7 @@ class TerminalShell:
         next_check = 0.0
         while True:
             now = time.monotonic()
-            timeout = self._coalescer.due(now)
+            timeout = _earliest(self._coalescer.due(now), self._pty.due(now))
             if self.state in (BUSY, WAITING_INPUT):
                 until_check = max(0.0, next_check - now)
                 timeout = until_check if timeout is None else min(timeout, until_check)
@@ -386,6 +472,7 @@ class TerminalShell:
                     poller.unregister(fd)  # slave closed; wait for the process to end
             self._guarded(self._sync_state)
             self._guarded(self._coalescer.tick, now)
+            self._guarded(self._pty.tick, now)
             if self.state in (BUSY, WAITING_INPUT) and now >= next_check:
                 self._guarded(self._check_waiting_input)
                 next_check = now + _INPUT_CHECK_EVERY
@@ -411,11 +498,35 @@ class TerminalShell:
             return False
         if not data:
             return False
+        self._output_seen = True
+        self._pty.feed(data, now)
+        self.screen.append(data)
         # Any command whose output is in `data` was submitted before this
         # read, so announcing now keeps 'busy' ahead of its output.
         self._sync_state()
-        self._process(self._decoder.decode(data), now)
+        for chunk, alternate in self._alternate.split(data):
+            if alternate != self._log_alternate:
+                self._guarded(self._switch_screen, alternate)
+            self._process(self._decoder.decode(chunk), now)
         return True
+
+    def _switch_screen(self, alternate: bool) -> None:
+        """A full-screen program took the alternate screen, or left it: its redraws stay
+        out of the log, which says so once instead."""
+        self._log_alternate = alternate
+        if alternate:
+            self._coalescer.flush_all()
+            program = self._foreground_name() or "A program"
+            self._notify(self._listener.on_notice,
+                         f"{program} is using the full screen; open the terminal view")
+
+    def _foreground_name(self) -> str | None:
+        try:
+            with open(f"/proc/{os.tcgetpgrp(self._fd)}/comm", encoding="utf-8",
+                      errors="replace") as comm:
+                return comm.read().strip() or None
+        except OSError:
+            return None
 
     def _process(self, text: str, now: float) -> None:
         try:
@@ -426,16 +537,36 @@ class TerminalShell:
             return
         for item in items:
             if isinstance(item, str):
-                self._feed_output(item, now)
+                if not self._at_prompt and not self._log_alternate:
+                    self._feed_output(item, now)
             elif isinstance(item, Begin):
-                with self._lock:
-                    self._begun_seq = item.seq
-                    self._changed.notify_all()
+                self._at_prompt = False
+                self._on_begin(item)
             else:
+                self._at_prompt = True
                 self._guarded(self._on_sentinel, item)
+
+    def _on_begin(self, begin: Begin) -> None:
+        """A command starts: one sent with submit() (its number), or one typed in the
+        terminal view (0), which makes the shell busy until its prompt."""
+        with self._lock:
+            if begin.seq == 0 and self._state == IDLE:
+                self._typed = True
+                self._state = BUSY
+                self._reading_checks = 0
+            starts = begin.seq > self._begun_seq
+            self._begun_seq = max(self._begun_seq, begin.seq)
+            self._changed.notify_all()
+        if starts:  # what came before (start-up files' output) is not the command's
+            self._coalescer.end_escape()
+            self._coalescer.flush_all()
+            self._notify(self._listener.on_command_begin)
 
     def _feed_output(self, text: str, now: float) -> None:
         """Clean and coalesce output; if the cleaner fails, show the text raw instead."""
+        text = self._without_echo(text)
+        if not text:
+            return
         try:
             self._coalescer.feed(text, now)
         except Exception:
@@ -443,12 +574,34 @@ class TerminalShell:
             self._coalescer.reset()
             self._guarded(self._emit_output, strip_controls(text))
 
+    def _without_echo(self, text: str) -> str:
+        """`text` without the terminal's echo of what submit() typed: the log shows that
+        as the user's entry already."""
+        with self._lock:
+            expected = self._echo_expected
+            if not expected:
+                return text
+            common = len(os.path.commonprefix([expected, text]))  # noqa: RUF071 - text
+            self._echo_expected = expected[common:] if common == len(text) else ""
+        return text[common:] if common in (len(text), len(expected)) else text
+
     def _on_sentinel(self, sentinel: Sentinel) -> None:
+        self._alternate.reset()  # whatever held the screen has ended
+        self._coalescer.end_escape()  # so did any escape sequence it left unterminated
+        self._log_alternate = False
         with self._lock:
             self._cwd = sentinel.cwd
-            finished = self._state in (BUSY, WAITING_INPUT) and sentinel.seq == self._seq
-            if self._state == CONNECTING:
-                self._state = IDLE  # the first prompt: the shell is ready
+            finished = (self._state in (BUSY, WAITING_INPUT) and not self._typed
+                        and sentinel.seq == self._seq and sentinel.seq > 0)
+            if self._state == CONNECTING or self._typed:
+                self._state = IDLE  # the first prompt (ready), or a typed command ended
+            self._typed = False
+            self._ready = True
+            queued, self._queued_keys = self._queued_keys, b""
+            self._echo_expected = ""
+            if queued:  # sent while the shell started: run it now
+                self._write(queued)
+        self._sync_echo()
         if not finished:  # ready, or a stray prompt (C-c at the prompt): flush, then 'idle'
             self._coalescer.flush_all()
             self._sync_state()
@@ -467,10 +620,17 @@ class TerminalShell:
         self._notify(self._listener.on_state, IDLE)
 
     def _check_waiting_input(self) -> None:
-        """Flip busy <-> waiting_input. Two checks in a row must see a read:
-        just after a submit, the kernel may not have handed bash (or the
-        program) its input yet, and it still sits in read(2) for a moment."""
-        reading = self._foreground_reads_tty() and not self._master_readable()
+        """Flip busy <-> waiting_input, and tell whether echo is off. Two checks in a row
+        must see a read: just after a submit, the kernel may not have handed bash (or the
+        program) its input yet, and it still sits in read(2) for a moment. A program that
+        waits in poll/select (a REPL, vim, less) counts once it has also been quiet for
+        _POLL_QUIET_CHECKS checks: busy programs poll too, but they print or end."""
+        self._sync_echo()
+        reads, polls = self._foreground_waits_on_tty()
+        self._quiet_checks = 0 if self._output_seen or not polls else self._quiet_checks + 1
+        self._output_seen = False
+        reading = ((reads or self._quiet_checks >= _POLL_QUIET_CHECKS)
+                   and not self._master_readable())
         with self._lock:
             self._reading_checks = self._reading_checks + 1 if reading else 0
             if self._state == BUSY and self._reading_checks >= 2:
@@ -484,14 +644,25 @@ class TerminalShell:
             self._coalescer.flush_all()  # the prompt it waits on goes out first
         self._sync_state()
 
-    def _foreground_reads_tty(self) -> bool:
+    def _foreground_waits_on_tty(self) -> tuple[bool, bool]:
+        """Whether a task of the foreground process group is blocked reading the terminal,
+        and whether one is blocked polling it (poll, select, epoll)."""
         try:
             group = os.tcgetpgrp(self._fd)
         except OSError:
-            return False
-        return any(task_reads_tty(task, self._tty_rdev)
-                   for pid in processes(lambda stat: stat.group == group)
-                   for task in tasks(pid))
+            return False, False
+        foreground = [task for pid in processes(lambda stat: stat.group == group)
+                      for task in tasks(pid)]
+        if any(task_reads_tty(task, self._tty_rdev) for task in foreground):
+            return True, False
+        return False, any(task_polls_tty(task, self._tty_rdev) for task in foreground)
+
+    def _sync_echo(self) -> None:
+        """Tell the listener when a program starts or stops reading a secret."""
+        echo = not self.reads_secret()
+        if echo != self._announced_echo:
+            self._announced_echo = echo
+            self._notify(self._listener.on_echo, echo)
 
     def _master_readable(self) -> bool:
         """Output not read yet (maybe the next prompt) makes a read ambiguous."""
@@ -509,6 +680,9 @@ class TerminalShell:
     def _emit_output(self, text: str) -> None:
         self._notify(self._listener.on_output, text)
 
+    def _emit_pty(self, data: bytes, offset: int, reset: bool) -> None:
+        self._notify(self._listener.on_pty, data, offset, reset)
+
     def _notify(self, callback: Callable[..., None], *args: object) -> None:
         """Call the listener; its failure must not kill the reader thread."""
         try:
@@ -521,7 +695,8 @@ class TerminalShell:
         what is left of its session, reap it, release everything, tell the listener."""
         try:
             self._drain()
-            self._process(self._decoder.decode(b"", final=True) + self._sentinels.flush(),
+            held = self._alternate.take_held()
+            self._process(self._decoder.decode(held, final=True) + self._sentinels.flush(),
                           time.monotonic())
         except Exception:  # whatever happens, the shell must still be ended and reaped
             logger.exception("terminal %s: collecting the last output failed", self.name)
@@ -530,6 +705,7 @@ class TerminalShell:
             code = self._proc.wait()
             self._reaped = True
         self._guarded(self._coalescer.flush_all)
+        self._guarded(self._pty.flush)
         with self._lock:
             self._state = EXITED
             closing = self._closing
@@ -580,7 +756,7 @@ class TerminalShell:
             os.close(fd)
             self._files.append(path)
         with open(self._files[0], "w", encoding="utf-8") as rc_file:
-            rc_file.write(rc_script(self._nonce))
+            rc_file.write(rc_script(self._nonce, self._files[1]))
         return self._files[0]
 
     def _remove_files(self) -> None:

@@ -14,16 +14,20 @@ const PONG_TIMEOUT_MS = 8000;
 let socket = null;
 let lastSeq = null;
 let subscribed = null;       // the session whose output this socket receives (null: all)
+let ptyWanted = false;       // also receive that session's raw PTY bytes (the terminal view)
 let retryTimer = null;
 let heartbeat = null;
 let pongTimer = null;
 let requestCounter = 0;
 const pending = new Map();   // requestId → {resolve, reject, timer}
 let flushing = false;
-const handlers = { event: [], init: [] };
+const handlers = { event: [], init: [], pty: [] };
 
+/** Listen to 'event' (each live event), 'init' (each (re)connection) or 'pty' (session:pty
+ * events, which bypass the store); returns the function that stops listening. */
 export function on(kind, fn) {
   handlers[kind].push(fn);
+  return () => { handlers[kind] = handlers[kind].filter((f) => f !== fn); };
 }
 
 function setConn(patch) {
@@ -46,7 +50,7 @@ export function connect() {
     return;
   }
   setConn({ status: 'connecting', retryAt: 0 });
-  const ws = new WebSocket(wsUrl({ sessionId: subscribed, since: lastSeq }));
+  const ws = new WebSocket(wsUrl({ sessionId: subscribed, since: lastSeq, pty: ptyWanted ? 1 : null }));
   socket = ws;
   ws.onmessage = (message) => {
     if (socket !== ws) return;
@@ -168,6 +172,10 @@ function handle(data) {
     toast(data.message || 'Server error', 'error');
     return;
   }
+  if (data.type === 'session:pty') { // raw bytes for the terminal view: not state, no re-render
+    for (const fn of handlers.pty) fn(data);
+    return;
+  }
   applyEvent(data);
   for (const fn of handlers.event) fn(data);
 }
@@ -188,7 +196,7 @@ function applyEvent(event) {
     case 'session:state':
       if (s) {
         sessions.set(s.id, { ...s, state: event.state, name: event.name, toolType: event.toolType,
-          inputMode: event.inputMode, cwd: event.cwd });
+          inputMode: event.inputMode, cwd: event.cwd, echo: event.echo });
       }
       break;
     case 'session:added':
@@ -257,7 +265,15 @@ export function send(message) {
 export function setScope(sessionId) {
   if (subscribed === sessionId) return;
   subscribed = sessionId;
+  ptyWanted = false;
   send({ type: 'subscribe', sessionId });
+}
+
+/** Also receive the scoped session's PTY bytes (`session:pty`), while a terminal view is open. */
+export function setPty(wanted) {
+  if (ptyWanted === wanted || !subscribed) return;
+  ptyWanted = wanted;
+  send({ type: 'subscribe', sessionId: subscribed, pty: wanted });
 }
 
 export function refreshSessions() {

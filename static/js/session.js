@@ -1,15 +1,21 @@
 // The session view: header, AI tab bar, the conversation / terminal log (tail-first, older pages
-// on scroll up, auto-scroll with "jump to latest"), the command bar and the terminal key bar.
+// on scroll up, auto-scroll with "jump to latest"), the command bar and the terminal key bar;
+// terminal sessions switch between that log view and the terminal view (static/js/terminal.js).
 
 import { useEffect, useLayoutEffect, useRef, useState } from '../vendor/preact/hooks.mjs';
+import { interruptSession, sendSecret } from './actions.js';
 import { get, load, post, save } from './api.js';
-import { enqueue, isOpen, request, setScope } from './conn.js';
+import { enqueue, request, setScope } from './conn.js';
+import {
+  WINDOW_CHARS, capWindow, forgettable, growDown, growUp, indexOfId, tailWindow,
+} from './log-window.js';
 import { navigate } from './router.js';
 import { TOOL_LABELS, ansiHtml, copyText, markdownHtml, shortPath } from './render.js';
 import {
-  changed, getLog, isViewer, logKey, mergeEntries, recentCommands, rememberCommand, resetLog, state,
-  toast,
+  changed, dropOldest, getLog, isViewer, logKey, mergeEntries, recentCommands, rememberCommand,
+  resetLog, state, toast,
 } from './store.js';
+import { TerminalView } from './terminal.js';
 import { ConnPill, Icon, QueueBanner, Sheet, StateDot, html } from './ui.js';
 
 // Entries per page: the newest page first, older pages on scroll up. `maestro.pageSize` in
@@ -66,11 +72,20 @@ function viewTab(s, mode) {
   return mode === 'ai' ? s.activeTabId : null;
 }
 
+/** The log or the terminal view of a terminal session, remembered per session. */
+function useViewChoice(id) {
+  const [view, setView] = useState(() => load('view.' + id, 'log'));
+  const choose = (next) => { setView(next); save('view.' + id, next); };
+  return [view, choose];
+}
+
 export function SessionView({ id }) {
   const s = state.sessions.get(id);
   const mode = !s ? 'terminal' : s.toolType === 'terminal' ? 'terminal' : s.inputMode;
   const tabId = s ? viewTab(s, mode) : null;
   const key = logKey(id, tabId);
+  const [view, chooseView] = useViewChoice(id);
+  const terminalView = view === 'terminal' && !!s && s.toolType === 'terminal';
   useEffect(() => {
     setScope(id);
     for (const k of [...state.logs.keys()]) if (!k.startsWith(id + '|')) state.logs.delete(k);
@@ -94,16 +109,20 @@ export function SessionView({ id }) {
           <span class="muted">· ${TOOL_LABELS[s.toolType] || s.toolType} · ${shortPath(s.shellCwd || s.cwd)}</span></div>
       </div>
       <${ConnPill} />
+      ${s.toolType === 'terminal' ? html`<button type="button" class="icon-btn view-toggle" aria-label="Terminal view"
+        title="Terminal view" aria-pressed=${terminalView} onClick=${() => chooseView(terminalView ? 'log' : 'terminal')}>
+        <${Icon} name="terminal" /></button>` : null}
       ${isViewer() ? null : html`<button type="button" class="icon-btn" aria-label="Session actions"
         onClick=${() => { state.sheet = { kind: 'actions', id }; changed(); }}><${Icon} name="more" /></button>`}
     </header>
     ${s.toolType !== 'terminal' ? html`<${TabBar} s=${s} />` : null}
     ${!s.isLive ? html`<div class="banner banner-warn" role="status">This session is offline: it refuses remote commands.
       ${isViewer() ? null : html`<button type="button" class="btn btn-small" onClick=${() => post(`session/${id}/live`).catch((e) => toast(e.message, 'error'))}>Make live</button>`}</div>` : null}
-    <${LogView} key=${key} s=${s} logKeyName=${key} tabId=${tabId} mode=${mode} />
-    <${QueueBanner} sessionId=${id} />
+    ${terminalView ? html`<${TerminalView} s=${s} readOnly=${isViewer()} />`
+      : html`<${LogView} key=${key} s=${s} logKeyName=${key} tabId=${tabId} mode=${mode} />
+        <${QueueBanner} sessionId=${id} />`}
     ${isViewer() ? html`<footer class="banner viewonly" role="note">View only: this link can watch, not act.</footer>`
-      : html`<${CommandBar} s=${s} mode=${mode} tabId=${s.activeTabId} />`}`;
+      : terminalView ? null : html`<${CommandBar} s=${s} mode=${mode} tabId=${s.activeTabId} />`}`;
 }
 
 function TabBar({ s }) {
@@ -146,14 +165,25 @@ export function TabSheet({ id, tabId }) {
     </div></${Sheet}>`;
 }
 
-/** Group consecutive entries into blocks: terminal output runs, AI answers, single others. */
-function blocks(entries) {
+const blockKind = (e) => (e.source === 'stdout' || e.source === 'stderr' ? 'term' : e.source);
+const runs = (kind) => kind === 'term' || kind === 'ai';
+
+/** Group entries [start, end) into blocks: terminal output runs, AI answers, single others. A
+ * block is keyed by the first entry of its run in the whole log, so moving the window's start
+ * updates the block in place instead of building it again. */
+function blocks(entries, start, end) {
   const out = [];
-  for (const e of entries) {
-    const kind = e.source === 'stdout' || e.source === 'stderr' ? 'term' : e.source;
+  for (let i = start; i < end; i += 1) {
+    const e = entries[i];
+    const kind = blockKind(e);
     const last = out[out.length - 1];
-    if (last && (kind === 'term' || kind === 'ai') && last.kind === kind) last.entries.push(e);
+    if (last && runs(kind) && last.kind === kind) last.entries.push(e);
     else out.push({ kind, entries: [e], key: e.id });
+  }
+  if (out.length && runs(out[0].kind)) {
+    let first = start;
+    while (first > 0 && blockKind(entries[first - 1]) === out[0].kind) first -= 1;
+    out[0].key = entries[first].id;
   }
   return out;
 }
@@ -191,45 +221,88 @@ function Block({ b }) {
 
 function LogView({ s, logKeyName, tabId, mode }) {
   const log = getLog(logKeyName);
+  const entries = log.entries;
   const ref = useRef(null);
-  const stick = useRef(true);
-  const prevHeight = useRef(0);
-  const prevFirst = useRef(null);
-  const prevCount = useRef(0);
-  const [unseen, setUnseen] = useState(0);
+  const stick = useRef(true);  // following the tail
+  const frame = useRef(null);  // {firstId, lastId}: the window while the user reads back
+  const anchor = useRef(null); // {id, top}: an entry to keep in place across the next render
+  const [, redraw] = useState(0);
+
+  /** The entries [start, end) in the DOM: the tail, or the frame the user reads back in. */
+  const shown = () => {
+    if (stick.current || !frame.current) return tailWindow(log.entries);
+    const { firstId, lastId } = frame.current;
+    const last = indexOfId(log.entries, lastId);
+    return { start: indexOfId(log.entries, firstId), end: log.entries[last]?.id === lastId ? last + 1 : last };
+  };
+  const { start, end } = shown();
+  const unseen = stick.current ? 0 : entries.length - end;
+
+  /** Remember the first entry on screen, to put it back where it was after the next render. */
+  const keepPlace = () => {
+    const top = ref.current.getBoundingClientRect().top;
+    for (const node of ref.current.querySelectorAll('[data-entry-id]')) {
+      const rect = node.getBoundingClientRect();
+      if (rect.bottom > top) {
+        anchor.current = { id: node.dataset.entryId, top: rect.top };
+        return;
+      }
+    }
+  };
+
+  const setWindow = (range) => {
+    keepPlace();
+    frame.current = { firstId: log.entries[range.start].id, lastId: log.entries[range.end - 1].id };
+    redraw((n) => n + 1);
+  };
+
+  const follow = () => {
+    stick.current = true;
+    frame.current = null;
+    redraw((n) => n + 1);
+  };
 
   useLayoutEffect(() => {
     const el = ref.current;
-    if (!el) return;
-    const first = log.entries.length ? log.entries[0].id : null;
-    if (prevFirst.current !== null && first !== null && first < prevFirst.current && !stick.current) {
-      el.scrollTop += el.scrollHeight - prevHeight.current; // older page prepended: keep place
-    } else if (stick.current) {
+    const mark = anchor.current;
+    anchor.current = null;
+    if (stick.current) {
       el.scrollTop = el.scrollHeight;
-    } else if (log.entries.length > prevCount.current) {
-      setUnseen((n) => n + (log.entries.length - prevCount.current));
+    } else if (mark) {
+      const node = el.querySelector(`[data-entry-id="${mark.id}"]`);
+      if (node) el.scrollTop += node.getBoundingClientRect().top - mark.top;
     }
-    prevFirst.current = first;
-    prevHeight.current = el.scrollHeight;
-    prevCount.current = log.entries.length;
   });
+
+  // While following a long log, forget what is far above the window (paging brings it back).
+  useEffect(() => {
+    if (stick.current) dropOldest(logKeyName, forgettable(entries, start));
+  });
+
+  /** Scrolled to the top of the window: show more of what is held, or fetch an older page. */
+  const readBack = () => {
+    const current = shown();
+    if (current.start > 0) {
+      const top = growUp(log.entries, current.start, WINDOW_CHARS);
+      setWindow(capWindow(log.entries, top, current.end, 'bottom'));
+    } else if (log.hasMore && !log.loading && log.entries.length) {
+      loadOlder(s.id, tabId).then(() => { if (!stick.current && shown().start > 0) readBack(); });
+    }
+  };
 
   const onScroll = () => {
     const el = ref.current;
     const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 48;
-    stick.current = atBottom;
-    if (atBottom && unseen) setUnseen(0);
-    if (el.scrollTop < 200 && log.hasMore && !log.loading) {
-      prevHeight.current = el.scrollHeight;
-      loadOlder(s.id, tabId);
+    const current = shown();
+    if (atBottom && current.end >= log.entries.length) {
+      if (!stick.current) follow();
+    } else if (atBottom) {
+      setWindow(capWindow(log.entries, current.start, growDown(log.entries, current.end, WINDOW_CHARS), 'top'));
+    } else if (stick.current && current.end > current.start) {
+      stick.current = false;
+      frame.current = { firstId: log.entries[current.start].id, lastId: log.entries[current.end - 1].id };
     }
-    prevHeight.current = el.scrollHeight;
-  };
-
-  const jump = () => {
-    stick.current = true;
-    setUnseen(0);
-    ref.current.scrollTop = ref.current.scrollHeight;
+    if (el.scrollTop < 200) readBack(); // also when a short log does not fill the screen
   };
 
   const onClick = async (e) => {
@@ -249,15 +322,16 @@ function LogView({ s, logKeyName, tabId, mode }) {
     return () => observer.disconnect();
   }, []);
 
-  const empty = log.loaded && !log.entries.length;
+  const empty = log.loaded && !entries.length;
+  const older = log.hasMore || start > 0;
   return html`<main id="main" class="log" ref=${ref} onScroll=${onScroll} onClick=${onClick}
       aria-label=${mode === 'ai' ? 'Conversation' : 'Terminal output'} data-log=${logKeyName} tabindex="-1">
-    ${log.hasMore ? html`<div class="log-more">${log.loading ? 'Loading older output…' : 'Scroll up for older output'}</div>` : null}
+    ${older ? html`<div class="log-more">${log.loading ? 'Loading older output…' : 'Scroll up for older output'}</div>` : null}
     ${!log.loaded && log.loading ? html`<div class="log-more">Loading…</div>` : null}
     ${empty ? html`<div class="empty">${mode === 'ai' ? 'Ask the agent something below.' : 'Run a command below.'}</div>` : null}
-    ${blocks(log.entries).map((b) => html`<${Block} key=${b.key} b=${b} />`)}
+    ${blocks(entries, start, end).map((b) => html`<${Block} key=${b.key} b=${b} />`)}
     ${s.state === 'waiting_input' ? html`<div class="waiting" role="status">Waiting for your input — type it below.</div>` : null}
-    ${unseen > 0 ? html`<button type="button" class="jump" onClick=${jump}>
+    ${unseen > 0 ? html`<button type="button" class="jump" onClick=${follow}>
       <${Icon} name="down" size=${16} /> Jump to latest (${unseen})</button>` : null}
   </main>`;
 }
@@ -283,21 +357,31 @@ function CommandBar({ s, mode, tabId }) {
   const [focused, setFocused] = useState(false);
   const area = useRef(null);
   const busy = s.state === 'busy' || s.state === 'waiting_input';
+  // The terminal does not echo (a password prompt): what is typed is never kept anywhere.
+  const secret = mode === 'terminal' && s.echo === false;
 
-  useEffect(() => { setText(load(draftKey, '')); }, [draftKey]);
+  useEffect(() => { setText(secret ? '' : load(draftKey, '')); }, [draftKey, secret]);
   useLayoutEffect(() => {
     const el = area.current;
+    if (secret) return;
     el.style.height = 'auto';
     el.style.height = Math.min(el.scrollHeight, 160) + 'px';
-  }, [text]);
+  }, [text, secret]);
   useEffect(() => {
     if (s.state === 'waiting_input') area.current.focus({ preventScroll: true });
   }, [s.state]);
 
-  const update = (value) => { setText(value); save(draftKey, value); };
+  const update = (value) => {
+    setText(value);
+    if (!secret) save(draftKey, value);
+  };
+  const submitSecret = () => {
+    sendSecret(s.id, text).then(() => setText('')).catch((err) => toast(`Not sent: ${err.message}`, 'error'));
+  };
   const submit = () => {
     const command = text;
     if (!command.trim()) return;
+    if (secret) { submitSecret(); return; }
     const message = { sessionId: s.id, command, inputMode: mode };
     if (mode === 'ai') message.tabId = tabId;
     if (!enqueue(message)) return;
@@ -305,20 +389,12 @@ function CommandBar({ s, mode, tabId }) {
     update('');
     area.current.focus({ preventScroll: true });
   };
-  const interrupt = async () => {
-    try {
-      if (isOpen()) await request({ type: 'interrupt', sessionId: s.id });
-      else await post(`session/${s.id}/interrupt`);
-    } catch (err) {
-      toast(err.message, 'error');
-    }
-  };
   const switchMode = () => {
     request({ type: 'switch_mode', sessionId: s.id, mode: mode === 'ai' ? 'terminal' : 'ai' })
       .catch((e) => toast(e.message, 'error'));
   };
   const onKeyDown = (e) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !matchMedia('(pointer: coarse)').matches) {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && (secret || !matchMedia('(pointer: coarse)').matches)) {
       e.preventDefault();
       submit();
     }
@@ -326,7 +402,7 @@ function CommandBar({ s, mode, tabId }) {
 
   const slash = mode === 'ai' && /^\/\S*$/.test(text)
     ? state.commands.filter((c) => c.command.startsWith(text)).slice(0, 6) : [];
-  const recent = !text ? recentCommands(s.id).slice(0, 8) : [];
+  const recent = !text && !secret ? recentCommands(s.id).slice(0, 8) : [];
 
   return html`<footer class="commandbar" aria-label="Command bar">
     ${slash.length ? html`<ul class="suggest" role="listbox" aria-label="Slash commands">
@@ -350,15 +426,17 @@ function CommandBar({ s, mode, tabId }) {
       <button type="button" class="icon-btn" aria-label="Command history"
         onClick=${() => { state.sheet = { kind: 'recent', id: s.id, insert: update }; changed(); }}>
         <${Icon} name="history" /></button>
-      <label class="sr-only" for="command-input">${mode === 'ai' ? 'Message to the agent' : 'Command'}</label>
-      <textarea id="command-input" ref=${area} rows="1" value=${text}
-        placeholder=${s.state === 'waiting_input' ? 'Type your answer…' : mode === 'ai' ? 'Ask the agent…' : 'Type a command…'}
+      <label class="sr-only" for="command-input">${secret ? 'Secret input' : mode === 'ai' ? 'Message to the agent' : 'Command'}</label>
+      <${secret ? 'input' : 'textarea'} id="command-input" ref=${area} value=${text}
+        type=${secret ? 'password' : undefined} rows=${secret ? undefined : 1}
+        placeholder=${secret ? 'Secret input: not shown, not kept' : s.state === 'waiting_input' ? 'Type your answer…'
+          : mode === 'ai' ? 'Ask the agent…' : 'Type a command…'}
         autocapitalize="off" autocomplete="off" autocorrect="off" spellcheck=${mode === 'ai'}
         enterkeyhint="send"
         onInput=${(e) => update(e.target.value)} onKeyDown=${onKeyDown}
         onFocus=${() => setFocused(true)} onBlur=${() => setTimeout(() => setFocused(false), 150)} />
       ${busy ? html`<button type="button" class="icon-btn btn-interrupt" aria-label="Interrupt"
-        onClick=${interrupt}><${Icon} name="stop" /></button>` : null}
+        onClick=${() => interruptSession(s.id)}><${Icon} name="stop" /></button>` : null}
       <button type="button" class="icon-btn btn-send" aria-label="Send" disabled=${!text.trim()}
         onMouseDown=${(e) => e.preventDefault()} onClick=${submit}><${Icon} name="send" /></button>
     </div>

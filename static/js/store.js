@@ -101,6 +101,16 @@ export function mergeEntries(key, entries) {
   return added;
 }
 
+/** Forget the `count` oldest entries of a log (scrolling up fetches them again). */
+export function dropOldest(key, count) {
+  const log = getLog(key);
+  if (count <= 0) return;
+  for (const entry of log.entries.splice(0, count)) log.ids.delete(entry.id);
+  log.hasMore = true;
+  log.version += 1;
+  changed();
+}
+
 /** Replace a log with a fresh newest page (after a gap that the page does not bridge). */
 export function resetLog(key, entries, hasMore) {
   const log = getLog(key);

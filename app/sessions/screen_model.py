@@ -1,0 +1,236 @@
+"""The server's model of a terminal's screen (pyte), fed lazily from the raw PTY stream.
+
+The reader thread only appends bytes (`append`, a bytearray extend); the model parses them
+when someone asks for the screen (`snapshot`), or when the backlog passes its bound. A flood
+of plain lines (`seq 1 200000`) is mostly skipped without parsing: see `_skip_scrolled_text`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+
+import pyte
+from pyte import graphics
+from pyte import modes as pyte_modes
+
+logger = logging.getLogger(__name__)
+
+BACKLOG_BYTES = 256 * 1024  # unparsed bytes kept before the reader parses them itself
+# Private modes that switch to the alternate screen (xterm's 1049 also saves the cursor).
+ALTERNATE_MODES = frozenset({47, 1047, 1049})
+# Private modes a client must be put in to behave like the program expects (re-sent in `ansi`).
+_CARRIED_MODES = (1, 1000, 1002, 1003, 1006, 2004)
+# Anything but printable text, tab, CR, LF and BS: an escape or a control that moves the
+# cursor or switches charsets; and 0xc2, which starts the UTF-8 form of the C1 controls
+# (U+0080-U+009F) among others: one byte class keeps the scan fast.
+_NOT_PLAIN = re.compile(rb"[\x00-\x07\x0b\x0c\x0e-\x1f\x7f\xc2]")
+_CRLF = b"\r\n"
+
+_FG_CODES = {name: code for code, name in {**graphics.FG_ANSI, **graphics.FG_AIXTERM}.items()}
+_BG_CODES = {name: code for code, name in {**graphics.BG_ANSI, **graphics.BG_AIXTERM}.items()}
+_PALETTE = {colour: index for index, colour in enumerate(graphics.FG_BG_256)}
+_FLAGS = (("bold", 1), ("italics", 3), ("underscore", 4), ("blink", 5), ("reverse", 7),
+          ("strikethrough", 9))
+
+
+class _Screen(pyte.Screen):
+    """pyte's screen plus the alternate screen (pyte ignores modes 47/1047/1049): entering
+    it keeps the main screen aside and clears; leaving brings the main screen back."""
+
+    def __init__(self, columns: int, lines: int) -> None:
+        super().__init__(columns, lines)
+        self.saved_main: tuple[dict, Any] | None = None  # (buffer, cursor) while alternate
+
+    def set_mode(self, *modes: int, **kwargs: Any) -> None:
+        if kwargs.get("private") and ALTERNATE_MODES & set(modes) and self.saved_main is None:
+            self.saved_main = (_copy_buffer(self.buffer), _copy_cursor(self.cursor))
+            self.erase_in_display(2)
+        super().set_mode(*modes, **kwargs)
+
+    def select_graphic_rendition(self, *attrs: int, private: bool = False) -> None:
+        """pyte passes `private` for ESC [ ? ... m (vim sends one) but does not take it."""
+        if not private:
+            super().select_graphic_rendition(*attrs)
+
+    def reset_mode(self, *modes: int, **kwargs: Any) -> None:
+        if kwargs.get("private") and ALTERNATE_MODES & set(modes) and self.saved_main:
+            buffer, cursor = self.saved_main
+            self.saved_main = None
+            self.buffer.clear()
+            self.buffer.update(buffer)
+            self.cursor = cursor
+            self.dirty.update(range(self.lines))
+        super().reset_mode(*modes, **kwargs)
+
+
+def _copy_buffer(buffer: dict) -> dict:
+    copied = {}
+    for y, line in buffer.items():
+        row = pyte.screens.StaticDefaultDict(line.default)
+        row.update(line)
+        copied[y] = row
+    return copied
+
+
+def _copy_cursor(cursor: pyte.screens.Cursor) -> pyte.screens.Cursor:
+    copy = pyte.screens.Cursor(cursor.x, cursor.y, cursor.attrs)
+    copy.hidden = cursor.hidden
+    return copy
+
+
+class ScreenModel:
+    """One shell's screen. Thread-safe: `append` from the reader, the rest from anywhere."""
+
+    def __init__(self, cols: int, rows: int, backlog_bytes: int = BACKLOG_BYTES) -> None:
+        self._backlog_bytes = backlog_bytes
+        # Guards _pending and _received (short holds only).
+        self._pending_lock = threading.Lock()
+        self._pending = bytearray()
+        self._received = 0  # bytes appended since the shell started
+        # Guards the pyte screen and stream, and _consumed (held while parsing).
+        self._model_lock = threading.Lock()
+        self._screen = _Screen(cols, rows)
+        self._stream = pyte.ByteStream(self._screen)
+        self._consumed = 0  # bytes parsed or skipped
+
+    def append(self, data: bytes) -> None:
+        """Take raw output (reader thread): cheap, unless the backlog passes its bound."""
+        with self._pending_lock:
+            self._pending += data
+            self._received += len(data)
+            over = len(self._pending) > self._backlog_bytes
+        # Never wait here for a snapshot being rendered: it parses the backlog anyway.
+        if over and self._model_lock.acquire(blocking=False):
+            try:
+                self._catch_up()
+            finally:
+                self._model_lock.release()
+
+    def resize(self, cols: int, rows: int) -> None:
+        """Bytes received so far were written for the old size: parse them first."""
+        with self._model_lock:
+            self._catch_up()
+            self._screen.resize(rows, cols)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The screen now: cols, rows, lines, cursor, title, offset, alternate, ansi."""
+        with self._model_lock:
+            self._catch_up()
+            screen = self._screen
+            return {
+                "cols": screen.columns, "rows": screen.lines,
+                "lines": [line.rstrip() for line in screen.display],
+                "cursor": {"x": screen.cursor.x, "y": screen.cursor.y,
+                           "visible": not screen.cursor.hidden},
+                "title": screen.title, "offset": self._consumed,
+                "alternate": screen.saved_main is not None,
+                "ansi": _paint(screen),
+            }
+
+    def _catch_up(self) -> None:
+        """Parse the backlog (model lock held), skipping what has scrolled away unseen."""
+        with self._pending_lock:
+            data = bytes(self._pending)
+            self._pending.clear()
+        for part in _without_scrolled_text(data, self._screen.lines):
+            try:
+                self._stream.feed(part)
+            except Exception:  # a sequence pyte chokes on: the screen stays, the parser restarts
+                logger.exception("the screen model could not parse the output; parsing on")
+                self._stream = pyte.ByteStream(self._screen)
+        self._consumed += len(data)  # skipped bytes too: the screen is the same without them
+
+
+def _without_scrolled_text(data: bytes, rows: int) -> list[bytes]:
+    """`data` without what a screen of `rows` rows scrolls away unseen: the parts to parse.
+
+    In a run of plain text (no escapes, no controls but tab, CR, LF, BS) with more than
+    2 x rows CRLF line ends, everything before its last 2 x rows lines can be skipped: from
+    any cursor position, rows line feeds reach the bottom and `rows` more scroll every row
+    of the screen away, so the screen afterwards holds only what those last lines wrote
+    (each from column 0, after a CR), whatever came before them. (Not exact in one odd
+    case: with a scroll region set and the cursor below it, lines overprint the bottom row
+    instead of scrolling.)
+    """
+    parts: list[bytes] = []
+    kept_from = 0  # start of what has not been put in `parts` yet
+    run_start = 0
+    for special in [*_NOT_PLAIN.finditer(data), None]:
+        run_end = special.start() if special else len(data)
+        if run_end - run_start > 4 * rows and data.count(_CRLF, run_start, run_end) > 2 * rows:
+            cut = run_end
+            for _ in range(2 * rows + 1):  # the line end before the run's last 2 x rows lines
+                cut = data.rfind(_CRLF, run_start, cut)
+            parts.append(data[kept_from:run_start])
+            kept_from = cut + len(_CRLF)
+        run_start = special.end() if special else len(data)
+    parts.append(data[kept_from:])
+    return [part for part in parts if part]
+
+
+def _paint(screen: _Screen) -> str:
+    """ANSI that paints `screen` into a fresh terminal of its size, cursor placed."""
+    parts = ["\x1b[0m\x1b[H\x1b[2J"]
+    if screen.saved_main is not None:  # the main screen underneath, then the alternate one
+        buffer, _ = screen.saved_main
+        parts += _paint_rows(buffer, screen.columns, screen.lines)
+        parts.append("\x1b[?1049h\x1b[H\x1b[2J")
+    parts += _paint_rows(screen.buffer, screen.columns, screen.lines)
+    parts += [f"\x1b[?{mode}h" for mode in _CARRIED_MODES if (mode << 5) in screen.mode]
+    if pyte_modes.DECAWM not in screen.mode:
+        parts.append("\x1b[?7l")
+    parts.append(f"\x1b[{screen.cursor.y + 1};{screen.cursor.x + 1}H")
+    parts.append("\x1b[?25l" if screen.cursor.hidden else "\x1b[?25h")
+    return "".join(parts)
+
+
+def _paint_rows(buffer: dict, columns: int, lines: int) -> list[str]:
+    parts: list[str] = []
+    for y in range(lines):
+        line = buffer.get(y)
+        if not line:
+            continue
+        parts.append(f"\x1b[{y + 1};1H")
+        last = max((x for x, char in line.items() if x < columns and (
+            char.data != " " or _sgr(char) != "0")), default=-1)
+        style = "0"
+        for x in range(last + 1):
+            char = line[x]
+            if char.data == "":  # the right half of a wide character
+                continue
+            wanted = _sgr(char)
+            if wanted != style:
+                parts.append(f"\x1b[{wanted}m")
+                style = wanted
+            parts.append(char.data)
+        if style != "0":
+            parts.append("\x1b[0m")
+    return parts
+
+
+def _sgr(char: pyte.screens.Char) -> str:
+    """The SGR parameters that give a cell its colours and attributes ("0": none)."""
+    codes = ["0"]
+    codes += [str(code) for name, code in _FLAGS if getattr(char, name)]
+    codes += _colour(char.fg, _FG_CODES, 38)
+    codes += _colour(char.bg, _BG_CODES, 48)
+    return ";".join(codes)
+
+
+def _colour(colour: str, named: dict[str, int], extended: int) -> list[str]:
+    if colour == "default":
+        return []
+    if colour in named:
+        return [str(named[colour])]
+    if colour in _PALETTE:
+        return [str(extended), "5", str(_PALETTE[colour])]
+    if len(colour) == 6:
+        try:
+            red, green, blue = (int(colour[i:i + 2], 16) for i in (0, 2, 4))
+        except ValueError:
+            return []
+        return [str(extended), "2", str(red), str(green), str(blue)]
+    return []

@@ -1,0 +1,39 @@
+// Actions on a running session that never wait in the offline queue: interrupt, keystrokes
+// and the terminal size go out now or not at all (a queued Ctrl-C or password is worse than
+// none).
+
+import { post } from './api.js';
+import { isOpen, request } from './conn.js';
+import { toast } from './store.js';
+
+/** The red Stop button: over the socket when it is open, else over REST. */
+export async function interruptSession(sessionId) {
+  try {
+    if (isOpen()) await request({ type: 'interrupt', sessionId });
+    else await post(`session/${sessionId}/interrupt`);
+  } catch (err) {
+    toast(err.message, 'error');
+  }
+}
+
+const KEY_REPLY_MS = 5000; // a keystroke that is not answered by then is lost anyway
+
+function now(message) {
+  if (!isOpen()) return Promise.reject(Object.assign(new Error('Not connected'), { status: 0 }));
+  return request(message, KEY_REPLY_MS);
+}
+
+/** Keys as typed (no newline added), straight to the PTY. */
+export function sendInput(sessionId, data) {
+  return now({ type: 'input', sessionId, data });
+}
+
+export function sendResize(sessionId, cols, rows) {
+  return now({ type: 'resize', sessionId, cols, rows });
+}
+
+/** A line typed while the terminal does not echo (a password): sent now, never queued or
+ * kept, so it stays out of localStorage. */
+export function sendSecret(sessionId, text) {
+  return now({ type: 'send_command', sessionId, command: text });
+}
