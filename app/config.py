@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import math
 import os
+import stat
 import tomllib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,7 @@ APP_NAME = "maestro-web"
 ENV_PREFIX = "MAESTRO_"
 CUSTOM_PORT_DEFAULT = 8080
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+TOKEN_FILE_READ_MAX = 4096  # bytes read of a token file: its first line is all we need
 
 
 class ConfigError(ValueError):
@@ -145,6 +147,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("data_dir", _path, platformdirs.user_data_dir(APP_NAME), "folder for the database"),
     Option("config", _path, None, "TOML config file (default: <data-dir>/config.toml)"),
     Option("redirect_url", _url, "https://runmaestro.ai", "where requests without the token go"),
+    Option("tls_cert", _path, None, "serve HTTPS (and WSS) with this PEM certificate (chain)"),
+    Option("tls_key", _path, None, "the PEM private key of --tls-cert"),
+    Option("tls", str, None, "'self-signed': serve HTTPS with a local CA kept in "
+           "<data-dir>/tls (trust its ca.crt on your phone once)"),
+    Option("hsts", _boolean, False, "send Strict-Transport-Security over HTTPS",
+           {"action": "store_const", "const": True}),
+    Option("tunnel", str, None, "'tailscale' (tailscale serve) or 'cloudflare' (a cloudflared "
+           "quick tunnel): an https URL that reaches this server from anywhere"),
+    Option("tunnel_wait_s", _seconds, 30.0, "seconds to wait for the tunnel's public URL"),
     Option("rate_limit_get", _integer(1), 100, "GET requests per window and client IP"),
     Option("rate_limit_post", _integer(1), 30, "state-changing requests per window and client IP"),
     Option("rate_limit_window_ms", _integer(1), 60_000, "rate-limit window in ms (whole seconds)"),
@@ -186,6 +197,12 @@ OPTIONS: tuple[Option, ...] = (
            "connections one address may have still sending request heads (429 beyond)"),
     Option("max_tabs", _integer(1), 50, "AI tabs per session (409 beyond)"),
     Option("history_cap", _integer(10), 10_000, "history entries kept, oldest dropped first"),
+    Option("key_rate", _integer(1), 50, "keystrokes, resizes and interrupts per second and "
+           "client IP (bursts of twice that), outside the POST quota"),
+    Option("shell_ready_timeout_s", _seconds, 3.0, "seconds a send waits for a starting "
+           "shell before it is queued with a note that the start-up files are slow"),
+    Option("approval_timeout_s", _seconds, None, "seconds an agent's approval request may "
+           "stay unanswered before it is denied (default: no limit; 0: no limit)"),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -208,6 +225,12 @@ class Settings:
     data_dir: str
     config: str | None
     redirect_url: str
+    tls_cert: str | None
+    tls_key: str | None
+    tls: str | None
+    hsts: bool
+    tunnel: str | None
+    tunnel_wait_s: float
     rate_limit_get: int
     rate_limit_post: int
     rate_limit_window_ms: int
@@ -238,6 +261,9 @@ class Settings:
     max_heads_per_address: int
     max_tabs: int
     history_cap: int
+    key_rate: int
+    shell_ready_timeout_s: float
+    approval_timeout_s: float | None
     commands: list[dict[str, str]] = dataclasses.field(default_factory=list)
     # Agent toolTypes: the built-ins, adjusted and extended by the config file's [agents.*].
     agents: dict[str, AgentSpec] = dataclasses.field(default_factory=builtin_agents)
@@ -380,8 +406,12 @@ def read_token_file(path: str) -> str:
     :raise ConfigError: the file cannot be read or its first line is not a UUID v4.
     """
     try:
-        with open(path, encoding="utf-8") as handle:
-            first_line = handle.readline().strip()
+        # Not a FIFO or a device (which could block or never end); a token line is short.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ConfigError(f"token file {path} is not a regular file")
+        with open(path, "rb") as handle:
+            head = handle.read(TOKEN_FILE_READ_MAX)
+        first_line = head.split(b"\n", 1)[0].decode("utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"cannot read token file {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:

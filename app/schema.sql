@@ -30,3 +30,14 @@ CREATE TABLE IF NOT EXISTS history (
     doc          TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS history_by_time ON history (timestamp);
+
+-- What agents asked the user (approvals): open until decided once; kept (decided) so that a
+-- second decision gets 409, and deleted with their session.
+CREATE TABLE IF NOT EXISTS approvals (
+    id         TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    open       INTEGER NOT NULL,       -- 1 until decided
+    doc        TEXT NOT NULL           -- the approval as the API shows it (with its decision)
+);
+CREATE INDEX IF NOT EXISTS approvals_by_session ON approvals (session_id, open, created_at);

@@ -24,6 +24,7 @@ from typing import Any
 
 SCHEMA = Path(__file__).with_name("schema.sql")
 SHELL_TAB = ""  # tab_id stored for shell (terminal) log entries
+DECIDED_APPROVALS_KEPT = 200  # per session: enough to answer a late second decision with 409
 # Every log entry has these; any other fields (a tool call's input and result) are its detail.
 LOG_FIELDS = ("source", "text", "timestamp")
 PRIVATE_DIR_MODE = 0o700
@@ -195,6 +196,7 @@ class Store:
         with self._lock:
             with self._transaction():
                 self._db.execute("DELETE FROM log_entries WHERE session_id = ?", (session_id,))
+                self._db.execute("DELETE FROM approvals WHERE session_id = ?", (session_id,))
                 history = self._db.execute(
                     "DELETE FROM history WHERE session_id = ?", (session_id,)).rowcount
                 self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
@@ -331,4 +333,36 @@ class Store:
                 "AND (? IS NULL OR project_path = ?) ORDER BY timestamp DESC, rowid DESC LIMIT ?",
                 (session_id, session_id, project_path, project_path, limit),
             ).fetchall()
+        return [json.loads(row["doc"]) for row in rows]
+
+    # -- approvals --------------------------------------------------------------------------
+
+    def save_approval(self, doc: dict[str, Any], open_: bool) -> None:
+        """Insert or replace an approval (its API form), open or decided; of a session's
+        decided approvals only the newest DECIDED_APPROVALS_KEPT are kept."""
+        with self._lock, self._transaction():
+            self._db.execute(
+                "INSERT INTO approvals (id, session_id, created_at, open, doc) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET open = excluded.open, "
+                "doc = excluded.doc",
+                (doc["id"], doc["sessionId"], doc["createdAt"], int(open_), json.dumps(doc)))
+            if not open_:
+                self._db.execute(
+                    "DELETE FROM approvals WHERE session_id = ? AND open = 0 AND id NOT IN "
+                    "(SELECT id FROM approvals WHERE session_id = ? AND open = 0 "
+                    "ORDER BY created_at DESC, id LIMIT ?)",
+                    (doc["sessionId"], doc["sessionId"], DECIDED_APPROVALS_KEPT))
+
+    def approval(self, approval_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT doc FROM approvals WHERE id = ?",
+                                   (approval_id,)).fetchone()
+        return json.loads(row["doc"]) if row else None
+
+    def open_approvals(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's approvals still open, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT doc FROM approvals WHERE session_id = ? AND open = 1 "
+                "ORDER BY created_at, id", (session_id,)).fetchall()
         return [json.loads(row["doc"]) for row in rows]

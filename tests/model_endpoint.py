@@ -33,11 +33,14 @@ USAGE = {"input": 120, "cached": 20, "output": 30}  # reported for every reply
 
 @dataclasses.dataclass(frozen=True)
 class ToolRequest:
-    """A tool call the model asks for: a shell command, or writing a file."""
+    """A tool call the model asks for: a shell command, writing a file, or a named tool of
+    the CLI with its input as given (`name`, `input`: e.g. Claude's AskUserQuestion)."""
 
     command: str | None = None
     write_path: str | None = None
     write_text: str = ""
+    name: str | None = None
+    input: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -454,6 +457,8 @@ def _tool_call(reply: Reply, tools: dict[str, Any], schema_of) -> tuple[str, dic
     request = reply.tool
     if request is None:
         return None
+    if request.name is not None:
+        return (request.name, dict(request.input or {})) if request.name in tools else None
     if request.write_path is not None:
         name = next((n for n in WRITE_TOOLS if n in tools), None)
         if name is None:

@@ -250,12 +250,32 @@ def test_argv_templates_drop_the_resume_pair_on_the_first_turn():
     assert custom["mine"].argv("p", None) == ["my-agent", "--fast", "--", "p"]
     assert custom["mine"].argv("p", "S") == ["my-agent", "--session=S", "--fast", "--", "p"]
     assert custom["mine"].format == "text" and custom["mine"].env == {"A": "1"}
-    claude = custom["claude-code"].argv("p", None)
-    assert claude[0] == "/opt/claude" and claude[-4:] == ["--permission-mode", "plan", "--", "p"]
+    claude = custom["claude-code"].argv("p", None, ("--model", "m"))
+    # Claude Code takes its prompt on stdin (the control protocol); the tab's flags come last.
+    assert claude[0] == "/opt/claude" and "p" not in claude
+    assert claude[-4:] == ["--permission-mode", "plan", "--model", "m"]
+    assert custom["claude-code"].protocol == "claude-control"
+
+
+def test_a_command_with_the_prompt_in_it_runs_once_per_prompt_and_modes_are_checked():
+    agents = agents_from_config({
+        "claude-code": {"command": "claude -p --output-format stream-json --verbose -- {prompt}",
+                        "model": "opus"},
+        "codex": {"model": "gpt-x"}})
+    assert agents["claude-code"].protocol == "oneshot"
+    assert agents["claude-code"].permission_modes == () and agents["claude-code"].model == "opus"
+    assert agents["codex"].model == "gpt-x" and agents["codex"].model_flag == "--model"
+    assert agents_from_config({"claude-code": {"permission_mode": "plan"}})[
+        "claude-code"].permission_mode == "plan"
+    for table, message in (
+            ({"claude-code": {"permission_mode": "yolo"}}, "must be one of default"),
+            ({"codex": {"permission_mode": "plan"}}, "cannot ask for approval"),
+            ({"claude-code": {"model": ""}}, "'model' must be a non-empty string")):
+        with pytest.raises(ValueError, match=message):
+            agents_from_config(table)
 
 
 @pytest.mark.parametrize(("agent", "tail"), [
-    ("claude-code", ["--", "-v please"]),
     ("codex", ["--", "-v please"]),
     ("gemini-cli", ["--prompt=-v please"]),
     ("aider", ["--message=-v please"]),
@@ -283,7 +303,8 @@ def test_first_run_refusals_are_avoided_and_aider_asks_nothing_by_default():
     ({"terminal": {"command": "x {prompt}"}}, "cannot be an agent id"),
     ({"x": {"command": "x"}}, "must contain {prompt}"),
     ({"x": {"command": "x {prompt}", "format": "xml"}}, "format must be one of"),
-    ({"x": {"command": "x {prompt}", "model": "y"}}, "unknown key 'model'"),
+    ({"x": {"command": "x {prompt}", "colour": "y"}}, "unknown key 'colour'"),
+    ({"x": {"command": "x {prompt}", "model": "y"}}, "cannot choose a model"),
     ({"codex": {"env": {"A": 1}}}, "'env' must be a table of strings"),
 ])
 def test_bad_agent_tables(table, message):

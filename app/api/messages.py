@@ -1,9 +1,10 @@
 """Client messages on the WebSocket: parse, rate-limit actions, run them, reply.
 
 Actions go through the same SessionManager methods as the REST API, and draw on the same
-pooled POST quota of the client's IP (reads on its GET quota), so the socket is no way
-around the limits. A view-only token's actions are refused (`forbidden`); every action
-that is not rate limited, refused or not, goes to the audit log.
+pooled POST quota of the client's IP (reads on its GET quota; keys, resizes and interrupts
+on its key budget), so the socket is no way around the limits. A view-only token's actions
+are refused (`forbidden`); every action that is not rate limited, refused or not, goes to
+the audit log.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from simple_websocket import ConnectionClosed
 
 from ..auth import OWNER, READ_ONLY_MESSAGE, caller_role
 from ..errors import ApiError, now_ms
-from ..ratelimit import GET_SCOPE, POST_SCOPE, quota_hit
+from ..ratelimit import GET_SCOPE, POST_SCOPE, KeyBudget, key_hit, quota_hit
 from . import reject_invalid_unicode
 
 if TYPE_CHECKING:
@@ -28,9 +29,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Message types that act on a session and so cost one unit of the POST quota.
+# Message types that act on a session (refused for a viewer, audited).
 ACTIONS = frozenset({"send_command", "interrupt", "switch_mode", "select_tab", "new_tab",
-                     "close_tab", "rename_tab"})
+                     "close_tab", "rename_tab", "input", "resize", "keys", "approve"})
+# Actions that cost one unit of the key budget; the others cost one of the POST quota.
+KEY_ACTIONS = frozenset({"input", "resize", "keys", "interrupt"})
 # Message types that read what GET endpoints serve, and so cost one unit of the GET quota.
 READS = frozenset({"get_sessions", "subscribe"})
 
@@ -39,10 +42,11 @@ class MessageHandler:
     """Reads one client's messages until the socket closes."""
 
     def __init__(self, client: WsClient, services: Services, limiter: Limiter,
-                 remote_addr: str) -> None:
+                 key_budget: KeyBudget, remote_addr: str) -> None:
         self.client = client
         self.services = services
         self.limiter = limiter
+        self.key_budget = key_budget
         self.remote_addr = remote_addr
         # Built while the handshake's request is current: the socket keeps its token's role.
         self.role = caller_role()
@@ -58,6 +62,10 @@ class MessageHandler:
             "new_tab": self._new_tab,
             "close_tab": self._close_tab,
             "rename_tab": self._rename_tab,
+            "input": self._input,
+            "resize": self._resize,
+            "keys": self._keys,
+            "approve": self._approve,
         }
 
     def read_loop(self) -> None:
@@ -86,14 +94,11 @@ class MessageHandler:
         if handler is None:
             return {"type": "error", "message": f"Unknown message type: {kind}"}
         reply_type = _reply_type(kind)
-        scope = POST_SCOPE if kind in ACTIONS else GET_SCOPE if kind in READS else None
-        if scope is not None:
-            retry_after = quota_hit(self.limiter, self.services.settings, self.remote_addr,
-                                    scope)
-            if retry_after is not None:
-                return {"type": "error", "code": "rate_limited", "retryAfter": retry_after,
-                        "message": "Rate limit exceeded. Try again later.",
-                        "requestType": kind, **_request_id(message)}
+        retry_after = self._charge(kind)
+        if retry_after is not None:
+            return {"type": "error", "code": "rate_limited", "retryAfter": retry_after,
+                    "message": "Rate limit exceeded. Try again later.",
+                    "requestType": kind, **_request_id(message)}
         if kind in ACTIONS and self.role != OWNER:
             self._audit(kind, message, 403, {})
             return {"type": "error", "code": "forbidden", "message": READ_ONLY_MESSAGE,
@@ -113,6 +118,16 @@ class MessageHandler:
             self._audit(kind, message, reply.get("statusCode", 200), reply)
         return {**reply, **_request_id(message)}
 
+    def _charge(self, kind: str) -> int | None:
+        """Spend what the message costs; None when allowed, else the seconds to wait."""
+        settings = self.services.settings
+        if kind in KEY_ACTIONS:
+            return key_hit(self.key_budget, settings, self.remote_addr)
+        scope = POST_SCOPE if kind in ACTIONS else GET_SCOPE if kind in READS else None
+        if scope is None:
+            return None
+        return quota_hit(self.limiter, settings, self.remote_addr, scope)
+
     def _audit(self, kind: str, message: dict[str, Any], status: int,
                reply: dict[str, Any]) -> None:
         self.services.audit.record_action(channel="ws", action=kind, address=self.remote_addr,
@@ -125,8 +140,29 @@ class MessageHandler:
         session_id = message.get("sessionId")
         if session_id is not None:
             self.services.manager.get(_text(message, "sessionId"))
-        self.client.session_id = session_id
-        return {"type": "subscribed", "sessionId": session_id}
+        self.client.set_scope(session_id, message.get("pty") is True)
+        return {"type": "subscribed", "sessionId": session_id, "pty": self.client.pty}
+
+    def _input(self, message: dict[str, Any]) -> dict[str, Any]:
+        session_id = _text(message, "sessionId")
+        self.services.manager.write_input(session_id, message.get("data"))
+        return {"type": "input_result", "success": True, "sessionId": session_id}
+
+    def _resize(self, message: dict[str, Any]) -> dict[str, Any]:
+        session_id = _text(message, "sessionId")
+        cols, rows = self.services.manager.resize(session_id, message.get("cols"),
+                                                  message.get("rows"))
+        return {"type": "resize_result", "success": True, "sessionId": session_id,
+                "cols": cols, "rows": rows}
+
+    def _keys(self, message: dict[str, Any]) -> dict[str, Any]:
+        session_id = _text(message, "sessionId")
+        names = message.get("keys")
+        if not isinstance(names, list) or not names or not all(isinstance(k, str)
+                                                               for k in names):
+            raise ApiError(400, "'keys' must be a non-empty list of key names such as \"C-c\"")
+        self.services.manager.send_keys(session_id, names)
+        return {"type": "keys_result", "success": True, "sessionId": session_id, "keys": names}
 
     def _send_command(self, message: dict[str, Any]) -> dict[str, Any]:
         session_id = _text(message, "sessionId")
@@ -173,6 +209,15 @@ class MessageHandler:
             session_id, _text(message, "tabId"), {"name": _optional_text(message, "name")})
         return {"type": "rename_tab_result", "success": True, "sessionId": session_id,
                 "tab": tab.public()}
+
+
+    def _approve(self, message: dict[str, Any]) -> dict[str, Any]:
+        session_id = _text(message, "sessionId")
+        approval = self.services.manager.decide_approval(
+            session_id, _text(message, "approvalId"),
+            {key: message.get(key) for key in ("decision", "message", "answers")})
+        return {"type": "approve_result", "success": True, "sessionId": session_id,
+                "approval": approval}
 
 
 def _reply_type(kind: str) -> str:

@@ -90,6 +90,21 @@ PATHS: dict[str, dict[str, Any]] = {
                     _ok("Sent"), [SID],
                     _body({"keys": {"type": "array", "items": _STR}}, ["keys"])),
     },
+    "/session/{sessionId}/screen": {
+        "get": _op("The terminal's current screen (terminal view; see docs/terminal-protocol.md)",
+                   _ok("cols, rows, lines, cursor, title, offset, alternate, ansi"), [SID]),
+    },
+    "/session/{sessionId}/input": {
+        "post": _op("Type raw keys into the terminal, whatever runs (key budget, not the POST "
+                    "quota)", _ok("Typed"), [SID], _body({"data": _STR}, ["data"])),
+    },
+    "/session/{sessionId}/resize": {
+        "post": _op("Set the terminal's size; the last client to resize wins (key budget)",
+                    _ok("Resized"), [SID],
+                    _body({"cols": {"type": "integer", "minimum": 1, "maximum": 1000},
+                           "rows": {"type": "integer", "minimum": 1, "maximum": 500}},
+                          ["cols", "rows"])),
+    },
     "/session/{sessionId}/live": {
         "post": _op("Allow remote control of the session", _ok("Live"), [SID]),
     },
@@ -108,12 +123,26 @@ PATHS: dict[str, dict[str, Any]] = {
                     _body({"name": _STR}, [])),
     },
     "/session/{sessionId}/tabs/{tabId}": {
-        "patch": _op("Rename or star a tab", _ok("The tab"), [SID, TID],
-                     _body({"name": _STR, "starred": {"type": "boolean"}}, [])),
+        "patch": _op("Rename or star a tab; set its agent's permission mode and model (from "
+                     "the next turn; null: the agent's default)", _ok("The tab"), [SID, TID],
+                     _body({"name": _STR, "starred": {"type": "boolean"},
+                            "permissionMode": _STR, "model": _STR}, [])),
         "delete": _op("Close a tab (a session keeps at least one)", _ok("Closed"), [SID, TID]),
     },
     "/session/{sessionId}/tabs/{tabId}/select": {
         "post": _op("Make a tab active", _ok("Selected"), [SID, TID]),
+    },
+    "/session/{sessionId}/approvals": {
+        "get": _op("What the session's agents ask the user and wait for (open approvals)",
+                   _ok("Approvals", {"type": "object", "properties": {
+                       "approvals": {"type": "array", "items": _ref("Approval")},
+                       "count": {"type": "integer"}, "timestamp": _TS}}), [SID]),
+    },
+    "/session/{sessionId}/approvals/{approvalId}": {
+        "post": _op("Decide an approval (409 when already decided)", _ok("Decided"),
+                    [SID, _param("approvalId", "path", description="approval id")],
+                    _body({"decision": {"enum": ["allow", "allow_session", "deny"]},
+                           "message": _STR, "answers": _OBJ}, ["decision"])),
     },
     "/history": {
         "get": _op("Finished commands and turns, newest first", _ok("Entries"), [
@@ -159,6 +188,14 @@ def document(server_url: str) -> dict[str, Any]:
                                            "inputMode": {"enum": ["ai", "terminal"]},
                                            "cwd": _STR, "isLive": {"type": "boolean"}}},
                 "Error": _ERROR,
+                "Approval": {"type": "object", "required": [
+                    "id", "sessionId", "tabId", "kind", "tool", "title", "input", "createdAt"],
+                    "properties": {"id": _ID, "sessionId": _ID, "tabId": _ID,
+                                   "kind": {"enum": ["permission", "question", "plan"]},
+                                   "tool": _STR, "title": _STR, "input": _OBJ,
+                                   "diff": {"type": "string", "nullable": True},
+                                   "options": {"type": "array", "items": _OBJ},
+                                   "createdAt": _TS}},
                 "AuditEntry": {"type": "object", "required": [
                     "id", "time", "address", "role", "channel", "action", "status", "outcome"],
                     "properties": {"id": {"type": "integer"}, "time": _STR, "address": _STR,

@@ -7,15 +7,18 @@ from typing import Any
 from flask import Blueprint, request
 
 from ..errors import ApiError
-from . import API_PREFIX, int_arg, json_body, ok, services, text_field
+from . import API_PREFIX, approvals, int_arg, json_body, ok, services, text_field
 
 bp = Blueprint("sessions", __name__, url_prefix=API_PREFIX)
+bp.register_blueprint(approvals.bp)
 
 NAME_MAX = 200
 PATH_MAX = 4096
 LOGS_PAGE_DEFAULT = 100
 LOGS_PAGE_MAX = 1000
 GROUP_FIELDS = ("groupId", "groupName", "groupEmoji")
+# Longest accepted value of each: every session list and event carries them.
+GROUP_FIELD_MAX = {"groupId": 200, "groupName": 200, "groupEmoji": 16}
 
 
 @bp.get("/sessions")
@@ -120,8 +123,12 @@ def update_tab(session_id: str, tab_id: str):
         if not isinstance(body["starred"], bool):
             raise ApiError(400, "'starred' must be true or false")
         changes["starred"] = body["starred"]
+    for field in ("permissionMode", "model"):  # null: back to the agent's default
+        if field in body:
+            changes[field] = text_field(body, field, max_length=NAME_MAX)
     if not changes or set(body) - set(changes):
-        raise ApiError(400, "PATCH a tab with 'name' and/or 'starred'")
+        raise ApiError(400, "PATCH a tab with 'name', 'starred', 'permissionMode' and/or "
+                            "'model'")
     tab = services().manager.update_tab(session_id, tab_id, changes)
     return ok({"success": True, "tab": tab.public()})
 
@@ -146,5 +153,8 @@ def _groups(body: dict[str, Any], only_present: bool = False) -> dict[str, str |
             value = body.get(field)
             if value is not None and not isinstance(value, str):
                 raise ApiError(400, f"'{field}' must be a string or null")
+            if value is not None and len(value) > GROUP_FIELD_MAX[field]:
+                raise ApiError(400, f"'{field}' is longer than {GROUP_FIELD_MAX[field]} "
+                                    "characters")
             groups[field] = value
     return groups

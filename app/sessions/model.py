@@ -37,7 +37,15 @@ class Tab:
     # The last running usage total a CLI reported (Codex), and for which conversation.
     usage_baseline: dict[str, Any] | None = None
     usage_baseline_for: str | None = None
-    # Runtime only: "connecting" (agent spawned, no output yet), "busy", "idle".
+    # The agent's permission mode and model for the tab's next turns (None: the agent's
+    # default from the config file, else its own).
+    permission_mode: str | None = None
+    model: str | None = None
+    # What "Allow for this session" remembered, and for which conversation (agents.session_rules).
+    session_rules: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    session_rules_for: str | None = None
+    # Runtime only: "connecting" (agent spawned, no output yet), "busy", "waiting_input" (an
+    # approval is open), "idle".
     state: str = "idle"
     thinking_start_time: int | None = None
 
@@ -53,6 +61,8 @@ class Tab:
             "thinkingStartTime": self.thinking_start_time,
             "hasUnread": self.has_unread,
             "queuedPrompts": [dict(item) for item in self.queue],
+            "permissionMode": self.permission_mode,
+            "model": self.model,
         }
 
     def doc(self) -> dict[str, Any]:
@@ -61,6 +71,8 @@ class Tab:
         doc["runningPrompt"] = self.running_prompt
         doc["usageBaseline"] = self.usage_baseline
         doc["usageBaselineFor"] = self.usage_baseline_for
+        doc["sessionRules"] = self.session_rules
+        doc["sessionRulesFor"] = self.session_rules_for
         return doc
 
     @classmethod
@@ -77,6 +89,10 @@ class Tab:
             running_prompt=doc.get("runningPrompt"),
             usage_baseline=doc.get("usageBaseline"),
             usage_baseline_for=doc.get("usageBaselineFor"),
+            permission_mode=doc.get("permissionMode"),
+            model=doc.get("model"),
+            session_rules=list(doc.get("sessionRules") or []),
+            session_rules_for=doc.get("sessionRulesFor"),
         )
 
 

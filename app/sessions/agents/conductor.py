@@ -1,21 +1,22 @@
-"""AI turns: each prompt runs the session's agent CLI once, in the tab's conversation.
+"""AI turns: each prompt runs in the tab's conversation through the agent's adapter.
 
 One turn runs per tab at a time; prompts sent meanwhile wait in the tab's FIFO queue
 (persisted with the tab) and start when the turn ends. A turn's life, as clients see it:
-`user` entry → tab and session `connecting` → first event: `busy` → streamed entries →
-remaining output, `session:exit`, `history:added`, `tabs:change` (tab idle, usage summed),
-session state → then the next queued prompt, if any.
+`user` entry → tab and session `connecting` → first event: `busy` → streamed entries (and,
+while the agent asks the user, `waiting_input` with an open approval) → remaining output,
+`session:exit`, `history:added`, `tabs:change` (tab idle, usage summed), session state → then
+the next queued prompt, if any.
 
-Runtime state lives in `_turns` (tab id → running Turn, or None while one is starting),
-guarded by the bus lock like the rest of the model; locks follow the manager's order.
+The adapter (adapters.py) speaks the agent's protocol; the Turn below is its sink, the only
+way it reaches the tab. Runtime state lives in `_turns` (tab id → running Turn, or None while
+one is starting), guarded by the bus lock like the rest of the model; locks follow the
+manager's order.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
-import re
 import shutil
 import subprocess
 import threading
@@ -26,149 +27,55 @@ from ...errors import ApiError, now_ms
 from ..model import Session, Tab, new_id, summarize_response
 from ..procs import OWNER_VAR
 from ..shell_bridge import signal_name
-from .parsers import (
-    Conversation,
-    Event,
-    Output,
-    Result,
-    ToolCall,
-    Usage,
-    add_usage,
-    make_parser,
-)
-from .process import AgentProcess
+from .adapter import AgentAdapter, TurnEnd, TurnRequest
+from .adapters import make_adapter
+from .approval_desk import ApprovalDesk
+from .approvals import Approval, ApprovalRequest, Decision, decision_from
+from .parsers import Usage, add_usage
 from .registry import AgentSpec
+from .session_rules import covers, remembered
 
 if TYPE_CHECKING:
     from ..manager import SessionManager
 
 logger = logging.getLogger(__name__)
 
-STDERR_TAIL_LINES = 5  # kept to say why an agent that exited non-zero failed
-_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-
 
 class Turn:
-    """The TurnListener of one prompt: collects its text and usage, logs its output.
+    """One prompt's run in a tab: the TurnSink its adapter reports through."""
 
-    A streamed answer (Gemini's deltas, a plain-text agent's lines) is one `ai` entry that
-    grows: its first piece is appended, later pieces update the same entry (same id), until
-    anything but stderr comes between. A tool call is one `tool` entry, updated with its
-    result.
-    """
-
-    def __init__(self, conductor: AgentConductor, session: Session, tab: Tab,
-                 prompt: str) -> None:
+    def __init__(self, conductor: AgentConductor, session: Session, tab: Tab, prompt: str,
+                 adapter: AgentAdapter) -> None:
         self.conductor = conductor
+        self.manager = conductor.manager
         self.session = session
         self.tab = tab
         self.prompt = prompt
+        self.adapter = adapter
         self.started = now_ms()
-        self.process: AgentProcess | None = None
-        self.texts: list[str] = []  # the turn's answers, as the agent gave them
-        self.answer: dict[str, Any] | None = None  # the entry of the answer still streaming
-        self.tool_entries: dict[str, dict[str, Any]] = {}  # tool call id → its entry
-        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
-        self.reported_error = False  # an `error` entry was logged
         self.usage: dict[str, Any] | None = None
-        self.result: Result | None = None
-        self.exit_ok = True
-        self.started_output = False
 
-    def on_event(self, event: Event) -> None:
-        if self.process is not None and self.process.closing:
-            return  # abandoned: its tab or session is gone
-        if not self.started_output:
-            self.started_output = True
-            self.conductor.set_tab_state(self.session, self.tab, "busy")
-        if isinstance(event, Output):
-            self._output(event)
-        elif isinstance(event, ToolCall):
-            self._tool(event)
-        elif isinstance(event, Conversation):
-            self.conductor.set_conversation(self.session, self.tab, event.agent_session_id)
-        elif isinstance(event, Usage):
-            stats = self.conductor.turn_usage(self.tab, event)
-            self.usage = add_usage(self.usage, stats)
-        elif isinstance(event, Result):
-            self.result = event
-            if event.error and not self.interrupted:
-                self._log("error", event.error)
+    def append(self, source: str, text: str, **detail: Any) -> dict[str, Any]:
+        return self.manager.append_log(self.session, self.tab.id, source, text, **detail)
 
-    def on_exit(self, exit_code: int) -> None:
-        self.conductor.finish(self, exit_code)
+    def update(self, entry: dict[str, Any]) -> None:
+        self.manager.update_log(self.session, self.tab.id, entry)
 
-    def _output(self, event: Output) -> None:
-        if event.source == "ai" and event.stream:
-            self._answer_piece(event.text)
-            return
-        if event.source == "stderr":  # it does not split a streamed answer around it
-            self.stderr_tail.extend(line for line in event.text.split("\n") if line.strip())
-        else:
-            self.answer = None
-        if event.source == "ai":
-            self.texts.append(event.text)
-        if event.text.strip():
-            self._log(event.source, event.text.rstrip("\n"))
+    def set_state(self, state: str) -> None:
+        self.conductor.set_tab_state(self.session, self.tab, state)
 
-    def _answer_piece(self, text: str) -> None:
-        manager = self.conductor.manager
-        if self.answer is None:
-            if not text.strip():
-                return  # blank lines before an answer
-            self.texts.append(text)
-            self.answer = manager.append_log(self.session, self.tab.id, "ai",
-                                             text.rstrip("\n"))
-            return
-        self.texts[-1] += text
-        grown = self.texts[-1].rstrip("\n")
-        if grown != self.answer["text"]:
-            self.answer = {**self.answer, "text": grown}
-            manager.update_log(self.session, self.tab.id, self.answer)
+    def set_conversation(self, agent_session_id: str) -> None:
+        self.conductor.set_conversation(self.session, self.tab, agent_session_id)
 
-    def _tool(self, call: ToolCall) -> None:
-        self.answer = None
-        manager = self.conductor.manager
-        entry = self.tool_entries.get(call.call_id)
-        if entry is None:
-            self.tool_entries[call.call_id] = manager.append_log(
-                self.session, self.tab.id, "tool", call.summary, **call.detail())
-            return
-        entry = {**entry, "text": call.summary, **call.detail()}
-        self.tool_entries[call.call_id] = entry
-        manager.update_log(self.session, self.tab.id, entry)
+    def record_usage(self, usage: Usage) -> None:
+        stats = self.conductor.turn_usage(self.tab, usage)
+        self.usage = add_usage(self.usage, stats)
 
-    def _log(self, source: str, text: str) -> None:
-        self.reported_error = self.reported_error or source == "error"
-        self.conductor.manager.append_log(self.session, self.tab.id, source, text)
+    def open_approval(self, request: ApprovalRequest) -> Decision | None:
+        return self.conductor.open_approval(self, request)
 
-    def exit_error(self, exit_code: int) -> str | None:
-        """Why the turn failed, when the agent exited non-zero without saying so itself (a
-        CLI refusing to run: an untrusted folder, a missing git repo, a bad option)."""
-        if exit_code == 0 or self.interrupted or self.reported_error:
-            return None
-        program = os.path.basename(self.process.argv[0]) if self.process else "The agent"
-        reason = _ESCAPES.sub("", self.stderr_tail[-1]).strip() if self.stderr_tail else ""
-        return f"{program} exited with code {exit_code}" + (f": {reason}" if reason else "")
-
-    @property
-    def interrupted(self) -> bool:
-        """The server signalled the turn (an interrupt): it did not end on its own."""
-        return self.process is not None and self.process.sent_signal is not None
-
-    @property
-    def final_text(self) -> str:
-        if self.result is not None and self.result.text:
-            return self.result.text
-        return "\n\n".join(text.strip("\n") for text in self.texts)
-
-    @property
-    def success(self) -> bool:
-        """The agent's own verdict on the turn and its exit code, unless the server
-        interrupted it (some CLIs exit 0 after SIGINT): a failed tool call along the way
-        does not fail a turn the agent completed."""
-        return self.exit_ok and not self.interrupted and not (
-            self.result and self.result.is_error)
+    def ended(self, end: TurnEnd) -> None:
+        self.conductor.finish(self, end)
 
 
 class AgentConductor:
@@ -178,6 +85,8 @@ class AgentConductor:
         self.manager = manager
         self.bus = manager.bus
         self._turns: dict[str, Turn | None] = {}
+        self.approvals = ApprovalDesk(manager.store, manager.bus,
+                                      manager.settings.approval_timeout_s, self._timed_out)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -231,13 +140,14 @@ class AgentConductor:
         if spec is None or program is None:
             self._not_started(session, tab, self._missing(session.tool_type, spec))
             return entry
-        turn = Turn(self, session, tab, prompt)
-        turn.process = AgentProcess(
-            [program, *spec.argv(prompt, tab.agent_session_id)[1:]], session.cwd,
+        turn = Turn(self, session, tab, prompt, make_adapter(spec, program))
+        request = TurnRequest(
+            prompt, session.cwd,
             # PWD too: some CLIs (opencode) take their folder from it, not from the cwd.
             {**os.environ, **spec.env, "PWD": session.cwd, "MAESTRO_SESSION_ID": session.id,
              "MAESTRO_TAB_ID": tab.id, OWNER_VAR: manager.owner_tag(session, "agent")},
-            make_parser(spec.format), turn, manager.settings.interrupt_grace_s)
+            tab.agent_session_id, tab.permission_mode or spec.permission_mode,
+            tab.model or spec.model, manager.settings.interrupt_grace_s)
         with self.bus.lock:
             if manager.closing or not manager.is_current(session, tab):
                 self._turns.pop(tab.id, None)  # closed, deleted or stopping meanwhile
@@ -249,7 +159,7 @@ class AgentConductor:
         manager.publish_tabs(session)
         self.sync_state(session)
         try:
-            turn.process.start()
+            turn.adapter.start(request, turn)
         except (OSError, subprocess.SubprocessError) as exc:
             with self.bus.lock:
                 tab.state, tab.thinking_start_time, tab.running_prompt = "idle", None, None
@@ -296,44 +206,103 @@ class AgentConductor:
             session.agent_session_id = agent_session_id
         self.manager.publish_tabs(session)
 
-    def finish(self, turn: Turn, exit_code: int) -> None:
+    def finish(self, turn: Turn, end: TurnEnd) -> None:
         manager, session, tab = self.manager, turn.session, turn.tab
         elapsed = max(0, now_ms() - turn.started)
-        turn.exit_ok = exit_code == 0
-        sent = turn.process.sent_signal if turn.process else None
+        self.approvals.withdraw(session.id, tab.id)  # the agent can no longer be answered
         with manager.log_lock(session):
             with self.bus.lock:
                 if not manager.is_current(session, tab):
                     self._turns.pop(tab.id, None)
                     return  # deleted or closed as it ended: nothing left to report to
-            failure = turn.exit_error(exit_code)
-            if failure:
-                manager.append_log(session, tab.id, "error", failure)
-            if sent is not None:
-                manager.append_log(session, tab.id, "system", f"Interrupted ({sent})")
+            if end.failure:
+                manager.append_log(session, tab.id, "error", end.failure)
+            if end.stopped_by is not None:
+                manager.append_log(session, tab.id, "system", f"Interrupted ({end.stopped_by})")
             with self.bus.lock:
                 self._turns.pop(tab.id, None)
                 if turn.usage is not None:
                     tab.usage_stats = add_usage(tab.usage_stats, turn.usage)
                     session.usage_stats = add_usage(session.usage_stats, turn.usage)
-                preview = summarize_response(turn.final_text, "ai")
+                preview = summarize_response(end.final_text, "ai")
                 session.last_response = preview or session.last_response
                 tab.state, tab.thinking_start_time, tab.running_prompt = "idle", None, None
                 tab.has_unread = tab.has_unread or tab.id != session.active_tab_id
                 session.thinking_start_time = self._thinking_since(session)
                 manager.save(session)
             self.bus.publish("session:exit", sessionId=session.id, tabId=tab.id,
-                             exitCode=exit_code, signal=signal_name(exit_code),
+                             exitCode=end.exit_code, signal=signal_name(end.exit_code),
                              elapsedTimeMs=elapsed)
             manager.add_history(session, {
-                "summary": turn.prompt, "fullResponse": turn.final_text,
-                "success": turn.success, "elapsedTimeMs": elapsed, "exitCode": exit_code,
+                "summary": turn.prompt, "fullResponse": end.final_text,
+                "success": end.success, "elapsedTimeMs": elapsed, "exitCode": end.exit_code,
                 "usageStats": turn.usage, "agentSessionId": tab.agent_session_id,
             })
             # Still under the log lock, so no new prompt can overtake the queued ones.
             self._next(session, tab)
             manager.publish_tabs(session)
             self.sync_state(session)
+
+    # -- approvals --------------------------------------------------------------------------
+
+    def open_approval(self, turn: Turn, request: ApprovalRequest) -> Decision | None:
+        """The agent asks: allowed at once by a rule the user chose for this conversation,
+        else an open approval (the tab `waiting_input`) until decided."""
+        session, tab = turn.session, turn.tab
+        with self.bus.lock:
+            rules = tab.session_rules if tab.session_rules_for == tab.agent_session_id else []
+            if covers(rules, request.tool, request.input):
+                return Decision("allow")
+        approval = Approval(new_id(), session.id, tab.id, now_ms(), request)
+        # Waiting before anyone can decide, so a quick decision's `busy` is the last word.
+        self.set_tab_state(session, tab, "waiting_input")
+        self.approvals.open(approval, partial(turn.adapter.answer, request.key))
+        return None
+
+    def list_approvals(self, session: Session) -> list[dict[str, Any]]:
+        return [approval.public() for approval in self.approvals.open_approvals(session.id)]
+
+    def decide(self, session: Session, approval_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The user decides an open approval; the decision goes to the agent.
+
+        :raise ApiError 400: a decision that does not fit the approval; 404, 409.
+        """
+        approval = self.approvals.find(session.id, approval_id)
+        decision = decision_from(body, approval.request.kind)
+        return self._decided(session, approval_id, decision, "user")
+
+    def _timed_out(self, approval: Approval) -> None:
+        """The approval timeout fired (a timer thread): the request is denied."""
+        timeout = self.manager.settings.approval_timeout_s
+        try:
+            session = self.manager.get(approval.session_id)
+            self._decided(session, approval.id, Decision(
+                "deny", f"No answer within {timeout:g} s: denied by Maestro Web"), "timeout")
+        except ApiError:
+            return  # decided, or its session deleted, meanwhile
+
+    def _decided(self, session: Session, approval_id: str, decision: Decision,
+                 by: str) -> dict[str, Any]:
+        approval, answer = self.approvals.decide(session.id, approval_id, decision, by)
+        tab = session.tab(approval.tab_id)
+        if tab is not None and decision.decision == "allow_session":
+            with self.bus.lock:
+                if tab.session_rules_for != tab.agent_session_id:
+                    tab.session_rules, tab.session_rules_for = [], tab.agent_session_id
+                tab.session_rules = [*tab.session_rules, *remembered(approval.request)]
+        answer(decision)
+        if tab is not None:
+            self._resume_tab(session, tab)
+        return approval.public()
+
+    def _resume_tab(self, session: Session, tab: Tab) -> None:
+        """After a decision: back to `busy` unless another approval of the tab is open."""
+        with self.bus.lock:
+            running = self._turns.get(tab.id) is not None
+        if running and not self.approvals.open_approvals(session.id, tab.id):
+            self.set_tab_state(session, tab, "busy")
+        else:
+            self.manager.publish_tabs(session)  # saves the tab (and rules it remembered)
 
     def _next(self, session: Session, tab: Tab) -> None:
         """Start the tab's oldest queued prompt, if the tab is free and still exists."""
@@ -379,22 +348,28 @@ class AgentConductor:
     # -- interrupting and ending ------------------------------------------------------------
 
     def interrupt(self, session: Session, tab_id: str | None = None) -> str | None:
-        """Stop the running turn of the tab (of every tab when None); the conversation
-        stays resumable. Returns the signal that stopped it, None when nothing ran."""
-        turns = [turn for turn in self._running(session, tab_id) if turn.process is not None]
+        """Stop the running turn of the tab (of every tab when None), denying what it asked;
+        the conversation stays resumable. Returns what stopped it ("interrupt": the agent's
+        own protocol, else the signal), None when nothing ran."""
+        turns = self._running(session, tab_id)
+        for turn in turns:
+            if self.approvals.withdraw(session.id, turn.tab.id):
+                self._resume_tab(session, turn.tab)
         stopped: list[str | None] = [None] * len(turns)
 
         def stop(index: int) -> None:
-            stopped[index] = turns[index].process.interrupt()
+            stopped[index] = turns[index].adapter.interrupt()
 
         _parallel([partial(stop, index) for index in range(len(turns))])
-        order = ("SIGINT", "SIGTERM", "SIGKILL")
+        order = ("interrupt", "SIGINT", "SIGTERM", "SIGKILL")
         return max((sig for sig in stopped if sig), key=order.index, default=None)
 
     def close(self, session: Session, tab: Tab | None = None) -> None:
         """End the session's (or one tab's) running turns without reporting them."""
         turns = self._running(session, tab.id if tab else None)
-        _parallel([turn.process.close for turn in turns if turn.process is not None])
+        for turn in turns:
+            self.approvals.withdraw(session.id, turn.tab.id)
+        _parallel([turn.adapter.close for turn in turns])
         with self.bus.lock:
             for turn in turns:
                 self._turns.pop(turn.tab.id, None)
@@ -403,16 +378,21 @@ class AgentConductor:
             self.sync_state(session)
 
     def shutdown(self) -> None:
-        """Server stop: end every turn; each is logged and recorded as interrupted."""
+        """Server stop: end every turn; each is logged and recorded as interrupted, and
+        what it asked is closed."""
         with self.bus.lock:
             turns = [turn for turn in self._turns.values() if turn is not None]
-        _parallel([turn.process.close for turn in turns if turn.process is not None])
+        for turn in turns:
+            self.approvals.withdraw(turn.session.id, turn.tab.id)
+        _parallel([turn.adapter.close for turn in turns])
         for turn in turns:
             self._record_interrupted(turn.session, turn.tab, "the server stopped",
-                                     turn.final_text, turn.usage)
+                                     turn.adapter.final_text, turn.usage)
 
     def restore(self, session: Session) -> None:
-        """After a restart: report turns a crash left unfinished, run prompts still queued."""
+        """After a restart: close approvals and report turns a crash left unfinished, run
+        prompts still queued."""
+        self.approvals.close_stale(session.id)
         for tab in list(session.tabs):
             self._record_interrupted(session, tab, "the server stopped while it was running")
             self._next(session, tab)

@@ -7,7 +7,8 @@ keys) and Result (the turn's final text and whether it failed). A line that is n
 format expects is shown as it is (`stdout`), never dropped. Formats follow each CLI's stream
 (raw recordings of the real CLIs: shared/reference/agent-recordings):
 
-- claude-stream-json: `claude -p --output-format stream-json --verbose`
+- claude-stream-json: `claude -p --output-format stream-json --verbose` (with the control
+  protocol's `control_request` `can_use_tool` as PermissionRequest)
 - codex-jsonl: `codex exec --json` (thread/turn/item events)
 - gemini-stream-json: `gemini --output-format stream-json`
 - opencode-json: `opencode run --format json`
@@ -99,7 +100,20 @@ class Result:
     error: str | None = None
 
 
-Event = Output | ToolCall | Conversation | Usage | Result
+@dataclasses.dataclass(frozen=True)
+class PermissionRequest:
+    """The agent asks whether it may run a tool call (Claude's control request
+    `can_use_tool`); `key` is the id its answer must carry. `suggestions` are the CLI's own
+    rules that would allow such calls from now on."""
+
+    key: str
+    tool: str
+    input: dict[str, Any]
+    suggestions: tuple[dict[str, Any], ...] = ()
+    description: str | None = None
+
+
+Event = Output | ToolCall | Conversation | Usage | Result | PermissionRequest
 
 
 def usage(input_tokens: Any = 0, output_tokens: Any = 0, cache_read: Any = 0,
@@ -278,7 +292,24 @@ class ClaudeStreamParser(JsonLinesParser):
                     if block.get("type") == "tool_result"]
         if kind == "result":
             return self._result(event)
-        return []
+        if kind == "control_request":
+            return self._control_request(event)
+        return []  # control responses and cancels, status notes: the adapter's business
+
+    @staticmethod
+    def _control_request(event: dict[str, Any]) -> list[Event]:
+        request = event.get("request") or {}
+        if request.get("subtype") != "can_use_tool" or not event.get("request_id"):
+            return []
+        arguments = request.get("input")
+        suggestions = request.get("permission_suggestions")
+        return [PermissionRequest(
+            str(event["request_id"]), str(request.get("tool_name") or "tool"),
+            arguments if isinstance(arguments, dict) else {},
+            tuple(s for s in suggestions if isinstance(s, dict))
+            if isinstance(suggestions, list) else (),
+            request.get("description") if isinstance(request.get("description"), str)
+            else None)]
 
     def _assistant_block(self, block: dict[str, Any]) -> list[Event]:
         kind = block.get("type")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import json
 import logging
 import os
 import selectors
@@ -21,6 +22,7 @@ from functools import partial
 from typing import Protocol
 
 from ..procs import prepare_child
+from .lines import LineSplitter
 from .parsers import Event, JsonLinesParser, Output, TextParser
 
 logger = logging.getLogger(__name__)
@@ -41,8 +43,11 @@ class AgentProcess:
 
     def __init__(self, argv: list[str], cwd: str, env: Mapping[str, str],
                  parser: TextParser | JsonLinesParser, listener: TurnListener,
-                 interrupt_grace: float) -> None:
+                 interrupt_grace: float, talks: bool = False) -> None:
+        """`talks`: the agent reads JSON lines on stdin (write_line), else stdin is empty."""
         self.argv = argv
+        self.talks = talks
+        self._stdin_lock = threading.Lock()
         self.cwd = cwd
         self.env = dict(env)
         self.parser = parser
@@ -61,12 +66,38 @@ class AgentProcess:
         # Default signal handling (a background server may ignore SIGINT), a new session
         # (its own process group, no controlling terminal), the session's folder.
         self.proc = subprocess.Popen(
-            self.argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            self.argv, cwd=self.cwd, env=self.env,
+            stdin=subprocess.PIPE if self.talks else subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True,
             preexec_fn=partial(prepare_child, self.cwd))
         self._reader = threading.Thread(target=self._read_loop, daemon=True,
                                         name=f"agent-{self.proc.pid}")
         self._reader.start()
+
+    def write_line(self, message: dict) -> bool:
+        """Send one JSON line on stdin; False when the agent no longer reads it."""
+        data = (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8")
+        with self._stdin_lock:
+            stdin = self.proc.stdin if self.proc is not None else None
+            if stdin is None or stdin.closed:
+                return False
+            try:
+                stdin.write(data)
+                stdin.flush()
+            except (BrokenPipeError, OSError):
+                return False
+        return True
+
+    def close_stdin(self) -> None:
+        """No more input: an agent that reads its stdin (claude) then ends."""
+        with self._stdin_lock:
+            if self.proc is not None and self.proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    self.proc.stdin.close()
+
+    def wait(self, timeout: float) -> bool:
+        """Whether the agent's turn has ended (its output read, its exit reported)."""
+        return self._done.wait(timeout)
 
     def interrupt(self) -> str | None:
         """SIGINT to the agent's process group, then SIGTERM and SIGKILL, each after the
@@ -112,6 +143,7 @@ class AgentProcess:
         finally:
             for stream in (self.proc.stdout, self.proc.stderr):
                 stream.close()
+            self.close_stdin()
             if not self.closing:
                 try:
                     self.listener.on_exit(_exit_status(exit_code))
@@ -123,13 +155,13 @@ class AgentProcess:
         """Read until both pipes close and the agent has exited (or, once it has exited,
         until EXIT_DRAIN has passed: a child it left behind may hold the pipes open)."""
         selector = selectors.DefaultSelector()
-        decoders, held = {}, {}
+        decoders, lines = {}, {}
         for name, stream in (("stdout", proc.stdout), ("stderr", proc.stderr)):
             assert stream is not None
             os.set_blocking(stream.fileno(), False)
             selector.register(stream.fileno(), selectors.EVENT_READ, name)
             decoders[name] = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            held[name] = ""
+            lines[name] = LineSplitter()
         pidfd = os.pidfd_open(proc.pid)
         selector.register(pidfd, selectors.EVENT_READ, "exit")
         open_streams, drain_until = {"stdout", "stderr"}, None
@@ -150,21 +182,19 @@ class AgentProcess:
                     data = _read(key.fd)
                     if data is None:
                         continue
-                    text = held[name] + decoders[name].decode(data, final=not data)
+                    complete = lines[name].feed(decoders[name].decode(data, final=not data))
                     if not data:
                         selector.unregister(key.fd)
                         open_streams.discard(name)
-                        text += "\n" if text else ""
-                    *lines, held[name] = text.split("\n")
-                    for line in lines:
+                    for line in complete:
                         self._line(name, line)
                 if self._pending_timeout() == 0:
                     self._flush()
         finally:
             selector.close()
             os.close(pidfd)
-        for name, rest in held.items():
-            if rest:
+        for name, splitter in lines.items():
+            if rest := splitter.rest():  # a last line without "\n"
                 self._line(name, rest)
         self._flush()
         # Nothing may outlive the turn unseen: what the agent left in its process group ends

@@ -1,0 +1,18 @@
+"""Which adapter runs each protocol named in the registry (AgentSpec.protocol)."""
+
+from __future__ import annotations
+
+from .adapter import AgentAdapter
+from .claude import ClaudeControlAdapter
+from .oneshot import OneShotAdapter
+from .registry import AgentSpec
+
+ADAPTERS: dict[str, type[OneShotAdapter] | type[ClaudeControlAdapter]] = {
+    "oneshot": OneShotAdapter,
+    "claude-control": ClaudeControlAdapter,
+}
+
+
+def make_adapter(spec: AgentSpec, program: str) -> AgentAdapter:
+    """A fresh adapter for one turn of the agent; `program` is its resolved path."""
+    return ADAPTERS[spec.protocol](spec, program)

@@ -1,0 +1,444 @@
+"""Approvals: what an agent asks the user, held until decided, through the real server.
+
+Fast tests drive the stand-in claude (tests/agents/claude speaks the control protocol); the
+`real_agents` ones drive the real Claude Code against the local model endpoint, which scripts
+the tool calls (fixtures of tests/test_real_agents.py).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.model_endpoint import Reply, ToolRequest
+from tests.test_agents import agent_env, ai_log, detail, history, prompt, tab_of, turns_done
+from tests.test_real_agents import finished, session_for
+from tests.test_sessions_api import create
+from tests.wsclient import LiveClient
+
+# The real CLIs' fixtures (endpoint, real_server, folder): one server for both modules' tests.
+pytest_plugins = ("tests.test_real_agents",)
+
+
+@pytest.fixture
+def asking(make_server):
+    """A server whose PATH finds the stand-in claude, with a view-only token."""
+    viewer = str(uuid.uuid4())
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         "--interrupt-grace-s", "1", env={**agent_env(),
+                                                          "MAESTRO_VIEWER_TOKEN": viewer})
+    server.viewer = viewer
+    return server
+
+
+def open_approvals(server, sid: str) -> list[dict]:
+    response = server.api("GET", f"session/{sid}/approvals")
+    assert response.status_code == 200, response.text
+    return response.json()["approvals"]
+
+
+def approval_of(server, sid: str, timeout: float = 20) -> dict:
+    """The session's one open approval, once there is one."""
+    (approval,) = wait_for(lambda: open_approvals(server, sid), timeout=timeout)
+    return approval
+
+
+def decide(server, sid: str, approval_id: str, **body) -> dict:
+    response = server.api("POST", f"session/{sid}/approvals/{approval_id}", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()["approval"]
+
+
+def approvals_requested(client: LiveClient, sid: str, turns: int) -> list[dict]:
+    """The `approval:requested` events of the session, read until its `turns` have ended."""
+    def ended(messages: list[dict]) -> bool:
+        return turns <= sum(1 for m in messages if m.get("type") == "history:added"
+                            and m["entry"]["sessionId"] == sid)
+
+    client.wait_until(ended, timeout=60)
+    return [m for m in client.events("approval:requested") if m["sessionId"] == sid]
+
+
+def tools(server, sid: str) -> list[dict]:
+    return [entry for entry in detail(server, sid)["aiLogs"] if entry["source"] == "tool"]
+
+
+# -- with the stand-in claude ---------------------------------------------------------------
+
+def test_a_tool_call_waits_for_the_user_and_allow_runs_it(asking, project):
+    sid = create(asking, project, toolType="claude-code")["id"]
+    client = LiveClient(asking)
+    try:
+        prompt(asking, sid, "ask to touch")
+        approval = approval_of(asking, sid)
+        assert approval["kind"] == "permission" and approval["tool"] == "Bash"
+        assert approval["title"] == "Bash touch approved.txt"
+        assert approval["input"] == {"command": "touch approved.txt",
+                                     "description": "Create a file"}
+        assert approval["tabId"] == detail(asking, sid)["activeTabId"]
+        assert [o["decision"] for o in approval["options"]] == ["allow", "allow_session", "deny"]
+        requested = client.wait_for(lambda m: m["type"] == "approval:requested")
+        assert requested["approval"] == approval and requested["sessionId"] == sid
+        now = detail(asking, sid)
+        assert now["state"] == "waiting_input" and tab_of(now)["state"] == "waiting_input"
+        assert not (project / "approved.txt").exists()
+        decided = decide(asking, sid, approval["id"], decision="allow")
+        assert decided["decision"] == "allow" and decided["by"] == "user"
+        resolved = client.wait_for(lambda m: m["type"] == "approval:resolved")
+        assert resolved == {**resolved, "sessionId": sid, "tabId": approval["tabId"],
+                            "approvalId": approval["id"], "decision": "allow", "by": "user"}
+        (entry,) = turns_done(asking, sid, 1)
+    finally:
+        client.close()
+    assert entry["success"] is True and (project / "approved.txt").exists()
+    assert open_approvals(asking, sid) == []
+    again = asking.api("POST", f"session/{sid}/approvals/{approval['id']}",
+                       json={"decision": "deny"})
+    assert again.status_code == 409 and "already decided (allow by user)" in \
+        again.json()["message"]
+    unknown = asking.api("POST", f"session/{sid}/approvals/{uuid.uuid4()}",
+                         json={"decision": "allow"})
+    assert unknown.status_code == 404
+    assert detail(asking, sid)["state"] == "idle"
+
+
+def test_deny_sends_the_message_and_nothing_runs(asking, project):
+    sid = create(asking, project, toolType="claude-code")["id"]
+    prompt(asking, sid, "ask to touch")
+    approval = approval_of(asking, sid)
+    bad = asking.api("POST", f"session/{sid}/approvals/{approval['id']}",
+                     json={"decision": "maybe"})
+    assert bad.status_code == 400 and "allow, allow_session, deny" in bad.json()["message"]
+    decide(asking, sid, approval["id"], decision="deny", message="not in this folder")
+    assert turns_done(asking, sid, 1)[0]["success"] is True  # a refused tool fails no turn
+    assert not (project / "approved.txt").exists()
+    (tool,) = tools(asking, sid)
+    assert tool["isError"] is True and tool["result"] == "not in this folder"
+
+
+def test_allow_session_is_not_asked_again_in_the_conversation(asking, project):
+    sid = create(asking, project, toolType="claude-code")["id"]
+    client = LiveClient(asking)
+    try:
+        prompt(asking, sid, "ask twice")
+        decide(asking, sid, approval_of(asking, sid)["id"], decision="allow_session")
+        turns_done(asking, sid, 1)
+        prompt(asking, sid, "ask once more")  # the next turn of the same conversation
+        second = turns_done(asking, sid, 2)[1]
+        requested = approvals_requested(client, sid, 2)
+    finally:
+        client.close()
+    assert second["success"] is True and len(requested) == 1
+    assert len(tools(asking, sid)) == 3 and (project / "approved.txt").exists()
+    # Another tab is another conversation: it asks.
+    other = asking.api("POST", f"session/{sid}/tabs", json={}).json()["tab"]["id"]
+    prompt(asking, sid, "ask there", tabId=other)
+    assert approval_of(asking, sid)["tabId"] == other
+
+
+def test_an_interrupt_denies_what_is_open_and_ends_the_turn(asking, project):
+    sid = create(asking, project, toolType="claude-code")["id"]
+    client = LiveClient(asking)
+    try:
+        prompt(asking, sid, "ask to touch")
+        approval = approval_of(asking, sid)
+        reply = asking.api("POST", f"session/{sid}/interrupt").json()
+        assert reply["wasRunning"] is True and reply["stoppedBy"] == "interrupt"
+        resolved = client.wait_for(lambda m: m["type"] == "approval:resolved")
+    finally:
+        client.close()
+    assert (resolved["approvalId"], resolved["decision"], resolved["by"]) == (
+        approval["id"], "deny", "interrupt")
+    (entry,) = turns_done(asking, sid, 1)
+    assert entry["success"] is False and not (project / "approved.txt").exists()
+    log = ai_log(asking, sid)
+    assert ("system", "Interrupted (interrupt)") in log
+    assert [text for source, text in log if source == "error"] == []
+    assert detail(asking, sid)["state"] == "idle"
+
+
+def test_an_unanswered_approval_is_denied_after_the_timeout(make_server, project):
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         "--approval-timeout-s", "0.5", env=agent_env())
+    sid = create(server, project, toolType="claude-code")["id"]
+    prompt(server, sid, "ask to touch")
+    (entry,) = turns_done(server, sid, 1)
+    assert entry["success"] is True and not (project / "approved.txt").exists()
+    (tool,) = tools(server, sid)
+    assert tool["result"] == "No answer within 0.5 s: denied by Maestro Web"
+
+
+def test_the_websocket_approve_action_is_audited_and_refused_to_a_viewer(asking, project):
+    sid = create(asking, project, toolType="claude-code")["id"]
+    prompt(asking, sid, "ask to touch")
+    approval = approval_of(asking, sid)
+    action = {"type": "approve", "sessionId": sid, "approvalId": approval["id"],
+              "decision": "allow", "requestId": 7}
+    viewer = LiveClient(SimpleNamespace(port=asking.port, token=asking.viewer))
+    try:
+        refused = viewer.request(action, "error")
+    finally:
+        viewer.close()
+    assert refused["code"] == "forbidden" and refused["requestId"] == 7
+    client = LiveClient(asking)
+    try:
+        reply = client.request(action, "approve_result")
+        twice = client.request(action, "approve_result")
+    finally:
+        client.close()
+    assert reply["success"] is True and reply["approval"]["decision"] == "allow"
+    assert twice["success"] is False and twice["statusCode"] == 409
+    assert turns_done(asking, sid, 1)[0]["success"] is True
+    actions = [(e["action"], e["outcome"]) for e in
+               asking.api("GET", "audit").json()["entries"] if e["action"] == "approve"]
+    assert actions == [("approve", "failed"), ("approve", "ok"), ("approve", "forbidden")]
+
+
+def test_a_restart_closes_what_was_open_and_records_the_turn_interrupted(asking, project):
+    sid = create(asking, project, toolType="claude-code")["id"]
+    prompt(asking, sid, "ask to touch")
+    approval = approval_of(asking, sid)
+    asking.stop(signal.SIGKILL)  # a crash: nothing is closed on the way out
+    restarted = asking.start()
+    assert open_approvals(restarted, sid) == []
+    (entry,) = history(restarted, sid)
+    assert entry["success"] is False and entry["exitCode"] is None
+    assert ai_log(restarted, sid)[-1] == (
+        "system", "Turn interrupted (the server stopped while it was running)")
+    late = restarted.api("POST", f"session/{sid}/approvals/{approval['id']}",
+                         json={"decision": "allow"})
+    assert late.status_code == 409 and "(deny by interrupt)" in late.json()["message"]
+    assert detail(restarted, sid)["state"] == "idle"
+
+
+def test_permission_mode_and_model_per_tab(asking, project):
+    sid = create(asking, project, toolType="claude-code")["id"]
+    tab = detail(asking, sid)["activeTabId"]
+    assert tab_of(detail(asking, sid))["permissionMode"] is None
+    changed = asking.api("PATCH", f"session/{sid}/tabs/{tab}",
+                         json={"permissionMode": "bypassPermissions", "model": "opus"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["tab"]["permissionMode"] == "bypassPermissions"
+    prompt(asking, sid, "ask to touch")  # the mode allows it: nothing is asked
+    (entry,) = turns_done(asking, sid, 1)
+    assert entry["fullResponse"].endswith(
+        "args --permission-mode bypassPermissions --model opus")
+    assert (project / "approved.txt").exists()
+    reset = asking.api("PATCH", f"session/{sid}/tabs/{tab}", json={"permissionMode": None})
+    assert reset.json()["tab"]["permissionMode"] is None
+    assert reset.json()["tab"]["model"] == "opus"
+    for body, status, message in (
+            ({"permissionMode": "yolo"}, 400, "permissionMode must be one of default"),
+            ({"model": 3}, 400, "'model' must be a non-empty string")):
+        refused = asking.api("PATCH", f"session/{sid}/tabs/{tab}", json=body)
+        assert (refused.status_code, message in refused.json()["message"]) == (status, True)
+    codex = create(asking, project, toolType="codex")
+    refused = asking.api("PATCH", f"session/{codex['id']}/tabs/{codex['activeTabId']}",
+                         json={"permissionMode": "plan"})
+    assert refused.status_code == 400 and "cannot ask" in refused.json()["message"]
+    asking.stop()
+    restarted = asking.start()
+    assert tab_of(detail(restarted, sid))["model"] == "opus"  # persisted
+
+
+def test_mode_and_model_defaults_come_from_the_config(make_server, project, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[agents.claude-code]\npermission_mode = "acceptEdits"\nmodel = "haiku"\n')
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         "--config", str(config), env=agent_env())
+    sid = create(server, project, toolType="claude-code")["id"]
+    prompt(server, sid, "hello")
+    assert turns_done(server, sid, 1)[0]["fullResponse"].endswith(
+        "args --permission-mode acceptEdits --model haiku")
+
+
+def test_diffs_of_file_changes(tmp_path: Path):
+    from app.sessions.agents.diffs import tool_diff
+
+    (tmp_path / "app.py").write_text("a = 1\nb = 2\n")
+    edit = tool_diff("Edit", {"file_path": "app.py", "old_string": "b = 2",
+                              "new_string": "b = 3"}, str(tmp_path))
+    assert edit == "--- a/app.py\n+++ b/app.py\n@@ -1,2 +1,2 @@\n a = 1\n-b = 2\n+b = 3\n"
+    new = tool_diff("Write", {"file_path": str(tmp_path / "n.md"), "content": "x\n"}, "/")
+    assert new.startswith("--- /dev/null\n+++ b/") and new.endswith("@@ -0,0 +1 @@\n+x\n")
+    multi = tool_diff("MultiEdit", {"file_path": "app.py", "edits": [
+        {"old_string": "a = 1", "new_string": "a = 0"},
+        {"old_string": "missing", "new_string": "x"}]}, str(tmp_path))
+    assert multi.endswith("\n-a = 1\n-missing\n+a = 0\n+x\n")  # does not apply: the edits alone
+    assert tool_diff("Bash", {"command": "ls"}, str(tmp_path)) is None
+
+
+def test_session_rules_cover_identical_calls_and_the_clis_own_rules():
+    from app.sessions.agents.approvals import ApprovalRequest
+    from app.sessions.agents.session_rules import covers, remembered, suggested_rules
+
+    rules = suggested_rules(({"type": "addRules", "behavior": "allow", "rules": [
+        {"toolName": "Bash", "ruleContent": "npm run:*"}]},
+        {"type": "setMode", "mode": "acceptEdits"}))
+    request = ApprovalRequest("k", "permission", "Bash", "Bash ls", {"command": "ls -l"},
+                              rules=rules)
+    kept = remembered(request)
+    assert covers(kept, "Bash", {"command": "ls -l"})
+    assert not covers(kept, "Bash", {"command": "ls -la"})
+    assert covers(kept, "Bash", {"command": "npm run test"})
+    assert not covers(kept, "Bash", {"command": "npm run test; rm -rf ~"})
+    assert not covers(kept, "Write", {"command": "ls -l"})
+
+
+# -- with the real Claude Code --------------------------------------------------------------
+
+real = pytest.mark.real_agents
+
+
+def claude_session(server, folder_path: Path) -> str:
+    return session_for(server, "claude-code", folder_path)
+
+
+@real
+def test_real_claude_asks_before_running_a_command_and_allow_runs_it(real_server, folder):
+    sid = claude_session(real_server, folder)
+    client = LiveClient(real_server)
+    try:
+        prompt(real_server, sid, "Create the file [[touch]]")
+        approval = approval_of(real_server, sid, timeout=60)
+        requested = client.wait_for(lambda m: m["type"] == "approval:requested"
+                                    and m["sessionId"] == sid)
+    finally:
+        client.close()
+    assert requested["approval"] == approval
+    assert approval["tool"] == "Bash" and approval["input"]["command"] == "touch approved.txt"
+    assert detail(real_server, sid)["state"] == "waiting_input"
+    assert not (folder / "approved.txt").exists()
+    decide(real_server, sid, approval["id"], decision="allow")
+    (entry,) = finished(real_server, sid, 1)
+    assert entry["success"] is True and (folder / "approved.txt").exists()
+    assert real_server.api("POST", f"session/{sid}/approvals/{approval['id']}",
+                           json={"decision": "allow"}).status_code == 409
+
+
+@real
+def test_real_claude_deny_sends_the_message_to_the_model(real_server, endpoint, folder):
+    sid = claude_session(real_server, folder)
+    reason = f"no-{uuid.uuid4().hex[:8]}"
+    prompt(real_server, sid, "Create the file [[touch]]")
+    approval = approval_of(real_server, sid, timeout=60)
+    decide(real_server, sid, approval["id"], decision="deny", message=reason)
+    assert finished(real_server, sid, 1)[0]["success"] is True
+    assert not (folder / "approved.txt").exists()
+    (carried,) = [r for r in endpoint.bodies_with(reason)
+                  if any(b.get("type") == "tool_result" and b.get("is_error")
+                         and reason in json.dumps(b.get("content"))
+                         for m in r.body.get("messages") or []
+                         if isinstance(m.get("content"), list) for b in m["content"])][:1]
+    assert carried
+
+
+@real
+def test_real_claude_allow_session_is_not_asked_twice(real_server, folder):
+    sid = claude_session(real_server, folder)
+    client = LiveClient(real_server)
+    try:
+        prompt(real_server, sid, "Create the file [[touch]]")
+        decide(real_server, sid, approval_of(real_server, sid, timeout=60)["id"],
+               decision="allow_session")
+        finished(real_server, sid, 1)
+        (folder / "approved.txt").unlink()
+        prompt(real_server, sid, "Once more [[touch]]")
+        second = finished(real_server, sid, 2)[1]
+        requested = approvals_requested(client, sid, 2)
+    finally:
+        client.close()
+    assert second["success"] is True and (folder / "approved.txt").exists()
+    assert len(requested) == 1
+
+
+@real
+def test_real_claude_interrupt_while_waiting(real_server, folder):
+    sid = claude_session(real_server, folder)
+    prompt(real_server, sid, "Create the file [[touch]]")
+    approval = approval_of(real_server, sid, timeout=60)
+    reply = real_server.api("POST", f"session/{sid}/interrupt").json()
+    assert reply["wasRunning"] is True and reply["stoppedBy"] == "interrupt"
+    (entry,) = finished(real_server, sid, 1)
+    assert entry["success"] is False and not (folder / "approved.txt").exists()
+    late = real_server.api("POST", f"session/{sid}/approvals/{approval['id']}",
+                           json={"decision": "allow"})
+    assert late.status_code == 409 and "(deny by interrupt)" in late.json()["message"]
+    assert [t for s, t in ai_log(real_server, sid) if s == "error"] == []
+    assert detail(real_server, sid)["state"] == "idle"
+
+
+@real
+def test_real_claude_write_shows_a_unified_diff(real_server, folder):
+    sid = claude_session(real_server, folder)
+    prompt(real_server, sid, "Write notes [[write]]")
+    approval = approval_of(real_server, sid, timeout=60)
+    assert approval["tool"] == "Write"
+    assert approval["diff"].startswith("--- /dev/null\n+++ b/")
+    assert approval["diff"].endswith("@@ -0,0 +1,2 @@\n+# Notes\n+written\n")
+    decide(real_server, sid, approval["id"], decision="allow")
+    assert finished(real_server, sid, 1)[0]["success"] is True
+    assert (folder / "notes.md").read_text() == "# Notes\nwritten\n"
+
+
+@real
+def test_real_claude_question_and_plan_round_trips(real_server, endpoint, folder):
+    question = {"question": "Which colour?", "header": "Colour", "multiSelect": False,
+                "options": [{"label": "Red", "description": "warm"},
+                            {"label": "Blue", "description": "cool"}]}
+    endpoint.script("[[ask]]", Reply(tool=ToolRequest(name="AskUserQuestion",
+                                                      input={"questions": [question]})))
+    endpoint.script("[[plan]]", Reply(tool=ToolRequest(name="ExitPlanMode",
+                                                       input={"plan": "# Rename\n1. edit"})))
+    sid = claude_session(real_server, folder)
+    prompt(real_server, sid, "Ask me [[ask]]")
+    asked = approval_of(real_server, sid, timeout=60)
+    assert (asked["kind"], asked["title"]) == ("question", "Which colour?")
+    assert asked["options"][0]["options"][1]["label"] == "Blue"
+    refused = real_server.api("POST", f"session/{sid}/approvals/{asked['id']}",
+                              json={"decision": "allow"})
+    assert refused.status_code == 400 and "answers" in refused.json()["message"]
+    decide(real_server, sid, asked["id"], decision="allow",
+           answers={"Which colour?": "Blue, but darker"})
+    finished(real_server, sid, 1)
+    assert endpoint.bodies_with('\\"Which colour?\\"=\\"Blue, but darker\\"')
+
+    tab = detail(real_server, sid)["activeTabId"]
+    real_server.api("PATCH", f"session/{sid}/tabs/{tab}", json={"permissionMode": "plan"})
+    prompt(real_server, sid, "Plan it [[plan]]")
+    plan = approval_of(real_server, sid, timeout=60)
+    assert (plan["kind"], plan["title"], plan["input"]["plan"]) == (
+        "plan", "Plan: Rename", "# Rename\n1. edit")
+    assert [o["label"] for o in plan["options"]] == ["Approve", "Keep planning"]
+    decide(real_server, sid, plan["id"], decision="deny")
+    finished(real_server, sid, 2)
+    assert endpoint.bodies_with("keep planning")
+    prompt(real_server, sid, "Plan it again [[plan]]")
+    decide(real_server, sid, approval_of(real_server, sid, timeout=60)["id"], decision="allow")
+    assert finished(real_server, sid, 3)[2]["success"] is True
+    assert endpoint.bodies_with("User has approved your plan")
+
+
+@real
+def test_real_claude_restart_with_an_open_approval(real_server, folder):
+    sid = claude_session(real_server, folder)
+    prompt(real_server, sid, "Create the file [[touch]]")
+    approval = approval_of(real_server, sid, timeout=60)
+    real_server.stop()
+    real_server.start()
+    assert open_approvals(real_server, sid) == []
+    (entry,) = history(real_server, sid)
+    assert entry["success"] is False and entry["exitCode"] is None
+    assert ("system", "Turn interrupted (the server stopped)") in ai_log(real_server, sid)
+    late = real_server.api("POST", f"session/{sid}/approvals/{approval['id']}",
+                           json={"decision": "allow"})
+    assert late.status_code == 409
+    assert not (folder / "approved.txt").exists()
+    prompt(real_server, sid, "Hello again")  # the conversation resumes after the restart
+    assert finished(real_server, sid, 2)[1]["success"] is True
