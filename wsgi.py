@@ -3,7 +3,8 @@
 - `app` is the WSGI application for any WSGI server (settings from MAESTRO_* and the config
   file), e.g. `waitress-serve wsgi:app` (HTTP only: WebSockets need the adapter below).
 - `python wsgi.py [flags]` serves it with waitress through our WebSocket adapter, HTTP and
-  WebSockets on one port, with the same flags as run.py.
+  WebSockets on one port (HTTPS and WSS with --tls-cert/--tls-key or --tls self-signed),
+  with the same flags as run.py.
 """
 
 from __future__ import annotations
@@ -16,32 +17,32 @@ HANDSHAKE_HEADROOM = 8
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from app.launcher import on_stop_signals, prepare, print_banner
+    from app.launcher import on_stop_signals, prepare
     from app.serving import SERVER_NAME
     from app.serving.slow_heads import HeadGate
     from app.serving.waitress_ws import create_ws_server
 
-    settings, application, services, listener = prepare(sys.argv[1:] if argv is None else argv)
+    launch = prepare(sys.argv[1:] if argv is None else argv)
+    settings = launch.settings
     # The app refuses sockets beyond --max-clients itself, after the token check; the
     # adapter's own limit, a little higher, only guards its worker threads.
     # waitress refuses a body of max_request_body_size bytes or more (413) before reading
     # it, token or not; the app's own limit (MAX_CONTENT_LENGTH) allows exactly N bytes.
-    server = create_ws_server(application, host=settings.host, port=settings.port,
+    server = create_ws_server(launch.app, host=settings.host, port=settings.port,
                               max_clients=settings.max_clients + HANDSHAKE_HEADROOM,
                               max_request_body_size=settings.max_body_bytes + 1,
-                              ident=SERVER_NAME, sockets=[listener],
+                              ident=SERVER_NAME, sockets=[launch.listener], tls=launch.tls,
                               head_gate=HeadGate(settings.max_heads_per_address,
                                                  settings.head_timeout_s))
-    server.add_shutdown_hook(services.shutdown)
+    server.add_shutdown_hook(launch.shutdown)
     on_stop_signals(lambda: threading.Thread(target=server.shutdown, name="shutdown").start())
-    print_banner(settings.host, server.port, services.token,
-                 viewer_token=services.viewer_token)
+    launch.print_banner(server.port)
     try:
         server.run()
     except KeyboardInterrupt:
         server.shutdown()
     finally:
-        services.shutdown()
+        launch.shutdown()
     return 0
 
 

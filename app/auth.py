@@ -4,10 +4,12 @@ It runs as WSGI middleware in front of Flask, so it sees every request (HTTP and
 handshakes alike, any path) before routing. A request whose first path segment is a token
 (the owner's, or the view-only one) is passed on with that segment moved into SCRIPT_NAME,
 so the app's routes are token-free (`/api/sessions`, `/ws`) and URLs the app builds carry
-the token; its role ("owner" or "viewer") goes in environ[ROLE_KEY]. Anything else is sent
-to the redirect URL (429 once an address has sent too many wrong tokens), except the open
-paths (`/health`). Before all that, a Host we do not serve gets 400 (DNS rebinding), and a
-WebSocket handshake from another site's page gets 403.
+the token; its role ("owner" or "viewer") goes in environ[ROLE_KEY]. The first load of a UI
+page with the token exchanges it for a pairing cookie (pairing.py); a request without a
+token but with a valid cookie is passed on unchanged, with the cookie's role. Anything else
+(a wrong cookie too) is sent to the redirect URL (429 once an address has sent too many wrong
+tokens), except the open paths (`/health`). Before all that, a Host we do not serve gets 400
+(DNS rebinding), and a WebSocket handshake from another site's page gets 403.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from werkzeug.wrappers import Response
 
 from .errors import ApiError, now_ms
 from .hosts import HostPolicy
+from .pairing import cookie_value, is_page_load, presented_cookies, set_cookie_header
 from .throttle import FailedTokenThrottle
 
 ROLE_KEY = "maestro.role"
+VIA_COOKIE_KEY = "maestro.via_cookie"  # set when the pairing cookie, not the path, admitted it
 OWNER = "owner"
 VIEWER = "viewer"
 REDACTED = "<redacted>"
@@ -66,6 +70,10 @@ class TokenGuard:
         self.app = app
         self._token = token.encode()
         self._viewer_token = viewer_token.encode() if viewer_token else None
+        self._tokens = {OWNER: token, VIEWER: viewer_token}
+        self._cookies = [(OWNER, cookie_value(token).encode())]
+        if viewer_token:
+            self._cookies.append((VIEWER, cookie_value(viewer_token).encode()))
         self.redirect_url = redirect_url
         self.hosts = hosts
         self.throttle = throttle
@@ -77,6 +85,17 @@ class TokenGuard:
         is_viewer = (self._viewer_token is not None
                      and hmac.compare_digest(presented, self._viewer_token))
         return OWNER if is_owner else VIEWER if is_viewer else None
+
+    def cookie_role(self, environ: dict) -> str | None:
+        """The role of the request's pairing cookie, each compared in constant time; None
+        without one or for a wrong one."""
+        role = None
+        for presented in presented_cookies(environ):
+            candidate = presented.encode("utf-8", "surrogateescape")
+            for cookie_role, expected in self._cookies:
+                if hmac.compare_digest(candidate, expected):
+                    role = cookie_role
+        return role
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         started = time.monotonic()
@@ -97,7 +116,12 @@ class TokenGuard:
             segment, _, rest = path.lstrip("/").partition("/")
             role = self.role_for(segment)
             if role is None:
-                return self._refuse(environ)(environ, logging_start_response)
+                role = self.cookie_role(environ)
+                if role is None:
+                    return self._refuse(environ)(environ, logging_start_response)
+                environ[ROLE_KEY] = role
+                environ[VIA_COOKIE_KEY] = True
+                return self.app(environ, logging_start_response)
             if not rest and not path.endswith("/"):
                 # `/<token>` → `/<token>/`, so the UI's relative URLs resolve under the token.
                 location = environ.get("SCRIPT_NAME", "") + "/" + segment + "/"
@@ -109,6 +133,8 @@ class TokenGuard:
                 message = (f"Origin '{_shown(origin)}' may not open the WebSocket; add it with "
                            "--allowed-origins")
                 return _json_error(403, message)(environ, logging_start_response)
+            if is_page_load(environ, rest):
+                return self._pair(environ, role, rest)(environ, logging_start_response)
             environ[ROLE_KEY] = role
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + "/" + segment
             environ["PATH_INFO"] = "/" + rest
@@ -128,6 +154,16 @@ class TokenGuard:
                                      environ.get("wsgi.url_scheme", "http")):
             return None
         return origin
+
+    def _pair(self, environ: dict, role: str, rest: str) -> Response:
+        """303 to the same page without the token, setting the pairing cookie."""
+        location = environ.get("SCRIPT_NAME", "") + "/" + rest
+        if environ.get("QUERY_STRING"):
+            location += "?" + environ["QUERY_STRING"]
+        response = _redirect(303, location)
+        response.headers["Set-Cookie"] = set_cookie_header(environ, self._tokens[role])
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     def _refuse(self, environ: dict) -> Response:
         """A wrong token: the redirect, or 429 while the address is locked out."""
@@ -157,7 +193,8 @@ class TokenGuard:
         if not access_log.isEnabledFor(level):
             return
         segment = path.lstrip("/").partition("/")[0]
-        shown = path if path in OPEN_PATHS else "/" + REDACTED + path[len(segment) + 1 :]
+        shown = (path if path in OPEN_PATHS or environ.get(VIA_COOKIE_KEY)
+                 else "/" + REDACTED + path[len(segment) + 1 :])
         access_log.log(
             level,
             '%s "%s %s" %s %.1fms',

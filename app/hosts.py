@@ -132,3 +132,16 @@ class HostPolicy:
         if own is None or scheme not in DEFAULT_PORTS:
             return False
         return parsed == (scheme, own[0], own[1] or DEFAULT_PORTS[scheme])
+
+
+def admitting(public_url: str, allowed_hosts: list[str] | None,
+              allowed_origins: list[str] | None) -> tuple[list[str], list[str]]:
+    """`allowed_hosts` and `allowed_origins` extended with a tunnel's public https URL.
+
+    Its name must be served (the tunnel passes it on as Host), and its pages must open the
+    socket: they reach us through the tunnel as plain http, so the same-origin rule cannot
+    see that `https://<name>` is our own origin.
+    """
+    parts = urlsplit(public_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return [*(allowed_hosts or ()), parts.hostname or ""], [*(allowed_origins or ()), origin]

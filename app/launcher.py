@@ -1,12 +1,14 @@
-"""What run.py and wsgi.py share: settings from the command line, logging, the banner.
+"""What run.py and wsgi.py share: settings from the command line, logging, TLS, the tunnel,
+the banner.
 
-Each launcher calls prepare(), starts its own server, prints the banner with the real
-port, serves until a signal, then calls Services.shutdown().
+Each launcher calls prepare(), starts its own server (HTTPS when Launch.tls is set), prints
+the banner with the real port, serves until a signal, then calls Launch.shutdown().
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import ipaddress
@@ -14,6 +16,7 @@ import logging
 import resource
 import signal
 import socket
+import ssl
 import struct
 import sys
 from collections.abc import Callable, Sequence
@@ -22,10 +25,12 @@ from typing import NoReturn
 import segno
 from flask import Flask
 
-from . import create_app
+from . import create_app, tls
 from .auth import RedactingFilter
 from .config import ConfigError, Settings, given_on_command_line, load_settings
-from .services import Services
+from .hosts import admitting, machine_names
+from .services import Services, remember_port, remembered_port
+from .tunnels import Tunnel, start_tunnel, tunnel_kind
 
 EXIT_BAD_CONFIG = 2
 # Each WebSocket holds about 3 descriptors and each shell about 3: the common soft limit of
@@ -36,11 +41,40 @@ FD_LIMIT_TARGET = 65536
 logger = logging.getLogger(__name__)
 
 
-def prepare(argv: Sequence[str]) -> tuple[Settings, Flask, Services, socket.socket]:
-    """Settings, logging, the listening socket and the app.
+@dataclasses.dataclass
+class Launch:
+    """What prepare() made: the launcher serves `listener` (through `tls` when set)."""
+
+    settings: Settings
+    app: Flask
+    services: Services
+    listener: socket.socket
+    tls: ssl.SSLContext | None = None
+    ca_cert: str | None = None  # our local CA's certificate, with --tls self-signed
+    tunnel: Tunnel | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.tls is None else "https"
+
+    def print_banner(self, port: int) -> None:
+        print_banner(self.settings.host, port, self.services.token,
+                     viewer_token=self.services.viewer_token, scheme=self.scheme,
+                     public_url=self.tunnel.url if self.tunnel else None, ca_cert=self.ca_cert)
+
+    def shutdown(self) -> None:
+        """Stop the tunnel first (no new remote requests), then the services."""
+        if self.tunnel is not None:
+            self.tunnel.stop()
+        self.services.shutdown()
+
+
+def prepare(argv: Sequence[str]) -> Launch:
+    """Settings, logging, the listening socket, TLS, the tunnel and the app.
 
     A bad setting or a port that cannot be had prints one line and exits with code 2; the
     port is bound first, so no session's process starts for a server that cannot serve.
+    A tunnel that cannot start is one line on stderr: the server still serves locally.
     """
     raise_fd_limit()
     try:
@@ -50,16 +84,34 @@ def prepare(argv: Sequence[str]) -> tuple[Settings, Flask, Services, socket.sock
     redactor = configure_logging(settings.log_level)  # start-up warnings are logged too
     redactor.add(settings.token)
     redactor.add(settings.viewer_token)
+    port_given = settings.port != 0 or given_on_command_line(argv, "port")
+    port = settings.port if port_given else remembered_port(settings) or 0
     try:
-        listener = listening_socket(settings.host, settings.port)
+        listener = listening_socket(settings.host, port)
     except OSError as exc:
         reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or exc
-        exit_with_error(f"cannot listen on {_bracket(settings.host)}:{settings.port}: {reason}")
+        kept = "" if port_given else " (kept from an earlier start; --port N picks another)"
+        exit_with_error(f"cannot listen on {_bracket(settings.host)}:{port}{kept}: {reason}")
+    launch_tunnel: Tunnel | None = None
     try:
+        files = tls.cert_files(settings, machine_names(), lan_addresses())
+        context = tls.server_context(files) if files else None
+        if settings.tunnel:
+            launch_tunnel = _start_tunnel(settings, listener, "http" if context is None
+                                          else "https")
+        if launch_tunnel is not None:
+            hosts, origins = admitting(launch_tunnel.url or "", settings.allowed_hosts,
+                                       settings.allowed_origins)
+            settings = dataclasses.replace(settings, allowed_hosts=hosts,
+                                           allowed_origins=origins)
         app = create_app(settings)
     except ConfigError as exc:
         listener.close()
+        if launch_tunnel is not None:
+            launch_tunnel.stop()
         exit_with_error(str(exc))
+    if not port_given:
+        remember_port(settings, listener.getsockname()[1])
     services: Services = app.extensions["maestro"]
     redactor.add(services.token)
     redactor.add(services.viewer_token)
@@ -68,7 +120,23 @@ def prepare(argv: Sequence[str]) -> tuple[Settings, Flask, Services, socket.sock
         if given_on_command_line(argv, name):
             logger.warning("%s on the command line is visible to other local users (ps); "
                            "prefer %s or a token file", flag, variable)
-    return settings, app, services, listener
+    return Launch(settings, app, services, listener, tls=context,
+                  ca_cert=files.ca_cert if files else None, tunnel=launch_tunnel)
+
+
+def _start_tunnel(settings: Settings, listener: socket.socket, scheme: str) -> Tunnel | None:
+    """The tunnel to this server's port, or None after one line on stderr saying why not.
+
+    :raise ConfigError: --tunnel names no tunnel we know.
+    """
+    tunnel_kind(settings.tunnel)
+    local = f"{scheme}://{_bracket(_local_host(settings.host))}:{listener.getsockname()[1]}"
+    started = start_tunnel(settings.tunnel, local, settings.tunnel_wait_s)
+    if isinstance(started, str):
+        print(f"maestro-web: tunnel {settings.tunnel} failed: {started}; serving locally only",
+              file=sys.stderr, flush=True)
+        return None
+    return started
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -116,15 +184,21 @@ def lan_address(host: str) -> str:
     """The address a phone on the same network would use to reach this machine."""
     if host not in ("0.0.0.0", "::", ""):
         return host
+    usable = lan_addresses()
+    private = [address for address in usable if ipaddress.ip_address(address).is_private]
+    return (private or usable or ["127.0.0.1"])[0]
+
+
+def lan_addresses() -> list[str]:
+    """This machine's IPv4 addresses other devices could use (no loopback, no link-local)."""
     candidates = _interface_addresses()
     with contextlib.suppress(OSError):
         candidates += [info[4][0] for info in
                        socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)]
-    usable = [address for address in candidates
-              if not ipaddress.ip_address(address).is_loopback
-              and not ipaddress.ip_address(address).is_link_local]
-    private = [address for address in usable if ipaddress.ip_address(address).is_private]
-    return (private or usable or ["127.0.0.1"])[0]
+    return list(dict.fromkeys(
+        address for address in candidates
+        if not ipaddress.ip_address(address).is_loopback
+        and not ipaddress.ip_address(address).is_link_local))
 
 
 def _interface_addresses() -> list[str]:
@@ -147,30 +221,62 @@ def _interface_addresses() -> list[str]:
 
 
 def print_banner(host: str, port: int, token: str, out=None,
-                 viewer_token: str | None = None) -> None:
-    """The local and LAN URLs (token included) and a QR code of the LAN URL; the same
-    for the view-only token, when there is one."""
+                 viewer_token: str | None = None, *, scheme: str = "http",
+                 public_url: str | None = None, ca_cert: str | None = None) -> None:
+    """The local and LAN URLs (token included) and a QR code of the LAN URL, and the
+    tunnel's URL and QR code; the same for the view-only token, when there is one. Plain
+    HTTP on the network gets a warning; our own CA, how to trust it."""
     out = out or sys.stdout
     print("Maestro Web is running.", file=out)
-    _print_urls(host, port, token, "Scan to open on your phone:", out)
+    if scheme == "http" and not _is_loopback(_local_host(host)):
+        print("  Warning: plain HTTP on the network: the token travels in clear and phones "
+              "get no secure context (no offline start, install, clipboard or "
+              "notifications); use --tls self-signed or --tunnel tailscale|cloudflare",
+              file=out)
+    _print_urls(host, port, token, "Scan to open on your phone:", out, scheme, public_url)
     if viewer_token is not None:
         print("View only (can watch, cannot act):", file=out)
-        _print_urls(host, port, viewer_token, "Scan to watch from another device:", out)
+        _print_urls(host, port, viewer_token, "Scan to watch from another device:", out,
+                    scheme, public_url)
+    if ca_cert is not None:
+        _print_trust_steps(host, port, token, ca_cert, out)
     print("Press Ctrl-C to stop.", file=out, flush=True)
 
 
-def _print_urls(host: str, port: int, token: str, scan_prompt: str, out) -> None:
-    local_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    print(f"  Local:   http://{_bracket(local_host)}:{port}/{token}/", file=out)
+def _print_urls(host: str, port: int, token: str, scan_prompt: str, out,
+                scheme: str = "http", public_url: str | None = None) -> None:
+    print(f"  Local:   {scheme}://{_bracket(_local_host(host))}:{port}/{token}/", file=out)
+    if public_url is not None:
+        tunnel = f"{public_url}/{token}/"
+        print(f"  Tunnel:  {tunnel}", file=out)
+        print("Scan it from anywhere:", file=out)
+        segno.make(tunnel, error="m").terminal(out=out, compact=True)
     lan_host = lan_address(host)
     if _is_loopback(lan_host):  # a phone could not open it: no Network URL, no QR code
         print(f"  Network: none (listening on {host} only; --host 0.0.0.0 serves your "
               "network)", file=out)
         return
-    lan = f"http://{_bracket(lan_host)}:{port}/{token}/"
+    lan = f"{scheme}://{_bracket(lan_host)}:{port}/{token}/"
     print(f"  Network: {lan}", file=out)
     print(scan_prompt, file=out)
     segno.make(lan, error="m").terminal(out=out, compact=True)
+
+
+def _print_trust_steps(host: str, port: int, token: str, ca_cert: str, out) -> None:
+    """How to make a phone trust our local CA (once; the CA is kept in the data dir)."""
+    address = f"https://{_bracket(lan_address(host))}:{port}/{token}/ca.crt"
+    print(f"Trust this server's local CA once per phone (SHA-256 "
+          f"{tls.ca_fingerprint(ca_cert)}):", file=out)
+    print(f"  Open {address} (accept the warning this one time) to download it, then", file=out)
+    print("  iOS:     Settings > General > VPN & Device Management > install the profile; "
+          "then Settings > General > About > Certificate Trust Settings > turn it on", file=out)
+    print("  Android: Settings > Security > Encryption & credentials > Install a certificate "
+          "> CA certificate > pick ca.crt", file=out)
+
+
+def _local_host(host: str) -> str:
+    """The address this machine uses to reach a server bound to `host`."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
 def _is_loopback(host: str) -> bool:

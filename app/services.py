@@ -25,6 +25,7 @@ CLOSE_GOING_AWAY = 1001  # WebSocket close code for a server that stops
 SHUTDOWN_DRAIN_S = 1.0  # how long clients get to receive the last events at shutdown
 TOKEN_FILE = "token"  # the persistent token, in the data dir
 VIEWER_TOKEN_FILE = "viewer-token"  # the persistent view-only token, beside it
+PORT_FILE = "port"  # the port a --persistent-token server keeps, beside the token
 LEGACY_TOKEN_KEY = "persistent_token"  # where earlier versions kept it: the settings table
 LOCK_FILE = "maestro.lock"
 LAST_SEQ_KEY = "last_seq"
@@ -101,6 +102,28 @@ def resolve_viewer_token(settings: Settings, token: str) -> str | None:
     if viewer_token == token:
         raise ConfigError("the viewer token must differ from the token")
     return viewer_token
+
+
+def remembered_port(settings: Settings) -> int | None:
+    """The port kept in `<data-dir>/port` by an earlier --persistent-token start, if any.
+
+    A paired phone's home-screen icon holds the whole URL, port included: with a fresh
+    random port at each start it would stop working.
+    """
+    if not settings.persistent_token:
+        return None
+    try:
+        with open(os.path.join(settings.data_dir, PORT_FILE), encoding="utf-8") as handle:
+            text = handle.readline().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() and 0 < int(text) <= 65535 else None
+
+
+def remember_port(settings: Settings, port: int) -> None:
+    """Keep `port` for the next --persistent-token start (the data dir exists by now)."""
+    if settings.persistent_token:
+        write_private_file(os.path.join(settings.data_dir, PORT_FILE), f"{port}\n")
 
 
 def _move_legacy_token(store: Store, token_path: str) -> None:

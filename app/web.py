@@ -9,11 +9,22 @@ are exempt from the rate limits (a reload must never use up the API quota).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from flask import Blueprint, Flask, Response, abort, send_from_directory
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    request,
+    send_file,
+    send_from_directory,
+)
 
 from .ratelimit import EXTENSION_KEY
+from .tls import SELF_SIGNED, ca_cert_path
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -79,9 +90,36 @@ def static_file(filename: str) -> Response:
     return response
 
 
+@bp.get("/ca.crt")
+def local_ca() -> Response:
+    """Our local CA's certificate (--tls self-signed), for the phone to trust: under the
+    token like everything else, so only a paired device can fetch it."""
+    settings = current_app.extensions["maestro"].settings
+    path = ca_cert_path(settings.data_dir)
+    if settings.tls != SELF_SIGNED or not os.path.exists(path):
+        abort(404)
+    response = send_file(path, mimetype="application/x-x509-ca-cert", max_age=0,
+                         as_attachment=True, download_name="maestro-web-ca.crt")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+HSTS = "max-age=31536000"
+
+
+def _add_hsts(response: Response) -> Response:
+    """Strict-Transport-Security on HTTPS answers (--hsts only: browsers then refuse plain
+    http for this name for a year, a choice the user makes)."""
+    if request.scheme == "https":
+        response.headers["Strict-Transport-Security"] = HSTS
+    return response
+
+
 def register_web(app: Flask) -> None:
     """Serve the UI from `app`, outside the rate limits."""
     app.register_blueprint(bp)
+    if app.extensions["maestro"].settings.hsts:
+        app.after_request(_add_hsts)
     limiter = app.extensions.get(EXTENSION_KEY)
     if limiter is not None:
         limiter.exempt(bp)

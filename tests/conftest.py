@@ -18,15 +18,16 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 20
-LOCAL_URL = re.compile(r"Local:\s+http://127\.0\.0\.1:(\d+)/([0-9a-f-]{36})/")
+LOCAL_URL = re.compile(r"Local:\s+(https?)://127\.0\.0\.1:(\d+)/([0-9a-f-]{36})/")
 
 
 class ServerProcess:
     """`python run.py` (or wsgi.py) on a random free port, read back from its banner."""
 
     def __init__(self, data_dir: Path, home: Path, args: list[str], script: str = "run.py",
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, port: str | None = "0"):
         self.extra_env = env or {}
+        self.port_args = [] if port is None else ["--port", port]  # None: no --port at all
         self.data_dir = data_dir
         self.home = home
         self.args = args
@@ -34,6 +35,8 @@ class ServerProcess:
         self.process: subprocess.Popen | None = None
         self.port = 0
         self.token = ""
+        self.scheme = "http"  # https when the banner says so (--tls...)
+        self.verify: bool | str = True  # for requests over HTTPS: a CA file to trust
         self.output: list[str] = []
         self.errors: list[str] = []
 
@@ -41,7 +44,8 @@ class ServerProcess:
         env = {key: value for key, value in os.environ.items() if not key.startswith("MAESTRO_")}
         env.update(HOME=str(self.home), PYTHONUNBUFFERED="1", **self.extra_env)
         command = [sys.executable, str(ROOT / self.script), "--host", "127.0.0.1",
-                   "--port", "0", "--data-dir", str(self.data_dir), *self.args, *(extra or [])]
+                   *self.port_args, "--data-dir", str(self.data_dir), *self.args,
+                   *(extra or [])]
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)
         threading.Thread(target=self._collect, args=(self.process.stderr, self.errors),
@@ -51,7 +55,8 @@ class ServerProcess:
             self.output.append(line)
             match = LOCAL_URL.search(line)
             if match:
-                self.port, self.token = int(match.group(1)), match.group(2)
+                self.scheme, self.port, self.token = (match.group(1), int(match.group(2)),
+                                                      match.group(3))
                 break
             if time.monotonic() > deadline:
                 break
@@ -69,7 +74,7 @@ class ServerProcess:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def url(self, path: str = "") -> str:
         return f"{self.base}/{self.token}/{path.lstrip('/')}"
@@ -77,6 +82,7 @@ class ServerProcess:
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         kwargs.setdefault("timeout", 30)
         kwargs.setdefault("allow_redirects", False)
+        kwargs.setdefault("verify", self.verify)
         return requests.request(method, self.url("api/" + path.lstrip("/")), **kwargs)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
@@ -107,9 +113,11 @@ def make_server(tmp_path: Path, home: Path) -> Iterator:
     started: list[ServerProcess] = []
 
     def start(*args: str, data_dir: Path | None = None, script: str = "run.py",
-              env: dict[str, str] | None = None) -> ServerProcess:
-        """Start a server; `env` adds to (or overrides) the inherited environment."""
-        server = ServerProcess(data_dir or tmp_path / "data", home, list(args), script, env)
+              env: dict[str, str] | None = None, port: str | None = "0") -> ServerProcess:
+        """Start a server; `env` adds to (or overrides) the inherited environment; `port`
+        None starts it without --port."""
+        server = ServerProcess(data_dir or tmp_path / "data", home, list(args), script, env,
+                               port)
         started.append(server)
         return server.start()
 

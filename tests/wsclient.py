@@ -21,16 +21,18 @@ class LiveClient:
     """Connects to /<token>/ws, keeps every message, and waits for the ones a test expects."""
 
     def __init__(self, server, session_id: str | None = None, since: int | None = None,
-                 timeout: float = 10, sockopt: tuple = ()) -> None:
+                 timeout: float = 10, sockopt: tuple = (), sslopt: dict | None = None) -> None:
         query = []
         if session_id:
             query.append(f"sessionId={session_id}")
         if since is not None:
             query.append(f"since={since}")
-        url = f"ws://127.0.0.1:{server.port}/{server.token}/ws"
+        scheme = "wss" if getattr(server, "scheme", "http") == "https" else "ws"
+        url = f"{scheme}://127.0.0.1:{server.port}/{server.token}/ws"
         if query:
             url += "?" + "&".join(query)
-        self.ws = websocket.create_connection(url, timeout=timeout, sockopt=sockopt)
+        self.ws = websocket.create_connection(url, timeout=timeout, sockopt=sockopt,
+                                              sslopt=sslopt)
         self.messages: list[dict[str, Any]] = []
         self._cursor = 0  # messages before it were already matched or skipped by wait_for
         self.init = self.next()

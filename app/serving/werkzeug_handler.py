@@ -1,11 +1,12 @@
 """run.py's request handler: werkzeug's, with a deadline and a per-address cap for request
-heads (see slow_heads.py), and no access log or version of its own."""
+heads (see slow_heads.py), and no access log or version of its own; and its TLS set-up."""
 
 from __future__ import annotations
 
 import contextlib
+import ssl
 
-from werkzeug.serving import WSGIRequestHandler
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 
 from . import SERVER_NAME
 from .slow_heads import HeadGate, HeadWatchdog, too_many_heads
@@ -23,6 +24,8 @@ def request_handler(gate: HeadGate) -> type[WSGIRequestHandler]:
         def handle_one_request(self) -> None:
             address = self.client_address[0]
             if not gate.admit(address):
+                # Bounded: over TLS this send first waits for the client's handshake.
+                self.connection.settimeout(gate.timeout_s)
                 with contextlib.suppress(OSError):
                     self.connection.sendall(too_many_heads())
                 self.close_connection = True
@@ -52,3 +55,16 @@ def request_handler(gate: HeadGate) -> type[WSGIRequestHandler]:
             return SERVER_NAME
 
     return MaestroRequestHandler
+
+
+def serve_tls(server: BaseWSGIServer, context: ssl.SSLContext) -> None:
+    """Make `server` serve HTTPS (and WSS) through `context`.
+
+    werkzeug's own ssl_context would do each TLS handshake inside accept(), on the one thread
+    that accepts every connection: a client that never finishes its handshake would stop
+    the server. Here the handshake happens on the connection's first read, in its own
+    thread and within the request head's deadline.
+    """
+    server.socket = context.wrap_socket(server.socket, server_side=True,
+                                        do_handshake_on_connect=False)
+    server.ssl_context = context  # wsgi.url_scheme "https"; TLS errors logged, not raised

@@ -112,10 +112,20 @@ function SettingsSheet() {
           <span style=${'background:' + t.colors[c]}></span>`)}</span>
         <span>${t.name}</span></button>`)}
     </div>`}
+    <${SecureContextNote} />
     <h3 class="section-title">Notifications</h3>
     <label class="switch-row"><input type="checkbox" role="switch" checked=${state.notify} onChange=${toggleNotify} />
       Notify me when a session finishes or waits for input (while this page is in the background)</label>
   </${Sheet}>`;
+}
+
+// Browsers give offline start, install, the clipboard and notifications only to secure
+// pages (HTTPS, or this machine itself): say which this is, and the flag that makes it one.
+function SecureContextNote() {
+  return html`<h3 class="section-title">Connection</h3>
+    ${window.isSecureContext
+    ? html`<p class="muted" data-secure-context="yes">Secure connection: offline start, installing as an app and the clipboard all work here.</p>`
+    : html`<p class="muted" data-secure-context="no">Not a secure connection (plain HTTP): this browser turns off offline start, installing as an app, the clipboard and notifications here. Start the server with <code>--tls self-signed</code> (or <code>--tunnel tailscale</code> / <code>--tunnel cloudflare</code>) and open its https address.</p>`}`;
 }
 
 function HistorySheet() {

@@ -282,7 +282,7 @@ def test_pwa_files(ui_server, phone):
     page.goto(ui_server.url(""))
     assert page.evaluate(SW_READY), "the service worker did not install"
     scope = page.evaluate("navigator.serviceWorker.getRegistration().then(r => r.scope)")
-    assert scope == ui_server.url("")
+    assert scope == ui_server.base + "/"  # the page traded the token for a cookie
     cached = page.evaluate("""async () => {
         const keys = [];
         for (const name of await caches.keys()) {
@@ -480,4 +480,4 @@ def test_notification_when_a_background_session_finishes(ui_server, project, pho
     run_to_end(ui_server, session["id"], "sleep 0.5")
     shown = wait_for(lambda: page.evaluate("window.shown"), timeout=10)
     assert shown[0]["title"] == "notify"
-    assert shown[0]["url"] == ui_server.url(f"session/{session['id']}")
+    assert shown[0]["url"] == f"{ui_server.base}/session/{session['id']}"

@@ -1,0 +1,188 @@
+"""HTTPS and WSS under both launchers: our local CA (--tls self-signed), the user's own files
+(--tls-cert/--tls-key), HSTS on request, and the TLS handshake kept off the accept path."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import ssl
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from app import tls
+from tests.conftest import ROOT
+from tests.test_terminal_sessions import ready_session, send
+from tests.wsclient import LiveClient
+
+SCRIPTS = ["run.py", "wsgi.py"]
+
+
+@pytest.fixture(params=SCRIPTS)
+def script(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def tls_server(make_server, script, tmp_path):
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit", "--tls", "self-signed",
+                         "--interrupt-grace-s", "1", script=script)
+    server.verify = str(tmp_path / "data" / "tls" / "ca.crt")
+    return server
+
+
+def _names(path: str) -> set[str]:
+    cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return {str(name.value) for name in names}
+
+
+def test_self_signed_serves_https_that_trusts_our_ca_and_keeps_keys_private(tls_server,
+                                                                            tmp_path):
+    assert tls_server.scheme == "https"
+    response = tls_server.api("GET", "whoami")
+    assert response.status_code == 200 and response.json()["role"] == "owner"
+    with pytest.raises(requests.exceptions.SSLError):  # not trusted without our CA
+        requests.get(tls_server.url("api/whoami"), timeout=10)
+    folder = tmp_path / "data" / "tls"
+    for name in ("ca.key", "server.key"):
+        assert stat.S_IMODE(os.stat(folder / name).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    assert {"localhost", "127.0.0.1", "::1", socket.gethostname().lower()} <= _names(
+        str(folder / "server.crt"))
+    assert "Trust this server's local CA" in "".join(tls_server.output)
+
+
+def test_ca_crt_is_served_with_the_token_and_never_without(tls_server, tmp_path):
+    response = requests.get(tls_server.url("ca.crt"), verify=tls_server.verify, timeout=10)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/x-x509-ca-cert"
+    assert response.content == (tmp_path / "data" / "tls" / "ca.crt").read_bytes()
+    without = requests.get(f"{tls_server.base}/ca.crt", verify=tls_server.verify,
+                           allow_redirects=False, timeout=10)
+    assert without.status_code == 302 and "BEGIN CERTIFICATE" not in without.text
+
+
+def test_no_ca_crt_without_our_own_ca(make_server):
+    server = make_server()
+    assert requests.get(server.url("ca.crt"), timeout=10).status_code == 404
+
+
+def test_a_websocket_over_wss_gets_live_events_and_resumes(tls_server, project):
+    sslopt = {"ca_certs": tls_server.verify}
+    sid = ready_session(tls_server, project)
+    client = LiveClient(tls_server, sslopt=sslopt)
+    last_seen = client.init["seq"]
+    # Many records at once: each must arrive without waiting for the next packet.
+    send(tls_server, sid, "seq 1 30000 | tr '\\n' ' '; echo; echo flood-done")
+    client.wait_for(lambda m: m["type"] == "history:added", timeout=30)
+    last_seen = client.events()[-1]["seq"]
+    client.close()
+    send(tls_server, sid, "echo while-away")
+    resumed = LiveClient(tls_server, since=last_seen, sslopt=sslopt)
+    assert resumed.init["resumed"] is True
+    resumed.wait_for(lambda m: m["type"] == "history:added", timeout=30)
+    seqs = [event["seq"] for event in resumed.events()]
+    assert seqs[0] == last_seen + 1 and seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    # One message in one TLS record larger than a read: all of it must be read at once, not
+    # when the next packet (the server's ping, 25 s on) wakes the reader.
+    started = time.monotonic()
+    assert resumed.request({"type": "ping", "padding": "x" * 12000}, "pong", timeout=10)
+    assert time.monotonic() - started < 5
+    resumed.close()
+
+
+def test_a_client_that_never_finishes_its_handshake_blocks_no_one(tls_server):
+    with socket.create_connection(("127.0.0.1", tls_server.port)) as silent:
+        started = time.monotonic()
+        assert tls_server.api("GET", "whoami", timeout=10).status_code == 200
+        assert time.monotonic() - started < 5
+        silent.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # plain HTTP on the TLS port
+    assert tls_server.api("GET", "whoami").status_code == 200
+
+
+def test_hsts_only_when_asked(make_server, script, tmp_path):
+    plain = make_server("--tls", "self-signed", script=script)
+    plain.verify = str(tmp_path / "data" / "tls" / "ca.crt")
+    assert "Strict-Transport-Security" not in plain.api("GET", "whoami").headers
+    plain.stop()
+    strict = make_server("--tls", "self-signed", "--hsts", script=script)
+    strict.verify = plain.verify
+    assert strict.api("GET", "whoami").headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+def test_the_users_own_certificate_and_key(make_server, script, tmp_path):
+    files = tls.ensure_local_ca(str(tmp_path / "elsewhere"), [], [])
+    server = make_server("--tls-cert", files.cert, "--tls-key", files.key, script=script)
+    server.verify = files.ca_cert
+    assert server.scheme == "https" and server.api("GET", "whoami").status_code == 200
+    ca = requests.get(server.url("ca.crt"), verify=server.verify, timeout=10)
+    assert ca.status_code == 404  # not our CA to hand out
+
+
+def _start_error(tmp_path: Path, *args: str, script: str = "run.py") -> list[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MAESTRO_")}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / script), "--host", "127.0.0.1", "--port", "0",
+         "--data-dir", str(tmp_path / "d"), *args],
+        capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2, result.stderr
+    return result.stderr.strip().splitlines()
+
+
+def test_a_bad_certificate_or_key_is_one_line_and_exit_2(tmp_path, script):
+    files = tls.ensure_local_ca(str(tmp_path / "a"), [], [])
+    other = tls.ensure_local_ca(str(tmp_path / "b"), ["other"], [])
+    [line] = _start_error(tmp_path, "--tls-cert", files.cert, "--tls-key", other.key,
+                          script=script)
+    assert line.startswith("maestro-web: error: TLS: ") and "private key" in line
+    [line] = _start_error(tmp_path, "--tls-cert", str(tmp_path / "missing.pem"),
+                          "--tls-key", files.key, script=script)
+    assert line == f"maestro-web: error: TLS: cannot read {tmp_path / 'missing.pem'}: no such file"
+    [line] = _start_error(tmp_path, "--tls-cert", files.cert, script=script)
+    assert line == "maestro-web: error: --tls-cert and --tls-key must be given together"
+    [line] = _start_error(tmp_path, "--tls", "letsencrypt", script=script)
+    assert line.startswith("maestro-web: error: --tls: the only mode is 'self-signed'")
+
+
+def test_the_server_certificate_is_renewed_when_names_change_or_it_nears_its_end(tmp_path):
+    data = str(tmp_path)
+    first = tls.ensure_local_ca(data, ["box"], ["192.168.1.20"])
+    ca = Path(first.ca_cert).read_bytes()
+    server = Path(first.cert).read_bytes()
+    assert {"box", "192.168.1.20"} <= _names(first.cert)
+    tls.ensure_local_ca(data, ["box"], ["192.168.1.20"])
+    assert Path(first.cert).read_bytes() == server  # nothing changed: kept
+    tls.ensure_local_ca(data, ["box"], ["10.0.0.7"])  # a new network
+    assert "10.0.0.7" in _names(first.cert) and "192.168.1.20" not in _names(first.cert)
+    assert Path(first.ca_cert).read_bytes() == ca  # the phone keeps trusting the same CA
+    renewed = Path(first.cert).read_bytes()
+    soon = tls.RENEW_BEFORE - datetime.timedelta(days=1)
+    later = datetime.datetime.now(datetime.UTC) + tls.SERVER_DAYS * datetime.timedelta(days=1)
+    cert = x509.load_pem_x509_certificate(renewed)
+    assert cert.not_valid_after_utc - later < datetime.timedelta(days=1)
+    # Make it near its end: re-sign it with a short life, as if a year had passed.
+    ca_key = serialization.load_pem_private_key(Path(tmp_path / "tls" / "ca.key").read_bytes(),
+                                                None)
+    now = datetime.datetime.now(datetime.UTC)
+    short = (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.issuer)
+             .public_key(cert.public_key()).serial_number(cert.serial_number)
+             .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + soon)
+             .add_extension(cert.extensions.get_extension_for_class(
+                 x509.SubjectAlternativeName).value, critical=False)
+             .sign(ca_key, hashes.SHA256()))
+    Path(first.cert).write_bytes(short.public_bytes(serialization.Encoding.PEM))
+    tls.ensure_local_ca(data, ["box"], ["10.0.0.7"])
+    again = x509.load_pem_x509_certificate(Path(first.cert).read_bytes())
+    assert again.not_valid_after_utc - now > datetime.timedelta(days=300)
+    context = tls.server_context(tls.CertFiles(first.cert, first.key))
+    assert isinstance(context, ssl.SSLContext)
