@@ -1,4 +1,5 @@
-"""Local launch: `python run.py [flags]` serves the app (HTTP and WebSockets) until Ctrl-C."""
+"""Local launch: `python run.py [flags]` serves the app (HTTP and WebSockets, or HTTPS and WSS
+with --tls-cert/--tls-key or --tls self-signed) until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -7,33 +8,40 @@ from collections.abc import Sequence
 
 from werkzeug.serving import make_server
 
-from app.launcher import on_stop_signals, prepare, print_banner
+from app.launcher import on_stop_signals, prepare
+from app.serving.fd_reserve import FdReserve
 from app.serving.slow_heads import HeadGate
-from app.serving.werkzeug_handler import request_handler
+from app.serving.werkzeug_handler import request_handler, serve_tls
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     # The port is bound by prepare(), not by werkzeug, which answers a busy port with its
     # own text and exit 1.
-    settings, app, services, listener = prepare(sys.argv[1:] if argv is None else argv)
+    launch = prepare(sys.argv[1:] if argv is None else argv)
+    settings = launch.settings
     handler = request_handler(HeadGate(settings.max_heads_per_address, settings.head_timeout_s))
-    server = make_server(settings.host, settings.port, app, threaded=True,
-                         request_handler=handler, fd=listener.fileno())
-    listener.close()  # werkzeug serves a duplicate of it
+    server = make_server(settings.host, settings.port, launch.app, threaded=True,
+                         request_handler=handler, fd=launch.listener.fileno())
+    launch.listener.close()  # werkzeug serves a duplicate of it
+    if launch.tls is not None:
+        serve_tls(server, launch.tls)
+    # Out of descriptors, a connection is refused with 503 instead of a busy accept loop.
+    fd_reserve = FdReserve()
+    server.get_request = fd_reserve.guard(server.get_request, server.socket, reraise=True)
 
     def stop() -> None:
         raise KeyboardInterrupt
 
     on_stop_signals(stop)
-    print_banner(settings.host, server.socket.getsockname()[1], services.token,
-                 viewer_token=services.viewer_token)
+    launch.print_banner(server.socket.getsockname()[1])
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        services.shutdown()
+        launch.shutdown()
         server.server_close()
+        fd_reserve.close()
     return 0
 
 

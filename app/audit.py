@@ -25,6 +25,7 @@ from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .auth import READ_METHODS, VIEWER, caller_role
+from .sessions.manager import SECRET_MASK
 from .store import open_private_file
 
 logger = logging.getLogger(__name__)
@@ -39,12 +40,12 @@ ACTION_NAMES = {"send_command": "send", "make_live": "live", "make_offline": "of
 RATE_LIMITED = 429
 
 
-def logged_command(text: str) -> tuple[str, bool]:
+def logged_command(text: str, secret: bool = False) -> tuple[str, bool]:
     """What the audit log keeps of a sent text: its first COMMAND_CAP_BYTES bytes (UTF-8),
-    and whether it was cut.
-
-    The one place that decides it: masking secret input (a later issue) belongs here.
+    and whether it was cut; only a mask when it was typed into a password prompt (`secret`).
     """
+    if secret:
+        return SECRET_MASK, False
     data = text.encode("utf-8", "surrogatepass")
     if len(data) <= COMMAND_CAP_BYTES:
         return text, False
@@ -101,7 +102,7 @@ class AuditLog:
         }
         command = sent.get("command")
         if isinstance(command, str) and entry["action"] == "send":
-            entry["command"], cut = logged_command(command)
+            entry["command"], cut = logged_command(command, secret=reply.get("secret") is True)
             if cut:
                 entry["commandTruncated"] = True
             entry["mode"] = _text_or_none(reply.get("mode"))

@@ -70,6 +70,25 @@ def test_bad_token_files_are_refused_without_quoting_them(tmp_path, content, fra
     assert "typo" not in str(caught.value)
 
 
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_a_token_file_that_is_not_a_regular_file_is_refused_at_once(tmp_path, kind):
+    path = {"fifo": tmp_path / "fifo", "device": "/dev/zero", "folder": tmp_path}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)  # reading it would block start-up for good
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        load_settings(["--token-file", str(path)], {})
+
+
+def test_only_the_start_of_a_huge_token_file_is_read(tmp_path):
+    token = uuid.uuid4()
+    huge = tmp_path / "token"
+    huge.write_text(f"{token}\n" + "x" * 50_000_000)
+    assert load_settings(["--token-file", str(huge)], {}).token == str(token)
+    (tmp_path / "one-line").write_text("y" * 50_000_000)
+    with pytest.raises(ConfigError, match="must be a UUID v4"):
+        load_settings(["--token-file", str(tmp_path / "one-line")], {})
+
+
 def test_a_token_file_is_refused_with_another_token_or_rotation(tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text(f"{uuid.uuid4()}\n")

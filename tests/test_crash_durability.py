@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+import websocket
 
 from tests.conftest import wait_for
 from tests.test_terminal_sessions import ready_session, send
@@ -33,7 +34,7 @@ def watch_until_killed(client: LiveClient, seen: list[dict]) -> None:
     try:
         while True:
             seen.append(client.next(timeout=30))
-    except (ServerClosed, OSError, AssertionError):
+    except (ServerClosed, OSError, websocket.WebSocketException):
         return
 
 

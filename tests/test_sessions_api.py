@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -87,6 +88,21 @@ def test_body_over_the_limit_is_refused_with_413(make_server):
     body = {"name": "x" * 4000, "cwd": "/", "toolType": "terminal"}
     assert_error(server.api("POST", "sessions", json=body), 413)
     assert server.api("GET", "sessions").json()["count"] == 0
+
+
+@pytest.mark.parametrize("script", ["run.py", "wsgi.py"])
+def test_a_chunked_body_over_the_limit_is_413_not_malformed(make_server, script):
+    server = make_server("--no-rate-limit", "--max-body-bytes", "2048", script=script)
+    body = json.dumps({"name": "x" * 4000, "cwd": "/", "toolType": "terminal"}).encode()
+    chunks = (body[at:at + 1000] for at in range(0, len(body), 1000))  # no Content-Length
+    response = server.api("POST", "sessions", data=chunks,
+                          headers={"Content-Type": "application/json"})
+    assert_error(response, 413)
+    assert server.api("GET", "sessions").json()["count"] == 0
+    fits = json.dumps({"name": "ok", "cwd": "/", "toolType": "terminal"}).encode()
+    response = server.api("POST", "sessions", data=iter([fits[:10], fits[10:]]),
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code == 201, response.text
 
 
 def test_unknown_routes_and_methods_get_json_errors(server):
@@ -328,3 +344,15 @@ def test_history_keeps_the_newest_entries_and_goes_with_its_session(make_server,
     assert summaries == [f"echo run-{n}" for n in range(13, 3, -1)]
     assert server.api("DELETE", f"session/{sid}").status_code == 200
     assert server.api("GET", "history").json()["entries"] == []
+
+
+@pytest.mark.parametrize(("field", "limit"), [("groupId", 200), ("groupName", 200),
+                                              ("groupEmoji", 16)])
+def test_group_fields_longer_than_their_limit_are_a_400(server, project, field, limit):
+    body = {"name": "g", "cwd": str(project), "toolType": "terminal"}
+    assert_error(server.api("POST", "sessions", json={**body, field: "x" * (limit + 1)}), 400,
+                 f"longer than {limit}")
+    session = create(server, project, **{field: "x" * limit})
+    assert_error(server.api("PATCH", f"session/{session['id']}",
+                            json={field: "y" * 900_000}), 400, field)
+    assert server.api("GET", "sessions").json()["sessions"][0][field] == "x" * limit

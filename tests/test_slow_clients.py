@@ -17,9 +17,11 @@ SCRIPTS = ["run.py", "wsgi.py"]
 ATTACKER = "127.0.0.2"  # all of 127/8 is loopback: the attack comes from another address
 
 
-def _trickler(port: int, source: str = ATTACKER) -> socket.socket:
-    conn = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
-    conn.sendall(b"GET /")
+def _trickler(port: int, opening: bytes = b"GET /") -> socket.socket:
+    conn = socket.create_connection(("127.0.0.1", port), timeout=5,
+                                    source_address=(ATTACKER, 0))
+    if opening:
+        conn.sendall(opening)
     return conn
 
 
@@ -43,27 +45,30 @@ def _closed_by_server(conn: socket.socket, timeout: float) -> bytes | None:
 
 
 @contextlib.contextmanager
-def tricklers(port: int, count: int) -> Iterator[list[socket.socket]]:
-    """Up to `count` connections from ATTACKER that have begun a request head; closed after."""
+def tricklers(port: int, count: int, opening: bytes = b"GET /") -> Iterator[list[socket.socket]]:
+    """Up to `count` connections from ATTACKER that sent `opening` (maybe nothing) of a
+    request head; closed after."""
     conns: list[socket.socket] = []
     try:
         for _ in range(count):
             with contextlib.suppress(OSError):
-                conns.append(_trickler(port))
+                conns.append(_trickler(port, opening))
         yield conns
     finally:
         for conn in conns:
             conn.close()
 
 
+@pytest.mark.parametrize("opening", [b"GET /", b""], ids=["trickling", "idle"])
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_legitimate_requests_are_served_while_hundreds_of_heads_trickle(make_server, script):
+def test_legitimate_requests_are_served_while_hundreds_of_heads_trickle(make_server, script,
+                                                                       opening):
     server = make_server("--no-rate-limit", script=script)
-    with tricklers(server.port, 300) as conns:
+    with tricklers(server.port, 300, opening) as conns:
         for _ in range(5):
             for conn in conns:
                 with contextlib.suppress(OSError):
-                    conn.sendall(b"a")
+                    conn.sendall(opening[:1])
             assert server.api("GET", "sessions", timeout=5).status_code == 200
             time.sleep(0.5)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import uuid
 
 import pytest
 import requests
+import websocket
 
 from tests.wsclient import LiveClient
 
@@ -71,4 +73,17 @@ def test_a_plain_get_of_the_socket_url_gets_400(ws_server):
     assert response.status_code == 400
     assert response.json()["error"] == "Bad Request"
     assert LiveClient(ws_server).request({"type": "ping"}, "pong")  # a good one still works
+    assert "Traceback" not in ws_server.log_text
+
+
+@pytest.mark.parametrize("query", ["sessionId=nope", "sessionId=%00", "since=1e400"])
+def test_a_socket_refused_right_after_the_handshake_closes_cleanly(ws_server, query):
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{ws_server.port}/{ws_server.token}/ws?{query}", timeout=10)
+    assert json.loads(ws.recv())["type"] == "error"
+    opcode, data = ws.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(data[:2], "big") == 1008
+    ws.close()
+    assert requests.get(f"{ws_server.base}/health", timeout=10).status_code == 200
+    time.sleep(0.5)  # the adapter finishes the connection after the close handshake
     assert "Traceback" not in ws_server.log_text

@@ -29,8 +29,10 @@ def json_body() -> dict[str, Any]:
     :raise ApiError 415: the body is not declared as JSON.
     :raise ApiError 400: the body is not valid JSON or not an object.
     """
-    if not request.get_data(cache=True):
+    data = request.get_data(cache=True)
+    if not data:
         return {}
+    _refuse_cut_chunked_body(len(data))
     if not request.is_json:
         raise ApiError(415, "Request body must be JSON (Content-Type: application/json)")
     try:
@@ -41,6 +43,19 @@ def json_body() -> dict[str, Any]:
         raise ApiError(400, "Request body must be a JSON object")
     reject_invalid_unicode(body)
     return body
+
+
+def _refuse_cut_chunked_body(received: int) -> None:
+    """A chunked body (no Content-Length) is read up to the body limit and no further: if
+    more follows, the body was too large, not malformed.
+
+    :raise ApiError 413: the body goes on past --max-body-bytes.
+    """
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    cut = (request.content_length is None and limit is not None and received >= limit
+           and request.environ["wsgi.input"].read(1))
+    if cut:
+        raise ApiError(413, f"Request body is larger than {limit} bytes")
 
 
 def reject_invalid_unicode(message: dict[str, Any]) -> None:

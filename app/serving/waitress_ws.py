@@ -9,18 +9,24 @@ Each WebSocket pins one waitress worker thread (plus simple_websocket's reader).
 waitress's own refusals (413, malformed HTTP) and a connection refused for want of
 file descriptors answer in the app's JSON error shape.
 
+waitress has no TLS of its own (it expects a proxy in front). With `tls` (an SSLContext),
+each accepted connection is wrapped in a non-blocking SSLSocket inside its channel: the
+handshake runs on the loop as the client's bytes arrive, reads and writes that OpenSSL
+cannot finish yet count as "nothing this time". A TLS session cannot be dup()'d, so a
+WebSocket over TLS reads and writes through the channel's own SSLSocket (made blocking for
+its life); the dup still serves for the descriptor's readiness, shutdown and close.
+
 The module stands alone (tests load it by path, without the app package).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
-import os
 import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +38,8 @@ from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask, WSGITask
 
-from .slow_heads import HeadGate, refusal, too_many_heads
+from .fd_reserve import FdReserve
+from .slow_heads import HeadGate, too_many_heads
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +70,10 @@ def _linger(conn: socket.socket, timeout: float) -> None:
 
 
 class _HandoverSocket(socket.socket):
-    """The blocking dup() given to simple_websocket, with a few safety nets."""
+    """The blocking dup() given to simple_websocket, with a few safety nets; like a
+    WholeFrameSocket, its send() writes whole frames, one writer at a time."""
+
+    writes_whole_frames = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -80,12 +90,19 @@ class _HandoverSocket(socket.socket):
         self.used = True
         with self._io_lock:
             try:  # simple_websocket calls send() and ignores short writes
-                self.sendall(data, flags)
+                self._send_all(data, flags)
             except ConnectionError as exc:
                 # Base.close() only tolerates BrokenPipeError; a reset would kill
                 # its reader thread before it closes this fd.
                 raise BrokenPipeError(*exc.args) from exc
         return len(data)
+
+    def _send_all(self, data: Any, flags: int) -> None:
+        self.sendall(data, flags)
+
+    def _send_close_frame(self) -> None:
+        # MSG_DONTWAIT: never block shutdown on a peer that stopped reading
+        socket.socket.send(self, _GOING_AWAY_FRAME, socket.MSG_DONTWAIT)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         self.used = True
@@ -104,8 +121,7 @@ class _HandoverSocket(socket.socket):
         try:
             with self._state_lock, contextlib.suppress(OSError):
                 if not self.closed_event.is_set():
-                    # MSG_DONTWAIT: never block shutdown on a peer that stopped reading
-                    socket.socket.send(self, _GOING_AWAY_FRAME, socket.MSG_DONTWAIT)
+                    self._send_close_frame()
                     self.shutdown(socket.SHUT_WR)
         finally:
             self._io_lock.release()
@@ -116,6 +132,50 @@ class _HandoverSocket(socket.socket):
                 # shutdown() acts on the connection, not the fd: it wakes the
                 # reader's recv()/select() on every dup of it.
                 self.shutdown(socket.SHUT_RDWR)
+
+
+class _TlsHandoverSocket(_HandoverSocket):
+    """Over TLS: the bytes go through the channel's SSLSocket (`tls_conn`), blocking for
+    the WebSocket's life; the dup'd descriptor serves for readiness, shutdown and close."""
+
+    tls_conn: ssl.SSLSocket
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        """Writers that call sendall() directly (WholeFrameSocket) go through TLS too, one
+        at a time: concurrent writes on one TLS session would corrupt it."""
+        self.used = True
+        with self._io_lock:
+            self.tls_conn.sendall(data, flags)
+
+    def _send_all(self, data: Any, flags: int) -> None:  # under _io_lock already
+        self.tls_conn.sendall(data, flags)
+
+    def _send_close_frame(self) -> None:
+        # Encrypted, so no MSG_DONTWAIT: sent only when the buffer has room now.
+        poller = select.poll()
+        poller.register(self, select.POLLOUT)
+        if poller.poll(0):
+            self.tls_conn.sendall(_GOING_AWAY_FRAME)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        self.used = True
+        return self.tls_conn.recv(bufsize, flags)
+
+
+def _handover_socket(conn: socket.socket) -> _HandoverSocket:
+    """A blocking handle on the channel's connection `conn` for simple_websocket.
+
+    O_NONBLOCK lives on the shared open file description, so `conn` turns blocking too:
+    harmless while the loop leaves it alone, and restored after the WebSocket.
+    """
+    tls = isinstance(conn, ssl.SSLSocket)
+    sock = (_TlsHandoverSocket if tls else _HandoverSocket)(
+        conn.family, conn.type, conn.proto, fileno=socket.dup(conn.fileno()))
+    if tls:
+        sock.tls_conn = conn
+        conn.setblocking(True)  # its own timeout decides how OpenSSL waits
+    sock.setblocking(True)
+    return sock
 
 
 class _WSTask(WSGITask):
@@ -148,14 +208,9 @@ class _WSTask(WSGITask):
         #    readable() is already False since received() saw the upgrade).
         channel.ws_handover = True
         with channel.outbuf_lock:  # the loop's own flushes take this lock too
-            # 2. Dup the fd and make it blocking.  O_NONBLOCK lives on the shared
-            #    open file description, so waitress's original turns blocking too:
-            #    harmless while the loop leaves it alone, and restored in step 6.
-            #    (The original non-blocking socket must never be handed over.)
-            orig = channel.socket
-            sock = self.ws_sock = _HandoverSocket(
-                orig.family, orig.type, orig.proto, fileno=socket.dup(orig.fileno()))
-            sock.setblocking(True)
+            # 2. Dup the fd and make it blocking (restored in step 6). (The original
+            #    non-blocking socket must never be handed over.)
+            sock = self.ws_sock = _handover_socket(channel.socket)
             # 3. A pipelined earlier response may still sit in the outbufs: drain
             #    it now (blocking) so it cannot land after the 101.
             if channel.total_outbufs_len:
@@ -202,64 +257,6 @@ class _WSTask(WSGITask):
         self.write(body)
 
 
-OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
-
-
-class FdReserve:
-    """One spare descriptor, spent to refuse a connection accept() could not take.
-
-    Out of descriptors, accept() fails with EMFILE while the connection stays in the
-    backlog: the listening socket stays readable and the loop retries it forever, and
-    the client hangs. Closing the spare lets us accept it, answer 503 and close it.
-    """
-
-    def __init__(self) -> None:
-        self._spare: int | None = self._open_spare()
-
-    @staticmethod
-    def _open_spare() -> int | None:
-        try:
-            return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return None
-
-    def guard(self, accept: Callable[[], Any], listener: socket.socket) -> Callable[[], Any]:
-        """`accept` (a wasyncore dispatcher's), refusing one connection on EMFILE/ENFILE."""
-
-        def guarded_accept() -> Any:
-            try:
-                return accept()
-            except OSError as exc:
-                if exc.errno not in OUT_OF_DESCRIPTORS:
-                    raise
-                self.refuse_one(listener)
-                return None  # wasyncore: nothing accepted
-
-        return guarded_accept
-
-    def refuse_one(self, listener: socket.socket) -> None:
-        log.warning("out of file descriptors: refusing a connection with 503")
-        if self._spare is not None:
-            os.close(self._spare)
-            self._spare = None
-        with contextlib.suppress(OSError):
-            conn, _ = listener.accept()
-            with conn:
-                conn.setblocking(False)
-                with contextlib.suppress(OSError):
-                    conn.send(refusal("503 Service Unavailable",
-                                      "Server is out of file descriptors; try again later"))
-                    conn.shutdown(socket.SHUT_WR)
-        # Another thread may have taken the freed number: then the next refusal only
-        # closes (or, without any descriptor, the loop retries as before).
-        self._spare = self._open_spare()
-
-    def close(self) -> None:
-        if self._spare is not None:
-            os.close(self._spare)
-            self._spare = None
-
-
 class _JsonErrorTask(ErrorTask):
     """waitress's own refusals (413 body too large, 400 malformed HTTP...), which it
     answers before the app runs, in the app's JSON error shape."""
@@ -288,8 +285,37 @@ class WSChannel(HTTPChannel):
 
     def __init__(self, server: Any, sock: socket.socket, addr: Any, adj: Any,
                  map: dict | None = None) -> None:
+        tls = server.ws_owner.tls
+        if tls is not None:
+            sock = tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         super().__init__(server, sock, addr, adj, map)
         self._begin_head()  # a new connection owes us a request head
+
+    def handle_read(self) -> None:
+        if not isinstance(self.socket, ssl.SSLSocket):
+            return super().handle_read()
+        try:
+            data = self.socket.recv(self.adj.recv_bytes)  # all that OpenSSL decrypted
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return  # the handshake, or a record, is not complete yet
+        except OSError:  # a failed handshake (plain HTTP on the TLS port), a reset
+            self.handle_close()
+            return
+        if not data:
+            self.handle_close()
+            return
+        self.last_activity = time.time()
+        self.received(data)
+
+    def send(self, data: bytes, do_close: bool = True) -> int:
+        try:
+            return super().send(data, do_close)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return 0  # OpenSSL needs the peer first: retried when the loop polls again
+        except ssl.SSLError:
+            if do_close:
+                self.handle_close()
+            return 0
 
     def _begin_head(self) -> None:
         if self.server.ws_owner.head_gate.admit(self.addr[0]):
@@ -334,7 +360,8 @@ class WebSocketServer:
     """A waitress server whose channels can hand connections over to flask-sock."""
 
     def __init__(self, wserver: Any, socket_map: dict[int, Any], max_clients: int,
-                 head_gate: HeadGate) -> None:
+                 head_gate: HeadGate, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls  # wraps each accepted connection, when set
         self._wserver = wserver  # TcpWSGIServer, or MultiSocketServer for several listens
         self._map = socket_map  # waitress's asyncore map: listeners, trigger, channels
         self._listeners = [s for s in socket_map.values() if isinstance(s, BaseWSGIServer)]
@@ -475,6 +502,7 @@ class WebSocketServer:
 
 def create_ws_server(app: Any, *, host: str, port: int, max_clients: int = 100,
                      http_threads: int = 8, head_gate: HeadGate | None = None,
+                     tls: ssl.SSLContext | None = None,
                      **waitress_kwargs: Any) -> WebSocketServer:
     """Create (bind, not yet serve) a waitress server with WebSocket support.
 
@@ -482,7 +510,7 @@ def create_ws_server(app: Any, *, host: str, port: int, max_clients: int = 100,
     waitress's connection_limit (default 100) is raised by max_clients, and the loop
     uses poll(), not select(): select() fails once any descriptor reaches 1024.
     `head_gate` bounds slow request heads (default: 10 s each, 64 per address); the
-    sweep that enforces its deadline runs every second.
+    sweep that enforces its deadline runs every second. `tls`: serve HTTPS and WSS.
     """
     head_gate = head_gate or HeadGate(per_address=64, timeout_s=10.0)
     waitress_kwargs.setdefault("cleanup_interval", 1)
@@ -493,9 +521,11 @@ def create_ws_server(app: Any, *, host: str, port: int, max_clients: int = 100,
     waitress_kwargs["connection_limit"] = (
         waitress_kwargs.get("connection_limit", 100) + max_clients)
     waitress_kwargs.setdefault("asyncore_use_poll", True)
+    if tls is not None:
+        waitress_kwargs["url_scheme"] = "https"
     if "listen" not in waitress_kwargs and "sockets" not in waitress_kwargs:
         waitress_kwargs.update(host=host, port=port)
     socket_map: dict[int, Any] = {}
     wserver = waitress.create_server(app, map=socket_map,
                                      threads=max_clients + http_threads, **waitress_kwargs)
-    return WebSocketServer(wserver, socket_map, max_clients, head_gate)
+    return WebSocketServer(wserver, socket_map, max_clients, head_gate, tls)

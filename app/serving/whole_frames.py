@@ -21,6 +21,8 @@ SOCKET_ENVIRON_KEYS = ("werkzeug.socket", "gunicorn.socket")
 class WholeFrameSocket:
     """Wraps a connected blocking socket; everything but send() goes to it unchanged."""
 
+    writes_whole_frames = True
+
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._send_lock = threading.Lock()
@@ -40,8 +42,10 @@ class WholeFrameSocket:
 
 
 def serialize_websocket_writes(environ: dict[str, Any]) -> None:
-    """Swap the server's socket in `environ` for a WholeFrameSocket (once)."""
+    """Swap the server's socket in `environ` for a WholeFrameSocket, unless it already
+    writes whole frames (the waitress adapter's own socket, whose send() must see every
+    write: it tells the adapter that the 101 went out)."""
     for key in SOCKET_ENVIRON_KEYS:
         sock = environ.get(key)
-        if sock is not None and not isinstance(sock, WholeFrameSocket):
+        if sock is not None and not getattr(sock, "writes_whole_frames", False):
             environ[key] = WholeFrameSocket(sock)

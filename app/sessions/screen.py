@@ -16,7 +16,13 @@ _STRING_MAX = 4096  # an OSC/DCS never terminated: stop swallowing output after 
 # untrusted output: ESC[99999999999999999999C must cost nothing, not memory and CPU.
 MAX_COLUMN = 16384
 _SGR_PARAM_CHARS = frozenset("0123456789;:")
+_SGR_MAX = 1024  # colour codes kept waiting for a character; hostile output may send millions
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # all C0/C1 but tab, and DEL
+# Whole lines that need no terminal emulation: printable text, tabs and SGR colour sequences
+# (kept as they are), each ended by \n or the pty's \r\n. Most output is made of these.
+_PLAIN_LINES = re.compile(
+    "(?:(?:[^\x00-\x1f\x7f-\x9f]++|\t|\x1b\\[[0-9;:]{0,"
+    + str(_CSI_MAX) + "}m)*+\r?\n)+")  # possessive: no backtracking within a line
 
 # Escape-parser states.
 _TEXT, _ESCAPE, _CSI, _ESC_INTERMEDIATE, _STRING, _STRING_ESCAPE = range(6)
@@ -41,10 +47,19 @@ class OutputCleaner:
         self._seq = ""  # parameters of the CSI being parsed
         self._string_len = 0  # length of the OSC/DCS string being skipped
 
+    bulk = True  # take runs of plain whole lines at once (False: character by character)
+
     def feed(self, text: str) -> None:
         i, end = 0, len(text)
         while i < end:
             if self._state == _TEXT:
+                if self.bulk and not self._cells and not self._col and not self._sgr:
+                    # Fastest path: at a line start, whole plain lines are already clean.
+                    lines = _PLAIN_LINES.match(text, i)
+                    if lines:
+                        self._add_done(lines.group().replace("\r\n", "\n"))
+                        i = lines.end()
+                        continue
                 # Fast path: a run of printable characters.
                 match = _CONTROL.search(text, i)
                 stop = match.start() if match else end
@@ -98,6 +113,16 @@ class OutputCleaner:
         self._sgr = ""
         return text
 
+    def end_escape(self) -> None:
+        """Forget an escape sequence left unterminated (at a command boundary): text that
+        follows is text again, not the rest of an OSC string or a CSI."""
+        self._state, self._seq, self._string_len = _TEXT, "", 0
+
+    def give_back(self, lines: str) -> None:
+        """Put complete lines taken too early back in front of the pending ones."""
+        self._done.insert(0, lines)
+        self._done_size += len(lines)
+
     def has_complete(self) -> bool:
         return bool(self._done)
 
@@ -107,15 +132,13 @@ class OutputCleaner:
 
     def pending_size(self) -> int:
         """Approximate number of characters waiting to be taken."""
-        return self._done_size + len(self._cells)
+        return self._done_size + len(self._cells) + len(self._sgr)
 
     # -- plain text -----------------------------------------------------------
 
     def _text_char(self, ch: str) -> None:
         if ch == "\n":
-            line = "".join(self._cells) + self._sgr + "\n"
-            self._done.append(line)
-            self._done_size += len(line)
+            self._add_done("".join(self._cells) + self._sgr + "\n")
             self._cells = []
             self._col = 0
             self._sgr = ""
@@ -128,6 +151,10 @@ class OutputCleaner:
         elif ch == "\t" or not (ch < " " or "\x7f" <= ch <= "\x9f"):
             self._put(ch)
         # any other C0/C1 control (BEL, NUL, DEL, ...) is dropped
+
+    def _add_done(self, lines: str) -> None:
+        self._done.append(lines)
+        self._done_size += len(lines)
 
     def _put(self, ch: str) -> None:
         cells, col = self._cells, self._col
@@ -187,6 +214,9 @@ class OutputCleaner:
         if params and not set(params) <= _SGR_PARAM_CHARS:
             return  # private (?2004h, >4m, ...) or with intermediates: drop
         if final == "m":
+            if len(self._sgr) >= _SGR_MAX:  # colours without text between them: keep the last
+                self._sgr = self._sgr[len(self._sgr) // 2:]
+                self._sgr = self._sgr[self._sgr.find(_ESC):]
             self._sgr += f"{_ESC}[{params}m"
             return
         arg = params.split(";")[0]
@@ -240,7 +270,12 @@ class OutputCoalescer:
             self._lines_since = now
         self._partial_since = now if cleaner.has_partial_text() else None
         if cleaner.pending_size() >= self._flush_bytes:
-            self._emit(cleaner.take_complete())
+            # Full entries go out now; the rest of the lines waits for more or for the timer,
+            # so a flood makes few big entries rather than one small one per read.
+            chunks = split_text(cleaner.take_complete(), self._flush_bytes)
+            if chunks and len(chunks[-1]) < self._flush_bytes:
+                cleaner.give_back(chunks.pop())
+            self._emit_chunks(chunks)
             if cleaner.pending_size() >= self._flush_bytes:  # one huge unfinished line
                 self._emit(cleaner.take_partial())
 
@@ -261,6 +296,9 @@ class OutputCoalescer:
         elif self._lines_since is not None and now >= self._lines_since + self._flush_interval:
             self._emit(cleaner.take_complete())
 
+    def end_escape(self) -> None:
+        self._cleaner.end_escape()
+
     def reset(self) -> None:
         """Forget everything pending and start clean (after the cleaner failed)."""
         self._cleaner = OutputCleaner()
@@ -271,12 +309,15 @@ class OutputCoalescer:
         self._emit(self._cleaner.take_complete() + self._cleaner.take_partial())
 
     def _emit(self, text: str) -> None:
+        self._emit_chunks(split_text(text, self._flush_bytes))
+
+    def _emit_chunks(self, chunks: list[str]) -> None:
         cleaner = self._cleaner
         if not cleaner.has_complete():
             self._lines_since = None
         if not cleaner.has_partial_text():
             self._partial_since = None
-        for chunk in split_text(text, self._flush_bytes):
+        for chunk in chunks:
             self._emit_cb(chunk)
 
 

@@ -11,8 +11,14 @@ const CONFIG = {
   FORBID_TAGS: [
     'form', 'input', 'button', 'textarea', 'select', 'option', 'optgroup', 'datalist',
     'style', 'link', 'meta', 'base', 'iframe', 'frame', 'object', 'embed', 'svg', 'math',
+    // Text drawn in the background colour (<font color>) would be copied but not seen; media
+    // would fetch same-origin URLs with the owner's cookie and quota; dialogs pose as the UI.
+    'font', 'video', 'audio', 'source', 'track', 'picture', 'dialog', 'marquee',
   ],
-  FORBID_ATTR: ['style', 'action', 'formaction', 'srcdoc', 'srcset'],
+  FORBID_ATTR: [
+    'style', 'action', 'formaction', 'srcdoc', 'srcset', 'color', 'size', 'face', 'bgcolor',
+    'background', 'poster', 'popover', 'id', 'name', 'width', 'height',
+  ],
 };
 
 // Only classes that style text: marked's code languages and the terminal colours. The app's
