@@ -114,7 +114,8 @@ def new_session(server, project, name: str) -> str:
     return server.api("POST", "sessions", json=body).json()["session"]["id"]
 
 
-def open_page(browser, playwright, server, session_id: str, static: Path | None):
+def goto_session(browser, playwright, server, session_id: str, static: Path | None):
+    """A phone page on the session, with the frame monitor, serving `static` if given."""
     context = browser.new_context(**playwright.devices[DEVICE], service_workers="block")
     if static:
         serve_from(context, static)
@@ -122,6 +123,11 @@ def open_page(browser, playwright, server, session_id: str, static: Path | None)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(server.url(f"session/{session_id}"))
+    return context, page
+
+
+def open_page(browser, playwright, server, session_id: str, static: Path | None):
+    context, page = goto_session(browser, playwright, server, session_id, static)
     page.locator(".session-top .state-idle").wait_for()
     return context, page
 
@@ -146,13 +152,7 @@ def run_in_terminal_view(page, command: str, last_line: str) -> dict:
 
 def open_long_log(browser, playwright, server, session_id: str, static: Path | None,
                   last_line: str) -> dict:
-    context = browser.new_context(**playwright.devices[DEVICE], service_workers="block")
-    if static:
-        serve_from(context, static)
-    context.add_init_script(MONITOR)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(server.url(f"session/{session_id}"))
+    context, page = goto_session(browser, playwright, server, session_id, static)
     result = page.evaluate(MEASURE, {"lastLine": last_line, "view": "log", "sentAt": 0})
     context.close()
     return {"open": result["sendToPaint"], "longestFrame": result["longestFrame"]}
