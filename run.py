@@ -10,7 +10,7 @@ from werkzeug.serving import make_server
 
 from app.launcher import on_stop_signals, prepare
 from app.serving.fd_reserve import FdReserve
-from app.serving.slow_heads import HeadGate
+from app.serving.slow_clients import ConnectionGate
 from app.serving.werkzeug_handler import request_handler, serve_tls
 
 
@@ -19,7 +19,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # own text and exit 1.
     launch = prepare(sys.argv[1:] if argv is None else argv)
     settings = launch.settings
-    handler = request_handler(HeadGate(settings.max_heads_per_address, settings.head_timeout_s))
+    handler = request_handler(ConnectionGate(settings.max_connections_per_address,
+                                             settings.request_timeout_s))
     server = make_server(settings.host, settings.port, launch.app, threaded=True,
                          request_handler=handler, fd=launch.listener.fileno())
     launch.listener.close()  # werkzeug serves a duplicate of it

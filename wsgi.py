@@ -19,7 +19,7 @@ HANDSHAKE_HEADROOM = 8
 def main(argv: Sequence[str] | None = None) -> int:
     from app.launcher import on_stop_signals, prepare
     from app.serving import SERVER_NAME
-    from app.serving.slow_heads import HeadGate
+    from app.serving.slow_clients import ConnectionGate
     from app.serving.waitress_ws import create_ws_server
 
     launch = prepare(sys.argv[1:] if argv is None else argv)
@@ -32,8 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               max_clients=settings.max_clients + HANDSHAKE_HEADROOM,
                               max_request_body_size=settings.max_body_bytes + 1,
                               ident=SERVER_NAME, sockets=[launch.listener], tls=launch.tls,
-                              head_gate=HeadGate(settings.max_heads_per_address,
-                                                 settings.head_timeout_s))
+                              gate=ConnectionGate(settings.max_connections_per_address,
+                                                 settings.request_timeout_s))
     server.add_shutdown_hook(launch.shutdown)
     on_stop_signals(lambda: threading.Thread(target=server.shutdown, name="shutdown").start())
     launch.print_banner(server.port)

@@ -16,15 +16,18 @@ import contextlib
 import datetime
 import json
 import logging
+import math
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .auth import READ_METHODS, VIEWER, caller_role
+from .auth import READ_METHODS
+from .roles import VIEWER, caller_role
 from .sessions.manager import SECRET_MASK
 from .store import open_private_file
 
@@ -34,6 +37,11 @@ AUDIT_FILE = "audit.log"
 ROTATE_BYTES = 10 * 1024 * 1024
 COMMAND_CAP_BYTES = 4096
 KEYS_CAP = 50  # key names kept of one keys action
+ID_CAP = 128  # characters kept of an id the client sent (ids we make are far shorter)
+# Refused attempts are kept at most once a second per address and action (with a count of
+# those left out), so a flood of them cannot rotate the real entries out of the log.
+REFUSED_EVERY_S = 1.0
+REFUSED_TRACKED = 10_000
 READ_BLOCK = 64 * 1024
 # Action names shared by both channels, where the endpoint or message type says it otherwise.
 ACTION_NAMES = {"send_command": "send", "make_live": "live", "make_offline": "offline"}
@@ -74,6 +82,12 @@ def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _id(value: Any) -> str | None:
+    """An id (or a short word) the client sent, cut to ID_CAP characters."""
+    text = _text_or_none(value)
+    return text[:ID_CAP] if text is not None else None
+
+
 class AuditLog:
     """Appends entries (thread-safe) and reads them back a page at a time, newest first."""
 
@@ -82,6 +96,8 @@ class AuditLog:
         self.rotated_path = path + ".1"
         self._rotate_bytes = rotate_bytes
         self._lock = threading.Lock()
+        # (address, action) -> (when a refused attempt was last written, left out since)
+        self._refused: dict[tuple[str, str], tuple[float, int]] = {}
         self._last_id = self._read_last_id()
 
     def record_action(self, *, channel: str, action: str, address: str, role: str | None,
@@ -95,10 +111,11 @@ class AuditLog:
         entry: dict[str, Any] = {
             "time": _now_iso(), "address": address, "role": role, "channel": channel,
             "action": ACTION_NAMES.get(action, action),
-            "sessionId": _text_or_none(sent.get("sessionId")) or _text_or_none(
-                _dig(reply, "session", "id")),
-            "tabId": _text_or_none(sent.get("tabId")) or _text_or_none(
-                reply.get("tabId")) or _text_or_none(_dig(reply, "tab", "id")),
+            "sessionId": _id(sent.get("sessionId")) or _id(_dig(reply, "session", "id")),
+            "tabId": _id(sent.get("tabId")) or _id(reply.get("tabId")) or _id(
+                _dig(reply, "tab", "id")),
+            "approvalId": _id(sent.get("approvalId")),
+            "decision": _id(sent.get("decision")),
         }
         command = sent.get("command")
         if isinstance(command, str) and entry["action"] == "send":
@@ -110,7 +127,27 @@ class AuditLog:
         if isinstance(keys, list) and entry["action"] == "keys":
             entry["keys"] = [str(key)[:20] for key in keys[:KEYS_CAP]]
         entry.update(status=status, outcome=outcome(role, status))
+        if entry["outcome"] == "forbidden":
+            left_out = self._refused_left_out(address, entry["action"])
+            if left_out is None:
+                return
+            if left_out:
+                entry["leftOut"] = left_out  # refused attempts not written since the last one
         self._append({key: value for key, value in entry.items() if value is not None})
+
+    def _refused_left_out(self, address: str, action: str) -> int | None:
+        """None when this refused attempt is not to be written (one a second is), else how
+        many were left out before it."""
+        key, now = (address, action), time.monotonic()
+        with self._lock:
+            last, left_out = self._refused.pop(key, (-math.inf, 0))
+            if now - last < REFUSED_EVERY_S:
+                self._refused[key] = (last, left_out + 1)
+                return None
+            self._refused[key] = (now, 0)
+            while len(self._refused) > REFUSED_TRACKED:
+                del self._refused[next(iter(self._refused))]  # the least recently refused
+            return left_out
 
     def _append(self, entry: dict[str, Any]) -> None:
         """Write one line; a failure is logged, never raised (the action has already run)."""
@@ -224,7 +261,8 @@ def _record_http_action(response: Response) -> Response:
     view_args = request.view_args or {}
     body = _request_object()
     sent = {**body, "sessionId": view_args.get("session_id"),
-            "tabId": view_args.get("tab_id") or body.get("tabId")}
+            "tabId": view_args.get("tab_id") or body.get("tabId"),
+            "approvalId": view_args.get("approval_id")}
     reply = response.get_json(silent=True) if response.is_json else None
     current_app.extensions["maestro"].audit.record_action(
         channel="http", action=request.endpoint.rpartition(".")[2],

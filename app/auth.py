@@ -27,12 +27,10 @@ from werkzeug.wrappers import Response
 from .errors import ApiError, now_ms
 from .hosts import HostPolicy
 from .pairing import cookie_value, is_page_load, presented_cookies, set_cookie_header
+from .roles import OWNER, ROLE_KEY, VIEWER, caller_role
 from .throttle import FailedTokenThrottle
 
-ROLE_KEY = "maestro.role"
 VIA_COOKIE_KEY = "maestro.via_cookie"  # set when the pairing cookie, not the path, admitted it
-OWNER = "owner"
-VIEWER = "viewer"
 REDACTED = "<redacted>"
 OPEN_PATHS = frozenset({"/health"})
 STATIC_PREFIX = "/static/"  # the UI's files, below the token
@@ -44,11 +42,6 @@ access_log = logging.getLogger("maestro.access")
 auth_log = logging.getLogger("maestro.auth")
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
-
-
-def caller_role() -> str | None:
-    """The current request's role: OWNER, VIEWER, or None on an open path (`/health`)."""
-    return request.environ.get(ROLE_KEY)
 
 
 def refuse_viewer_changes() -> None:
@@ -119,6 +112,10 @@ class TokenGuard:
                 role = self.cookie_role(environ)
                 if role is None:
                     return self._refuse(environ)(environ, logging_start_response)
+                if not self._from_our_pages(environ):
+                    message = ("A change or a WebSocket made with the pairing cookie must come "
+                               "from this server's own pages (Origin)")
+                    return _json_error(403, message)(environ, logging_start_response)
                 environ[ROLE_KEY] = role
                 environ[VIA_COOKIE_KEY] = True
                 return self.app(environ, logging_start_response)
@@ -141,6 +138,18 @@ class TokenGuard:
             return self.app(environ, logging_start_response)
         finally:
             self._log_access(environ, path, status_holder, started)
+
+    def _from_our_pages(self, environ: dict) -> bool:
+        """May a request admitted by the pairing cookie act? A browser sends the cookie from
+        every page of the same site (any port of `localhost`, say), so a WebSocket
+        handshake or a change must carry an Origin we serve; reads need none (CORS keeps
+        other pages from reading the answer)."""
+        changes = environ.get("REQUEST_METHOD", "GET") not in READ_METHODS
+        if not (changes or _is_websocket_handshake(environ)):
+            return True
+        origin = environ.get("HTTP_ORIGIN")
+        return origin is not None and self.hosts.origin_allowed(
+            origin, environ.get("HTTP_HOST", ""), environ.get("wsgi.url_scheme", "http"))
 
     def _foreign_socket_origin(self, environ: dict) -> str | None:
         """The Origin of a WebSocket handshake from a page we may not serve, else None.

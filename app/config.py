@@ -191,9 +191,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("replay_buffer_bytes", _integer(65536), 64 * 1024 * 1024,
            "bytes of events (as JSON) kept for WebSocket resume"),
     Option("max_sessions", _integer(1), 100, "sessions at once (409 beyond)"),
-    Option("head_timeout_s", _seconds, 10.0,
+    Option("request_timeout_s", _seconds, 10.0,
            "seconds a client has to send a whole request head (slowloris guard)"),
-    Option("max_heads_per_address", _integer(1), 64,
+    Option("max_connections_per_address", _integer(1), 64,
            "connections one address may have still sending request heads (429 beyond)"),
     Option("max_tabs", _integer(1), 50, "AI tabs per session (409 beyond)"),
     Option("history_cap", _integer(10), 10_000, "history entries kept, oldest dropped first"),
@@ -257,8 +257,8 @@ class Settings:
     replay_buffer_size: int
     replay_buffer_bytes: int
     max_sessions: int
-    head_timeout_s: float
-    max_heads_per_address: int
+    request_timeout_s: float
+    max_connections_per_address: int
     max_tabs: int
     history_cap: int
     key_rate: int

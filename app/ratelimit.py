@@ -21,6 +21,7 @@ from limits import parse
 from werkzeug.exceptions import TooManyRequests
 
 from .config import Settings
+from .roles import OWNER, caller_role
 
 GET_METHODS = ["GET", "HEAD"]
 CHANGE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
@@ -78,7 +79,7 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
         return request.endpoint in OPEN_ENDPOINTS or request.endpoint in KEY_ENDPOINTS
 
     limiter = Limiter(
-        key_func=get_remote_address,
+        key_func=client_key,
         application_limits=[
             ApplicationLimit(_quota(settings.rate_limit_get, settings), scope=GET_SCOPE,
                              methods=GET_METHODS, exempt_when=exempt),
@@ -98,12 +99,20 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
     def spend_key_budget() -> None:
         if settings.no_rate_limit or request.endpoint not in KEY_ENDPOINTS:
             return
-        wait = budget.take(get_remote_address())
+        wait = budget.take(client_key())
         if wait is not None:
             g.maestro_key_wait = wait
             raise TooManyRequests()
 
     return limiter
+
+
+def client_key() -> str:
+    """Whose quotas a request spends: its address, and apart from the owner's a viewer's
+    (a view-only token on the same address, or behind the same tunnel, must not be able
+    to use up the owner's quota, or its Stop)."""
+    address = get_remote_address()
+    return address if caller_role() in (OWNER, None) else f"{address} ({caller_role()})"
 
 
 def key_hit(budget: KeyBudget, settings: Settings, client_ip: str) -> int | None:

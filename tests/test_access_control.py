@@ -383,3 +383,21 @@ def test_the_banner_prints_the_viewers_own_url_and_qr_code():
     alone = io.StringIO()
     print_banner("192.0.2.10", 8080, owner, out=alone)
     assert "View only" not in alone.getvalue()
+
+
+def test_a_viewer_cannot_use_up_the_owners_quotas_or_stop(make_server, project):
+    viewer = str(uuid.uuid4())
+    server = make_server("--token", str(uuid.uuid4()), "--key-rate", "2",
+                         "--rate-limit-post", "4", env={"MAESTRO_VIEWER_TOKEN": viewer})
+    sid = server.api("POST", "sessions", json={
+        "name": "busy", "cwd": str(project), "toolType": "terminal"}).json()["session"]["id"]
+    wait_for(lambda: server.api("GET", f"session/{sid}").json()["session"]["state"] == "idle")
+    assert server.api("POST", f"session/{sid}/send", json={"command": "sleep 30"}).ok
+    watcher = LiveClient(SimpleNamespace(port=server.port, token=viewer))
+    for _ in range(20):  # forbidden, and spent from the viewer's own budgets
+        watcher.send({"type": "interrupt", "sessionId": sid})
+        requests.post(f"{server.base}/{viewer}/api/session/{sid}/offline", timeout=10)
+    watcher.close()
+    stopped = server.api("POST", f"session/{sid}/interrupt")
+    assert stopped.status_code == 200 and stopped.json()["wasRunning"] is True
+    assert server.api("PATCH", f"session/{sid}", json={"name": "still mine"}).status_code == 200

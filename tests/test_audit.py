@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import stat
+import time
 import uuid
 from types import SimpleNamespace
 
@@ -203,3 +204,29 @@ def test_the_log_rotates_and_pages_read_across_both_files(tmp_path):
     assert [e["id"] for e in entries] == list(range(40, 40 - len(entries), -1))
     assert len(entries) > 10 and has_more is False
     assert AuditLog(path).page(1)[0][0]["id"] == 40  # ids go on after a restart
+
+
+def test_a_flood_of_refused_attempts_cannot_push_real_entries_out(make_server, project):
+    viewer = str(uuid.uuid4())
+    server = make_server("--no-rate-limit", "--viewer-token", viewer)
+    sid = create(server, project)["id"]
+    server.api("POST", f"session/{sid}/send", json={"command": "echo the-owners-entry"})
+    client = LiveClient(SimpleNamespace(port=server.port, token=viewer))
+    try:
+        for _ in range(200):  # huge ids, refused: written once a second, ids cut
+            client.send({"type": "resize", "sessionId": "x" * 900_000, "cols": 1, "rows": 1})
+        client.request({"type": "ping"}, "pong")
+    finally:
+        client.close()
+    audit = (server.data_dir / "audit.log").read_text()
+    assert len(audit) < 20_000 and not (server.data_dir / "audit.log.1").exists()
+    entries = [json.loads(line) for line in audit.splitlines()]
+    refused = [e for e in entries if e["outcome"] == "forbidden"]
+    assert 1 <= len(refused) <= 10 and all(len(e["sessionId"]) == 128 for e in refused)
+    assert any(e.get("command") == "echo the-owners-entry" for e in entries)
+    time.sleep(1.1)
+    client = LiveClient(SimpleNamespace(port=server.port, token=viewer))
+    client.request({"type": "resize", "sessionId": sid, "cols": 1, "rows": 1}, "error")
+    client.close()
+    refused = [e for e in audit_entries(server, limit=100) if e["outcome"] == "forbidden"]
+    assert sum(1 + e.get("leftOut", 0) for e in refused) == 201  # every attempt accounted for

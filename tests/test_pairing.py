@@ -49,7 +49,8 @@ def test_a_page_load_trades_the_token_for_a_cookie_that_opens_everything(make_se
     assert _get(server, "/session/abc", cookie).status_code == 200
     assert _get(server, "/api/whoami", cookie).json()["role"] == "owner"
     created = requests.post(f"{server.base}/api/sessions", timeout=10,
-                            headers={"Cookie": f"maestro-{server.port}={cookie}"},
+                            headers={"Cookie": f"maestro-{server.port}={cookie}",
+                                     "Origin": server.base},  # as the UI's fetch sends it
                             json={"name": "paired", "cwd": "/tmp", "toolType": "terminal"})
     assert created.status_code in (200, 201), created.text
     ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws", timeout=10,
@@ -131,3 +132,32 @@ def test_a_new_token_unpairs_and_persistent_mode_keeps_pairing_and_port(make_ser
     paired.stop()
     paired.start(["--rotate-token"])  # a new token: every browser unpaired
     assert _get(paired, "/api/whoami", cookie).status_code == 302
+
+
+@pytest.mark.parametrize("script", ["run.py", "wsgi.py"])
+def test_another_page_of_the_same_site_cannot_act_with_the_cookie(make_server, script):
+    """SameSite=Strict still sends the cookie from any port of the same host: a page on
+    http://127.0.0.1:<other port> must not open the socket or change anything."""
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit", script=script)
+    _, cookie = _pair(server)
+    jar = f"maestro-{server.port}={cookie}"
+    sid = server.api("POST", "sessions", json={
+        "name": "target", "cwd": "/tmp", "toolType": "terminal"}).json()["session"]["id"]
+    for origin in ("http://127.0.0.1:1", "http://evil.example", None):
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws", timeout=10,
+                                        cookie=jar, origin=origin,
+                                        suppress_origin=origin is None)
+        assert refused.value.status_code == 403
+        headers = {"Cookie": jar, **({"Origin": origin} if origin else {})}
+        for method, path in (("POST", f"/api/session/{sid}/interrupt"),
+                             ("DELETE", f"/api/session/{sid}")):
+            response = requests.request(method, server.base + path, headers=headers, timeout=10)
+            assert response.status_code == 403, (origin, path, response.text)
+    assert _get(server, "/api/sessions", cookie).json()["count"] == 1  # reads still work
+    own = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws", timeout=10,
+                                      cookie=jar, origin=server.base)
+    assert json.loads(own.recv())["type"] == "init"
+    own.close()
+    assert requests.post(f"{server.base}/api/session/{sid}/interrupt", timeout=10, headers={
+        "Cookie": jar, "Origin": server.base}).status_code == 200

@@ -356,3 +356,13 @@ def test_group_fields_longer_than_their_limit_are_a_400(server, project, field, 
     assert_error(server.api("PATCH", f"session/{session['id']}",
                             json={field: "y" * 900_000}), 400, field)
     assert server.api("GET", "sessions").json()["sessions"][0][field] == "x" * limit
+
+
+@pytest.mark.parametrize("value", ["m\u0000odel", "line\nbreak", "tab\there"])
+def test_a_tab_model_with_control_characters_is_a_400(server, project, value):
+    session = create(server, project, toolType="claude-code")
+    tab = session["aiTabs"][0]["id"]
+    assert_error(server.api("PATCH", f"session/{session['id']}/tabs/{tab}",
+                            json={"model": value}), 400, "control characters")
+    detail = server.api("GET", f"session/{session['id']}").json()["session"]
+    assert detail["aiTabs"][0].get("model") is None

@@ -1,4 +1,5 @@
-"""Slow clients (slowloris): late request heads are cut, and one address cannot hold them all."""
+"""Slow clients (slowloris): late or idle connections are cut, and one address cannot hold
+the server's connections."""
 
 from __future__ import annotations
 
@@ -59,7 +60,13 @@ def tricklers(port: int, count: int, opening: bytes = b"GET /") -> Iterator[list
             conn.close()
 
 
-@pytest.mark.parametrize("opening", [b"GET /", b""], ids=["trickling", "idle"])
+KEEP_ALIVE = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # answered, then left idle
+SLOW_BODY = (b"POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+             b"Content-Length: 100000\r\n\r\n{")
+
+
+@pytest.mark.parametrize("opening", [b"GET /", b"", KEEP_ALIVE, SLOW_BODY],
+                         ids=["trickling", "idle", "idle-keep-alive", "slow-body"])
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_legitimate_requests_are_served_while_hundreds_of_heads_trickle(make_server, script,
                                                                        opening):
@@ -68,34 +75,54 @@ def test_legitimate_requests_are_served_while_hundreds_of_heads_trickle(make_ser
         for _ in range(5):
             for conn in conns:
                 with contextlib.suppress(OSError):
-                    conn.sendall(opening[:1])
+                    conn.sendall(b" " if opening == SLOW_BODY else opening[:1])
             assert server.api("GET", "sessions", timeout=5).status_code == 200
             time.sleep(0.5)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_heads_beyond_the_per_address_cap_get_429(make_server, script):
-    server = make_server("--no-rate-limit", "--max-heads-per-address", "3", script=script)
+def test_connections_beyond_the_per_address_cap_get_429(make_server, script):
+    server = make_server("--no-rate-limit", "--max-connections-per-address", "3", script=script)
     with tricklers(server.port, 3) as held:
         assert len(held) == 3
         reply = _closed_by_server(_trickler(server.port), timeout=10)
         assert reply is not None and reply.startswith(b"HTTP/1.1 429")
         body = json.loads(reply.split(b"\r\n\r\n", 1)[1])
-        assert body["error"] == "Too Many Requests" and "still sending" in body["message"]
+        assert body["error"] == "Too Many Requests" and "open connections" in body["message"]
         assert server.api("GET", "sessions").status_code == 200  # another address: served
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_a_head_later_than_the_deadline_is_cut(make_server, script):
-    server = make_server("--no-rate-limit", "--head-timeout-s", "1", script=script)
+@pytest.mark.parametrize("opening", [b"GET /", KEEP_ALIVE],
+                         ids=["late-head", "idle-keep-alive"])
+def test_a_late_request_or_an_idle_connection_is_cut(make_server, script, opening):
+    server = make_server("--no-rate-limit", "--request-timeout-s", "1", script=script)
     started = time.monotonic()
-    assert _closed_by_server(_trickler(server.port), timeout=15) is not None
-    assert time.monotonic() - started >= 1
+    assert _closed_by_server(_trickler(server.port, opening), timeout=15) is not None
+    if opening != KEEP_ALIVE:  # (run.py answers that one with Connection: close at once)
+        assert time.monotonic() - started >= 1
+
+
+def test_many_addresses_together_cannot_fill_wsgi_pys_connections(make_server):
+    server = make_server("--no-rate-limit", script="wsgi.py")
+    conns: list[socket.socket] = []
+    try:
+        for n in range(2, 10):  # 8 addresses, each up to its share
+            for _ in range(60):
+                with contextlib.suppress(OSError):
+                    conns.append(socket.create_connection(
+                        ("127.0.0.1", server.port), timeout=5, source_address=(f"127.0.0.{n}", 0)))
+        assert len(conns) >= 400
+        for _ in range(3):
+            assert server.api("GET", "sessions", timeout=5).status_code == 200
+    finally:
+        for conn in conns:
+            conn.close()
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_websockets_and_quick_requests_outlive_the_head_deadline(make_server, script):
-    server = make_server("--no-rate-limit", "--head-timeout-s", "1", script=script)
+    server = make_server("--no-rate-limit", "--request-timeout-s", "1", script=script)
     client = LiveClient(server)
     with requests.Session() as keep_alive:
         for _ in range(3):

@@ -279,3 +279,15 @@ def test_a_repl_waiting_in_select_is_waiting_input(server, project):
     wait_for(lambda: "42" in "".join(e["text"] for e in log_entries(server, sid)))
     send(server, sid, "exit()")
     wait_for(lambda: history(server, sid))
+
+
+def test_the_screen_stays_bounded_whatever_the_output_and_size(server, project):
+    sid = ready_session(server, project)
+    too_big = server.api("POST", f"session/{sid}/resize", json={"cols": 100_000, "rows": 5})
+    assert too_big.status_code == 400
+    assert server.api("POST", f"session/{sid}/resize", json={"cols": 400, "rows": 200}).ok
+    send(server, sid, "printf '\\033]0;'; head -c 3000000 /dev/zero | tr '\\0' a; "
+                      "printf '\\007'; echo done")
+    wait_for(lambda: history(server, sid))
+    screen = server.api("GET", f"session/{sid}/screen").json()
+    assert len(screen["title"]) <= 1024 and (screen["cols"], screen["rows"]) == (400, 200)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from ..auth import OWNER, caller_role
 from ..errors import ApiError
+from ..roles import OWNER, caller_role
 from . import API_PREFIX, int_arg, ok, services
 
 bp = Blueprint("audit", __name__, url_prefix=API_PREFIX)

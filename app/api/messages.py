@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from simple_websocket import ConnectionClosed
 
-from ..auth import OWNER, READ_ONLY_MESSAGE, caller_role
+from ..auth import READ_ONLY_MESSAGE
 from ..errors import ApiError, now_ms
 from ..ratelimit import GET_SCOPE, POST_SCOPE, KeyBudget, key_hit, quota_hit
+from ..roles import OWNER, caller_role
 from . import reject_invalid_unicode
 
 if TYPE_CHECKING:
@@ -42,12 +43,13 @@ class MessageHandler:
     """Reads one client's messages until the socket closes."""
 
     def __init__(self, client: WsClient, services: Services, limiter: Limiter,
-                 key_budget: KeyBudget, remote_addr: str) -> None:
+                 key_budget: KeyBudget, remote_addr: str, limit_key: str) -> None:
         self.client = client
         self.services = services
         self.limiter = limiter
         self.key_budget = key_budget
-        self.remote_addr = remote_addr
+        self.remote_addr = remote_addr  # for the audit log
+        self.limit_key = limit_key  # whose quotas the socket's messages spend (client_key())
         # Built while the handshake's request is current: the socket keeps its token's role.
         self.role = caller_role()
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -122,11 +124,11 @@ class MessageHandler:
         """Spend what the message costs; None when allowed, else the seconds to wait."""
         settings = self.services.settings
         if kind in KEY_ACTIONS:
-            return key_hit(self.key_budget, settings, self.remote_addr)
+            return key_hit(self.key_budget, settings, self.limit_key)
         scope = POST_SCOPE if kind in ACTIONS else GET_SCOPE if kind in READS else None
         if scope is None:
             return None
-        return quota_hit(self.limiter, settings, self.remote_addr, scope)
+        return quota_hit(self.limiter, settings, self.limit_key, scope)
 
     def _audit(self, kind: str, message: dict[str, Any], status: int,
                reply: dict[str, Any]) -> None:

@@ -125,7 +125,10 @@ def update_tab(session_id: str, tab_id: str):
         changes["starred"] = body["starred"]
     for field in ("permissionMode", "model"):  # null: back to the agent's default
         if field in body:
-            changes[field] = text_field(body, field, max_length=NAME_MAX)
+            value = text_field(body, field, max_length=NAME_MAX)
+            if value is not None and not value.isprintable():  # it becomes a CLI argument
+                raise ApiError(400, f"'{field}' must not contain control characters")
+            changes[field] = value
     if not changes or set(body) - set(changes):
         raise ApiError(400, "PATCH a tab with 'name', 'starred', 'permissionMode' and/or "
                             "'model'")

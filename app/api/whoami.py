@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from ..auth import caller_role
+from ..roles import caller_role
 from . import API_PREFIX, ok
 
 bp = Blueprint("whoami", __name__, url_prefix=API_PREFIX)

@@ -25,7 +25,7 @@ from simple_websocket import ConnectionClosed
 from ..errors import ApiError, now_ms
 from ..events import ClientQueue, Event
 from ..extensions import sock
-from ..ratelimit import EXTENSION_KEY, KEY_BUDGET_KEY
+from ..ratelimit import EXTENSION_KEY, KEY_BUDGET_KEY, client_key
 from ..serving.whole_frames import serialize_websocket_writes
 from . import services
 from .messages import MessageHandler
@@ -56,6 +56,9 @@ class WsClient:
         self.session_id = session_id
         self.pty = False
         self._watch_pty = watch_pty  # counts the session's raw-stream watchers
+        # Guards ws.send: the queue drainer and the message reader both send. One for the
+        # socket's life: a new one per `subscribe` would let two writers in at once.
+        self._send_lock = threading.Lock()
 
     def set_scope(self, session_id: str | None, pty: bool) -> None:
         """Scope the socket to a session (None: all), with its raw stream or without."""
@@ -65,8 +68,6 @@ class WsClient:
         if pty:
             self._watch_pty(session_id, +1)
         self.session_id, self.pty = session_id, pty
-        # Guards ws.send: the queue drainer and the message reader both send.
-        self._send_lock = threading.Lock()
 
     def wants(self, event: Event) -> bool:
         if event["type"] == PTY_EVENT:
@@ -179,7 +180,8 @@ def live_updates(ws: Any) -> None:
             if client.wants(event):
                 client.send(event)
         handler = MessageHandler(client, svc, current_app.extensions[EXTENSION_KEY],
-                                 current_app.extensions[KEY_BUDGET_KEY], get_remote_address())
+                                 current_app.extensions[KEY_BUDGET_KEY], get_remote_address(),
+                                 client_key())
         reader = threading.Thread(target=handler.read_loop, name=f"ws-{client.id}-reader",
                                   daemon=True)
         reader.start()

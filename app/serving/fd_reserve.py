@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from .slow_heads import refusal
+from .slow_clients import refusal
 
 log = logging.getLogger(__name__)
 

@@ -39,10 +39,14 @@ from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask, WSGITask
 
 from .fd_reserve import FdReserve
-from .slow_heads import HeadGate, too_many_heads
+from .slow_clients import ConnectionGate, too_many_connections
 
 log = logging.getLogger(__name__)
 
+# HTTP connections waitress keeps open at once (beyond the WebSockets): many, as each one
+# from a slow or idle client lasts at most the gate's timeout, and one address may hold at
+# most its per-address share, so a few addresses cannot fill them.
+HTTP_CONNECTIONS = 1000
 CLOSE_GRACE = 2.0  # seconds a finished WebSocket gets to complete its close handshake
 LINGER = 1.0  # seconds to wait for the peer's FIN after ours
 _REASON = b"Server shutting down"
@@ -279,9 +283,9 @@ class WSChannel(HTTPChannel):
     error_task_class = _JsonErrorTask
     ws_upgrade = False  # an upgrade request was parsed: never read from it again
     ws_handover = False  # the dup owns the connection: the loop must not write
-    head_pending = False  # a request head is arriving (counted by the owner's HeadGate)
-    head_since = 0.0  # when it began (monotonic)
-    refused = False  # too many heads from its address: answered 429, closing
+    counted = False  # an HTTP connection counted by the owner's ConnectionGate
+    request_since = 0.0  # when the request now arriving began (time.time(), like last_activity)
+    refused = False  # too many connections from its address: answered 429, closing
 
     def __init__(self, server: Any, sock: socket.socket, addr: Any, adj: Any,
                  map: dict | None = None) -> None:
@@ -289,7 +293,12 @@ class WSChannel(HTTPChannel):
         if tls is not None:
             sock = tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         super().__init__(server, sock, addr, adj, map)
-        self._begin_head()  # a new connection owes us a request head
+        if server.ws_owner.gate.admit(self.addr[0]):
+            self.counted = True
+        else:
+            self.refused = True
+            self.write_soon(too_many_connections())
+            self.close_when_flushed = True
 
     def handle_read(self) -> None:
         if not isinstance(self.socket, ssl.SSLSocket):
@@ -317,36 +326,34 @@ class WSChannel(HTTPChannel):
                 self.handle_close()
             return 0
 
-    def _begin_head(self) -> None:
-        if self.server.ws_owner.head_gate.admit(self.addr[0]):
-            self.head_pending, self.head_since = True, time.monotonic()
-            return
-        self.refused = True
-        self.write_soon(too_many_heads())
-        self.close_when_flushed = True
+    def _uncount(self) -> None:
+        if self.counted:
+            self.counted = False
+            self.server.ws_owner.gate.release(self.addr[0])
 
-    def _end_head(self) -> None:
-        if self.head_pending:
-            self.head_pending = False
-            self.server.ws_owner.head_gate.release(self.addr[0])
+    def late(self, now: float, timeout_s: float) -> bool:
+        """Has a request been arriving, or the connection waited for one, longer than
+        `timeout_s`? (Not while a request is being served, nor for a WebSocket.)"""
+        if self.ws_upgrade or self.requests:
+            return False
+        since = self.request_since if self.request is not None else self.last_activity
+        return now - since > timeout_s
 
     def received(self, data: bytes) -> bool:
         if self.ws_upgrade or self.refused:
             return False
-        if not self.head_pending and self.request is None and data:
-            self._begin_head()  # the next request on a kept-alive connection
-            if self.refused:
-                return False
+        if self.request is None and data:
+            self.request_since = time.time()  # a request begins: its whole time counts
         result = super().received(data)
-        if self.request is None or self.request.headers_finished:
-            self._end_head()
         # Decided on the loop thread before its next select(): WebSocket frames
         # must never be read (and mis-parsed as HTTP) by waitress.
         self.ws_upgrade = any(_is_upgrade(r.headers) for r in self.requests)
+        if self.ws_upgrade:
+            self._uncount()  # --max-clients counts it from now on
         return result
 
     def handle_close(self) -> None:
-        self._end_head()
+        self._uncount()
         super().handle_close()
 
     def readable(self) -> bool:
@@ -360,13 +367,13 @@ class WebSocketServer:
     """A waitress server whose channels can hand connections over to flask-sock."""
 
     def __init__(self, wserver: Any, socket_map: dict[int, Any], max_clients: int,
-                 head_gate: HeadGate, tls: ssl.SSLContext | None = None) -> None:
+                 gate: ConnectionGate, tls: ssl.SSLContext | None = None) -> None:
         self.tls = tls  # wraps each accepted connection, when set
         self._wserver = wserver  # TcpWSGIServer, or MultiSocketServer for several listens
         self._map = socket_map  # waitress's asyncore map: listeners, trigger, channels
         self._listeners = [s for s in socket_map.values() if isinstance(s, BaseWSGIServer)]
         self._fd_reserve = FdReserve()
-        self.head_gate = head_gate
+        self.gate = gate
         for listener in self._listeners:
             listener.channel_class = WSChannel
             listener.ws_owner = self
@@ -388,14 +395,13 @@ class WebSocketServer:
 
     def _maintenance_of(self, listener: Any) -> Callable[[float], None]:
         """waitress's periodic sweep (run by the loop), plus: close every channel whose
-        request head is later than the gate's deadline."""
+        request is late, or that sat idle longer than the gate's timeout."""
         sweep = listener.maintenance
 
         def maintenance(now: float) -> None:
             sweep(now)
-            late = time.monotonic() - self.head_gate.timeout_s
             for channel in list(listener.active_channels.values()):
-                if getattr(channel, "head_pending", False) and channel.head_since < late:
+                if isinstance(channel, WSChannel) and channel.late(now, self.gate.timeout_s):
                     channel.will_close = True  # the loop closes it on its next pass
 
         return maintenance
@@ -501,25 +507,26 @@ class WebSocketServer:
 
 
 def create_ws_server(app: Any, *, host: str, port: int, max_clients: int = 100,
-                     http_threads: int = 8, head_gate: HeadGate | None = None,
+                     http_threads: int = 8, gate: ConnectionGate | None = None,
                      tls: ssl.SSLContext | None = None,
                      **waitress_kwargs: Any) -> WebSocketServer:
     """Create (bind, not yet serve) a waitress server with WebSocket support.
 
     Worker threads = max_clients + http_threads (each WebSocket pins one),
-    waitress's connection_limit (default 100) is raised by max_clients, and the loop
-    uses poll(), not select(): select() fails once any descriptor reaches 1024.
-    `head_gate` bounds slow request heads (default: 10 s each, 64 per address); the
-    sweep that enforces its deadline runs every second. `tls`: serve HTTPS and WSS.
+    waitress's connection_limit (default HTTP_CONNECTIONS) is raised by max_clients, and
+    the loop uses poll(), not select(): select() fails once any descriptor reaches 1024.
+    `gate` bounds slow clients (default: 10 s for a request or idleness, 64 HTTP
+    connections per address); waitress's sweep, run every second, enforces the deadline.
+    `tls`: serve HTTPS and WSS.
     """
-    head_gate = head_gate or HeadGate(per_address=64, timeout_s=10.0)
+    gate = gate or ConnectionGate(per_address=64, timeout_s=10.0)
     waitress_kwargs.setdefault("cleanup_interval", 1)
     if "threads" in waitress_kwargs:
         raise TypeError("pass max_clients/http_threads instead of threads")
     if max_clients < 1 or http_threads < 1:
         raise ValueError("max_clients and http_threads must be >= 1")
     waitress_kwargs["connection_limit"] = (
-        waitress_kwargs.get("connection_limit", 100) + max_clients)
+        waitress_kwargs.get("connection_limit", HTTP_CONNECTIONS) + max_clients)
     waitress_kwargs.setdefault("asyncore_use_poll", True)
     if tls is not None:
         waitress_kwargs["url_scheme"] = "https"
@@ -528,4 +535,4 @@ def create_ws_server(app: Any, *, host: str, port: int, max_clients: int = 100,
     socket_map: dict[int, Any] = {}
     wserver = waitress.create_server(app, map=socket_map,
                                      threads=max_clients + http_threads, **waitress_kwargs)
-    return WebSocketServer(wserver, socket_map, max_clients, head_gate, tls)
+    return WebSocketServer(wserver, socket_map, max_clients, gate, tls)

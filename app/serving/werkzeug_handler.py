@@ -1,5 +1,5 @@
 """run.py's request handler: werkzeug's, with a deadline and a per-address cap for request
-heads (see slow_heads.py), and no access log or version of its own; and its TLS set-up."""
+heads (see slow_clients.py), and no access log or version of its own; and its TLS set-up."""
 
 from __future__ import annotations
 
@@ -9,28 +9,37 @@ import ssl
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 
 from . import SERVER_NAME
-from .slow_heads import HeadGate, HeadWatchdog, too_many_heads
+from .slow_clients import ConnectionGate, HeadWatchdog, too_many_connections
 
 
-def request_handler(gate: HeadGate) -> type[WSGIRequestHandler]:
+def request_handler(gate: ConnectionGate) -> type[WSGIRequestHandler]:
     """A handler class bound to `gate` (one watchdog thread serves all its connections)."""
     watchdog = HeadWatchdog()
 
     class MaestroRequestHandler(WSGIRequestHandler):
         server_version = SERVER_NAME
         sys_version = ""
-        _head: tuple[int, str] | None = None  # (watchdog ticket, address) while it arrives
+        _counted: str | None = None  # the address, while this HTTP connection is counted
+        _ticket: int | None = None  # the watchdog's, while a request head is awaited
 
-        def handle_one_request(self) -> None:
+        def handle(self) -> None:
+            """The connection: counted against its address's share while it is HTTP."""
             address = self.client_address[0]
             if not gate.admit(address):
                 # Bounded: over TLS this send first waits for the client's handshake.
                 self.connection.settimeout(gate.timeout_s)
                 with contextlib.suppress(OSError):
-                    self.connection.sendall(too_many_heads())
-                self.close_connection = True
+                    self.connection.sendall(too_many_connections())
                 return
-            self._head = (watchdog.watch(self.connection, gate.timeout_s), address)
+            self._counted = address
+            try:
+                super().handle()
+            finally:
+                self._uncount()
+
+        def handle_one_request(self) -> None:
+            # The next request (after an idle keep-alive wait, too) must arrive in time.
+            self._ticket = watchdog.watch(self.connection, gate.timeout_s)
             try:
                 super().handle_one_request()
             finally:
@@ -39,14 +48,19 @@ def request_handler(gate: HeadGate) -> type[WSGIRequestHandler]:
         def parse_request(self) -> bool:
             parsed = super().parse_request()  # reads the headers
             self._end_head()
+            if parsed and self.headers.get("Upgrade", "").lower() == "websocket":
+                self._uncount()  # --max-clients counts it from now on
             return parsed
 
         def _end_head(self) -> None:
-            if self._head is not None:
-                ticket, address = self._head
-                self._head = None
-                watchdog.cancel(ticket)
-                gate.release(address)
+            if self._ticket is not None:
+                watchdog.cancel(self._ticket)
+                self._ticket = None
+
+        def _uncount(self) -> None:
+            if self._counted is not None:
+                gate.release(self._counted)
+                self._counted = None
 
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             """The token guard writes the (redacted) access log; werkzeug's would leak it."""

@@ -38,7 +38,7 @@ NAME_MAX = 200
 # Pagers would wait for keys no phone can send comfortably: programs print straight through.
 SHELL_ENV = {"PAGER": "cat", "GIT_PAGER": "cat", "SYSTEMD_PAGER": ""}
 LEFTOVER_GRACE_S = 1.0  # between SIGHUP, SIGTERM and SIGKILL for processes that escaped
-MAX_COLS, MAX_ROWS = 1000, 500
+MAX_COLS, MAX_ROWS = 400, 200  # a screen's snapshot grows with cols x rows
 DEFAULT_SIZE = (120, 40)  # cols, rows of a new shell's terminal until a client resizes it
 SECRET_MASK = "••••••"  # what the log shows of input typed while echo is off
 SLOW_START_NOTE = "Starting the shell (your ~/.bashrc is slow)…"

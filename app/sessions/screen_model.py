@@ -36,6 +36,9 @@ _FLAGS = (("bold", 1), ("italics", 3), ("underscore", 4), ("blink", 5), ("revers
           ("strikethrough", 9))
 
 
+TITLE_MAX = 1024  # characters of a window title (or icon name) kept
+
+
 class _Screen(pyte.Screen):
     """pyte's screen plus the alternate screen (pyte ignores modes 47/1047/1049): entering
     it keeps the main screen aside and clears; leaving brings the main screen back."""
@@ -43,6 +46,12 @@ class _Screen(pyte.Screen):
     def __init__(self, columns: int, lines: int) -> None:
         super().__init__(columns, lines)
         self.saved_main: tuple[dict, Any] | None = None  # (buffer, cursor) while alternate
+
+    def set_title(self, param: str) -> None:
+        super().set_title(param[:TITLE_MAX])  # hostile output may send megabytes of title
+
+    def set_icon_name(self, param: str) -> None:
+        super().set_icon_name(param[:TITLE_MAX])
 
     def set_mode(self, *modes: int, **kwargs: Any) -> None:
         if kwargs.get("private") and ALTERNATE_MODES & set(modes) and self.saved_main is None:

@@ -1,9 +1,10 @@
-"""Slow request heads (slowloris): a deadline for each request head, and a cap per address.
+"""Slow clients (slowloris): a deadline for every request, and a cap per address.
 
-A client that opens connections and trickles header bytes holds a connection slot (waitress)
-or a thread (werkzeug) for as long as it likes. Both launchers give every request head
-`timeout_s` seconds to arrive complete, and refuse an address more than `per_address`
-connections still sending their heads at once, so other addresses are always served.
+A client that opens connections and trickles header or body bytes, or leaves kept-alive
+connections idle, holds a connection slot (waitress) or a thread (werkzeug) for as long as
+it likes. Both launchers give a connection `timeout_s` seconds to send a whole request (or
+its next one), and refuse an address more than `per_address` open HTTP connections, so one
+address cannot hold the server's connections.
 """
 
 from __future__ import annotations
@@ -24,38 +25,34 @@ def refusal(status: str, message: str) -> bytes:
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
-def too_many_heads() -> bytes:
-    return refusal("429 Too Many Requests",
-                   "Too many connections from this address are still sending requests")
+def too_many_connections() -> bytes:
+    return refusal("429 Too Many Requests", "Too many open connections from this address")
 
 
-class HeadGate:
-    """Counts, per address, the connections whose request head is still arriving."""
+class ConnectionGate:
+    """Counts each address's open HTTP connections (WebSockets are --max-clients' business)
+    and says how long a connection may take to send a whole request, or sit idle."""
 
     def __init__(self, per_address: int, timeout_s: float) -> None:
         self.per_address = per_address
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
-        self._pending: collections.Counter[str] = collections.Counter()
+        self._open: collections.Counter[str] = collections.Counter()
 
     def admit(self, address: str) -> bool:
-        """Count one more head from `address`; False (and not counted) beyond the cap."""
+        """Count one more connection from `address`; False (and not counted) beyond the cap."""
         with self._lock:
-            if self._pending[address] >= self.per_address:
+            if self._open[address] >= self.per_address:
                 return False
-            self._pending[address] += 1
+            self._open[address] += 1
             return True
 
     def release(self, address: str) -> None:
-        """That head arrived whole (or its connection ended)."""
+        """That connection closed (or became a WebSocket)."""
         with self._lock:
-            self._pending[address] -= 1
-            if self._pending[address] <= 0:
-                del self._pending[address]
-
-    def pending(self, address: str) -> int:
-        with self._lock:
-            return self._pending[address]
+            self._open[address] -= 1
+            if self._open[address] <= 0:
+                del self._open[address]
 
 
 class HeadWatchdog:
