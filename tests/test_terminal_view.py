@@ -235,7 +235,10 @@ def test_full_screen_redraws_become_one_system_line_in_the_log(server, project):
     assert "before-full-screen" in text and "after-full-screen" in text
     assert "redraw" not in text.replace("bash redraw.sh", "")
     notes = [e["text"] for e in entries if e["source"] == "system" and "full screen" in e["text"]]
-    assert notes == ["bash is using the full screen; open the terminal view"]
+    # Named when it still runs as the output is read; on a loaded machine the short script
+    # may have ended by then (vim, below, is always named).
+    assert notes in (["bash is using the full screen; open the terminal view"],
+                     ["A program is using the full screen; open the terminal view"])
 
 
 def test_vim_in_the_log_view_is_one_line_and_works_through_input(server, project):
