@@ -176,6 +176,14 @@ def test_output_is_emitted_at_once_past_flush_bytes():
     assert all(chunk.endswith("\n") for chunk in emitted)
 
 
+def test_a_long_unfinished_line_never_overtakes_the_lines_before_it():
+    coalescer, emitted = make_coalescer(flush_bytes=100)
+    coalescer.feed("a" * 60 + "\n" + "b" * 30 + "\n", now=0.0)  # whole lines, under the limit
+    coalescer.feed("c" * 150, now=0.0)  # then an unfinished line past it
+    coalescer.flush_all()
+    assert "".join(emitted) == "a" * 60 + "\n" + "b" * 30 + "\n" + "c" * 150
+
+
 def test_one_huge_unfinished_line_is_emitted_past_flush_bytes():
     coalescer, emitted = make_coalescer(flush_bytes=1000)
     coalescer.feed("y" * 1500, now=0.0)

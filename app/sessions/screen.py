@@ -130,6 +130,10 @@ class OutputCleaner:
         """True when the unfinished line holds characters, not just colour codes."""
         return bool(self._cells)
 
+    def partial_size(self) -> int:
+        """Approximate size of the unfinished line."""
+        return len(self._cells) + len(self._sgr)
+
     def pending_size(self) -> int:
         """Approximate number of characters waiting to be taken."""
         return self._done_size + len(self._cells) + len(self._sgr)
@@ -276,8 +280,9 @@ class OutputCoalescer:
             if chunks and len(chunks[-1]) < self._flush_bytes:
                 cleaner.give_back(chunks.pop())
             self._emit_chunks(chunks)
-            if cleaner.pending_size() >= self._flush_bytes:  # one huge unfinished line
-                self._emit(cleaner.take_partial())
+            if cleaner.partial_size() >= self._flush_bytes:  # one huge unfinished line
+                # (with the lines given back before it, so nothing goes out of order)
+                self._emit(cleaner.take_complete() + cleaner.take_partial())
 
     def due(self, now: float) -> float | None:
         """Seconds until `tick()` has something to do, or None if nothing is pending."""

@@ -12,6 +12,7 @@ from tests.conftest import wait_for
 from tests.ui.test_ui_terminal import command_box, create_session, open_session, run, wait_idle
 
 expect = pytest.importorskip("playwright.sync_api").expect
+PlaywrightTimeout = pytest.importorskip("playwright.sync_api").TimeoutError
 
 CSP_WATCH = """window.cspViolations = [];
 document.addEventListener('securitypolicyviolation',
@@ -31,10 +32,16 @@ def open_terminal(server, context, session):
     toggle = page.get_by_role("button", name="Terminal view")
     expect(toggle).to_have_attribute("aria-pressed", "true")
     expect(screen_rows(page)).to_be_visible()
-    type_line(page, "printf '\\033[38;2;1;2;3mready-%s\\033[0m\\n' $((40+2))")
     # 24-bit colour: xterm.js's style attribute, set through the CSSOM under our CSP.
     ready = screen_rows(page).locator("span", has_text=re.compile("^ready-42$"))
-    expect(ready).to_have_css("color", "rgb(1, 2, 3)")
+    for _ in range(3):  # keys typed while the view still connects may not reach the shell
+        type_line(page, "printf '\\033[38;2;1;2;3mready-%s\\033[0m\\n' $((40+2))")
+        try:
+            ready.first.wait_for(timeout=8000)
+            break
+        except PlaywrightTimeout:
+            continue
+    expect(ready.first).to_have_css("color", "rgb(1, 2, 3)")
     assert_clean(page)
     return page
 
