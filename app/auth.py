@@ -148,8 +148,12 @@ class TokenGuard:
         if not (changes or _is_websocket_handshake(environ)):
             return True
         origin = environ.get("HTTP_ORIGIN")
-        return origin is not None and self.hosts.origin_allowed(
-            origin, environ.get("HTTP_HOST", ""), environ.get("wsgi.url_scheme", "http"))
+        return origin is not None and self._served_origin(environ, origin)
+
+    def _served_origin(self, environ: dict, origin: str) -> bool:
+        """Is `origin` this server's own (same origin) or one --allowed-origins lists?"""
+        return self.hosts.origin_allowed(origin, environ.get("HTTP_HOST", ""),
+                                         environ.get("wsgi.url_scheme", "http"))
 
     def _foreign_socket_origin(self, environ: dict) -> str | None:
         """The Origin of a WebSocket handshake from a page we may not serve, else None.
@@ -159,10 +163,7 @@ class TokenGuard:
         origin = environ.get("HTTP_ORIGIN")
         if origin is None or not _is_websocket_handshake(environ):
             return None
-        if self.hosts.origin_allowed(origin, environ.get("HTTP_HOST", ""),
-                                     environ.get("wsgi.url_scheme", "http")):
-            return None
-        return origin
+        return None if self._served_origin(environ, origin) else origin
 
     def _pair(self, environ: dict, role: str, rest: str) -> Response:
         """303 to the same page without the token, setting the pairing cookie."""
