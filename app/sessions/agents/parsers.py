@@ -55,6 +55,7 @@ class ToolCall:
     result: str | None = None  # None: the CLI does not report what the tool returned
     is_error: bool = False
     note: str = ""  # added to the result's line, such as " (exit code 1)"
+    diff: str | None = None  # the unified diff of a file change, when the CLI reports it
 
     @property
     def summary(self) -> str:
@@ -72,6 +73,8 @@ class ToolCall:
         result, result_cut = _capped_text(self.result)
         detail = {"toolName": self.name, "input": arguments, "result": result,
                   "isError": self.is_error}
+        if self.diff is not None:
+            detail["diff"] = self.diff
         if input_cut or result_cut:
             detail["truncated"] = True
         return detail
