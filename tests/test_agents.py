@@ -260,7 +260,7 @@ def test_codex_turns_stream_and_resume_the_thread(agents, project):
     assert detail(agents, sid)["usageStats"]["inputTokens"] == 100
     prompt(agents, sid, "fail")
     failed = turns_done(agents, sid, 3)[2]
-    assert failed["success"] is False and failed["exitCode"] == 1
+    assert failed["success"] is False  # the turn failed; the app-server itself exits 0
     assert ("error", "stream disconnected") in ai_log(agents, sid)
 
 

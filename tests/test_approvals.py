@@ -238,8 +238,8 @@ def test_permission_mode_and_model_per_tab(asking, project):
             ({"model": 3}, 400, "'model' must be a non-empty string")):
         refused = asking.api("PATCH", f"session/{sid}/tabs/{tab}", json=body)
         assert (refused.status_code, message in refused.json()["message"]) == (status, True)
-    codex = create(asking, project, toolType="codex")
-    refused = asking.api("PATCH", f"session/{codex['id']}/tabs/{codex['activeTabId']}",
+    aider = create(asking, project, toolType="aider")
+    refused = asking.api("PATCH", f"session/{aider['id']}/tabs/{aider['activeTabId']}",
                          json={"permissionMode": "plan"})
     assert refused.status_code == 400 and "cannot ask" in refused.json()["message"]
     asking.stop()
