@@ -13,9 +13,17 @@ import pytest
 
 from tests.model_endpoint import USAGE
 from tests.test_agents import ai_log, detail, prompt, tab_of
-from tests.test_approvals import approval_of, approvals_requested, decide, open_approvals, tools
+from tests.test_approvals import (
+    approval_of,
+    asked,
+    check_allow_runs_it,
+    check_allow_session_is_not_asked_twice,
+    check_an_interrupt_while_waiting_denies_it,
+    decide,
+    open_approvals,
+    tools,
+)
 from tests.test_real_agents import errors, finished, session_for
-from tests.wsclient import LiveClient
 
 pytest_plugins = ("tests.test_real_agents",)
 pytestmark = pytest.mark.real_agents
@@ -42,26 +50,12 @@ def responses_with(endpoint, text: str) -> list[dict]:
 
 def test_a_command_waits_for_the_user_and_allow_runs_it(real_server, folder):
     sid = codex_session(real_server, folder)
-    client = LiveClient(real_server)
-    try:
-        prompt(real_server, sid, "Create the file [[touch]]")
-        approval = approval_of(real_server, sid, timeout=60)
-        requested = client.wait_for(lambda m: m["type"] == "approval:requested"
-                                    and m["sessionId"] == sid)
-    finally:
-        client.close()
-    assert requested["approval"] == approval
+    approval = asked(real_server, sid, "Create the file [[touch]]")
     assert (approval["kind"], approval["tool"]) == ("permission", "command_execution")
     assert "touch approved.txt" in approval["input"]["command"]
     assert approval["input"]["cwd"] == str(folder) and approval["diff"] is None
     assert approval["title"].startswith("$ ") and "touch approved.txt" in approval["title"]
-    assert detail(real_server, sid)["state"] == "waiting_input"
-    assert not (folder / "approved.txt").exists()
-    decide(real_server, sid, approval["id"], decision="allow")
-    (entry,) = finished(real_server, sid, 1)
-    assert entry["success"] is True and (folder / "approved.txt").exists()
-    assert real_server.api("POST", f"session/{sid}/approvals/{approval['id']}",
-                           json={"decision": "allow"}).status_code == 409
+    entry = check_allow_runs_it(real_server, sid, folder, approval)
     (tool,) = tools(real_server, sid)
     assert tool["toolName"] == "command_execution" and tool["isError"] is False
     assert tool["input"]["command"] == approval["input"]["command"]
@@ -92,37 +86,15 @@ def test_deny_with_a_message_changes_nothing_and_the_model_reads_it(real_server,
 
 
 def test_allow_session_is_not_asked_again_in_the_conversation(real_server, folder):
-    sid = codex_session(real_server, folder)
-    client = LiveClient(real_server)
-    try:
-        prompt(real_server, sid, "Create the file [[touch]]")
-        decide(real_server, sid, approval_of(real_server, sid, timeout=60)["id"],
-               decision="allow_session")
-        finished(real_server, sid, 1)
-        (folder / "approved.txt").unlink()
-        prompt(real_server, sid, "Once more [[touch]]")
-        second = finished(real_server, sid, 2)[1]
-        requested = approvals_requested(client, sid, 2)
-    finally:
-        client.close()
-    assert second["success"] is True and (folder / "approved.txt").exists()
-    assert len(requested) == 1
+    check_allow_session_is_not_asked_twice(real_server, codex_session(real_server, folder),
+                                           folder)
 
 
 def test_an_interrupt_while_waiting_denies_and_ends_the_turn(real_server, folder):
     sid = codex_session(real_server, folder)
-    prompt(real_server, sid, "Create the file [[touch]]")
-    approval = approval_of(real_server, sid, timeout=60)
-    reply = real_server.api("POST", f"session/{sid}/interrupt").json()
-    assert reply["wasRunning"] is True and reply["stoppedBy"] == "interrupt"
-    (entry,) = finished(real_server, sid, 1)
-    assert entry["success"] is False and not (folder / "approved.txt").exists()
-    late = real_server.api("POST", f"session/{sid}/approvals/{approval['id']}",
-                           json={"decision": "allow"})
-    assert late.status_code == 409 and "(deny by interrupt)" in late.json()["message"]
+    check_an_interrupt_while_waiting_denies_it(real_server, sid, folder)
     assert ("system", "Interrupted (interrupt)") in ai_log(real_server, sid)
-    assert errors(real_server, sid) == []
-    assert detail(real_server, sid)["state"] == "idle" and open_approvals(real_server, sid) == []
+    assert open_approvals(real_server, sid) == []
 
 
 def test_a_file_change_shows_a_unified_diff_and_the_tab_model_is_used(real_server, endpoint,

@@ -32,7 +32,7 @@ from .parsers import (
     Output,
     Result,
     ToolCall,
-    _text_of,
+    codex_tool_call,
     tool_line,
     usage,
 )
@@ -166,15 +166,8 @@ class AppServerParser(JsonLinesParser):
             self.file_changes[item_id] = changes
             return [self.file_change(f"{item_id}:{n}", change, done, status)
                     for n, change in enumerate(changes)]
-        if kind == "mcpToolCall":
-            error = (item.get("error") or {}).get("message") if item.get("error") else None
-            result = error or _text_of((item.get("result") or {}).get("content"))
-            return [ToolCall(item_id, f"{item.get('server', 'mcp')}.{item.get('tool', 'tool')}",
-                             item.get("arguments"), done=done, result=result if done else None,
-                             is_error=bool(error) or status == "failed")]
-        if kind == "webSearch":
-            return [ToolCall(item_id, "web_search", {"query": item.get("query")},
-                             label="Search", done=done)]
+        if kind in ("mcpToolCall", "webSearch"):
+            return [codex_tool_call(item, done)]
         if not done:
             return []
         if kind == "agentMessage" and item.get("text") and item_id not in self._streamed:
@@ -347,19 +340,10 @@ class CodexAppServerAdapter(ProcessTurn):
     def interrupt(self) -> str | None:
         """The protocol's `turn/interrupt` (Codex ends the turn `interrupted`, dropping what
         it asked); SIGINT, SIGTERM, SIGKILL when the turn does not end within the grace."""
-        process = self.process
-        if process is None or process.wait(0):
-            return None
-        assert self.transcript is not None
-        self.transcript.interrupted = True
-        self.asked_to_stop = "interrupt"
         self._asked.clear()
-        if self.thread_id and self.turn_id:
-            sent = self._send({"id": next(self._ids), "method": "turn/interrupt",
-                               "params": {"threadId": self.thread_id, "turnId": self.turn_id}})
-            if sent and process.wait(process.grace):
-                return "interrupt"
-        return self.signal_ladder()
+        return self.stop_turn(lambda: bool(self.thread_id and self.turn_id) and self._send({
+            "id": next(self._ids), "method": "turn/interrupt",
+            "params": {"threadId": self.thread_id, "turnId": self.turn_id}}))
 
     def unfinished(self) -> str | None:
         transcript = self.transcript

@@ -7,6 +7,8 @@ process group, then SIGTERM and SIGKILL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .adapter import TurnEnd, TurnRequest, TurnSink
 from .approvals import Decision
 from .parsers import Event, JsonLinesParser, TextParser, make_parser
@@ -62,6 +64,20 @@ class ProcessTurn:
         """Why the turn failed although the agent exited 0 (a protocol whose turn must end
         with a verdict, and did not); None: nothing is missing."""
         return None
+
+    def stop_turn(self, ask_to_stop: Callable[[], bool]) -> str | None:
+        """Stop the turn through the agent's own protocol (`ask_to_stop` sends its interrupt;
+        False: it could not), then SIGINT, SIGTERM, SIGKILL when the turn does not end within
+        the grace period. Returns what stopped it; None when nothing ran."""
+        process = self.process
+        if process is None or process.wait(0):
+            return None
+        assert self.transcript is not None
+        self.transcript.interrupted = True
+        self.asked_to_stop = "interrupt"
+        if ask_to_stop() and process.wait(process.grace):
+            return "interrupt"
+        return self.signal_ladder()
 
     def signal_ladder(self) -> str | None:
         """SIGINT, SIGTERM, SIGKILL to the process group, each after a grace period."""
