@@ -197,6 +197,32 @@ def test_codex_app_server_failed_and_interrupted_turns():
     assert feed_one("turn/completed", turn={"status": "interrupted"}) == [Result(None, True)]
 
 
+def test_codex_app_server_messages_of_any_shape_are_read_without_failing():
+    parser = AppServerParser("/w")
+
+    def read(message) -> list:
+        return parser.feed(message if isinstance(message, str) else json.dumps(message))
+
+    def completed(**item) -> list:
+        return read({"method": "item/completed", "params": {"item": item}})
+
+    assert read("codex says hi") == [Output("stdout", "codex says hi")]
+    assert read({"id": [1], "result": 1}) == [RpcReply([1], 1, None)]
+    assert completed(type="fileChange", changes="x") == []
+    assert completed(type="reasoning", summary="not a list") == []
+    (change,) = completed(type="fileChange", changes=[{"kind": "add", "path": 5, "diff": None}])
+    assert change.summary == "Edit 5\n→ done" and change.diff.startswith("--- a/5")
+    (mcp,) = completed(type="mcpToolCall", error="boom", result=[1])
+    assert mcp.is_error and mcp.result == "boom"
+    assert read({"method": "turn/completed", "params": {"turn": "x"}}) == [
+        Result(None, True, "the turn failed")]
+    (counted,) = read({"method": "thread/tokenUsage/updated", "params": {
+        "tokenUsage": {"last": {"inputTokens": "many", "outputTokens": 3}}}})
+    assert counted.stats["inputTokens"] == 0 and counted.stats["outputTokens"] == 3
+    assert read({"method": "item/started", "params": {"item": "x"}}) == []
+    assert read({"method": "thread/started", "params": "x"}) == []
+
+
 def test_gemini_tool_result_without_output_is_shown_as_done():
     events = recorded("gemini-stream-json", "gemini-tool-ls.jsonl")
     started, done = of_type(events, ToolCall)

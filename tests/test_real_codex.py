@@ -140,3 +140,17 @@ def test_the_thread_resumes_after_a_restart(real_server, endpoint, folder):
         body for body in responses_with(endpoint, second) if first in json.dumps(body)], \
         "the second turn's request did not carry the first turn"
     assert tab_of(detail(real_server, sid))["agentSessionId"] == thread
+
+
+def test_a_restart_with_an_open_approval_closes_it_and_the_thread_goes_on(real_server, folder):
+    sid = codex_session(real_server, folder)
+    approval = asked(real_server, sid, "Create the file [[touch]]")
+    real_server.stop()
+    real_server.start()
+    assert open_approvals(real_server, sid) == []
+    late = real_server.api("POST", f"session/{sid}/approvals/{approval['id']}",
+                           json={"decision": "allow"})
+    assert late.status_code == 409 and not (folder / "approved.txt").exists()
+    assert ("system", "Turn interrupted (the server stopped)") in ai_log(real_server, sid)
+    prompt(real_server, sid, "Hello again")
+    assert finished(real_server, sid, 2)[1]["success"] is True, ai_log(real_server, sid)

@@ -101,10 +101,10 @@ class AppServerParser(JsonLinesParser):
 
     def _notification(self, method: str, params: dict[str, Any]) -> list[Any]:
         if method == "thread/started":
-            thread = params.get("thread") or {}
+            thread = _obj(params.get("thread"))
             return [Conversation(str(thread["id"]))] if thread.get("id") else []
         if method == "turn/started":
-            turn = params.get("turn") or {}
+            turn = _obj(params.get("turn"))
             return [TurnStarted(str(turn["id"]))] if turn.get("id") else []
         if method == "item/agentMessage/delta" and params.get("delta"):
             self._streamed.add(str(params.get("itemId")))
@@ -113,11 +113,11 @@ class AppServerParser(JsonLinesParser):
             item = params.get("item")
             return self._item(item, method == "item/completed") if isinstance(item, dict) else []
         if method == "thread/tokenUsage/updated":
-            return self._usage(params.get("tokenUsage") or {})
+            return self._usage(_obj(params.get("tokenUsage")))
         if method == "turn/completed":
-            return [self._turn_end(params.get("turn") or {})]
+            return [self._turn_end(_obj(params.get("turn")))]
         if method == "error":
-            text = str((params.get("error") or {}).get("message") or "error")
+            text = str(_obj(params.get("error")).get("message") or "error")
             if params.get("willRetry"):
                 return [Output("system", text)]
             self._error = text  # the failed turn's end says it
@@ -146,7 +146,7 @@ class AppServerParser(JsonLinesParser):
             return Result(None, False)
         if status == "interrupted":  # the server's own interrupt: no error of the agent's
             return Result(None, True)
-        error = (turn.get("error") or {}).get("message") or self._error or "the turn failed"
+        error = _obj(turn.get("error")).get("message") or self._error or "the turn failed"
         return Result(None, True, str(error))
 
     def _item(self, item: dict[str, Any], done: bool) -> list[Event]:
@@ -162,7 +162,7 @@ class AppServerParser(JsonLinesParser):
                              result=str(item.get("aggregatedOutput") or "") if done else None,
                              is_error=failed, note=note)]
         if kind == "fileChange":
-            changes = [c for c in item.get("changes") or [] if isinstance(c, dict)]
+            changes = [c for c in _list(item.get("changes")) if isinstance(c, dict)]
             self.file_changes[item_id] = changes
             return [self.file_change(f"{item_id}:{n}", change, done, status)
                     for n, change in enumerate(changes)]
@@ -173,14 +173,14 @@ class AppServerParser(JsonLinesParser):
         if kind == "agentMessage" and item.get("text") and item_id not in self._streamed:
             return [Output("ai", str(item["text"]))]
         if kind == "reasoning":
-            parts = item.get("summary") or item.get("content") or []
-            text = "\n\n".join(str(part) for part in parts if isinstance(part, str) and part)
+            parts = _list(item.get("summary")) or _list(item.get("content"))
+            text = "\n\n".join(part for part in parts if isinstance(part, str) and part)
             return [Output("thinking", text)] if text else []
         return []
 
     def file_change(self, call_id: str, change: dict[str, Any], done: bool,
                      status: Any) -> ToolCall:
-        kind = str((change.get("kind") or {}).get("type") or "update")
+        kind = str(_obj(change.get("kind")).get("type") or "update")
         path = str(change.get("path") or "")
         return ToolCall(call_id, "file_change", {"path": path, "kind": kind},
                         label=_VERBS.get(kind, "Edit"), done=done,
@@ -230,7 +230,7 @@ class CodexAppServerAdapter(ProcessTurn):
 
     def _thread_ready(self, result: Any) -> None:
         assert self.turn is not None
-        thread_id = ((result or {}).get("thread") or {}).get("id")
+        thread_id = _obj(_obj(result).get("thread")).get("id")
         if not thread_id:
             self._fail("codex app-server started no thread")
             return
@@ -243,7 +243,7 @@ class CodexAppServerAdapter(ProcessTurn):
         self._call("turn/start", params, self._turn_started)
 
     def _turn_started(self, result: Any) -> None:
-        turn_id = ((result or {}).get("turn") or {}).get("id")
+        turn_id = _obj(_obj(result).get("turn")).get("id")
         if turn_id:
             self.turn_id = str(turn_id)
 
@@ -371,3 +371,12 @@ class CodexAppServerAdapter(ProcessTurn):
         super().on_event(Result(None, True, reason))
         if self.process is not None:
             self.process.close_stdin()
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """A JSON object Codex sent, or an empty one when it sent anything else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []

@@ -431,8 +431,10 @@ def codex_tool_call(item: dict[str, Any], done: bool) -> ToolCall:
     if item.get("type") in ("web_search", "webSearch"):
         return ToolCall(item_id, "web_search", {"query": item.get("query")}, label="Search",
                         done=done)
-    error = (item.get("error") or {}).get("message") if item.get("error") else None
-    result = error or _text_of((item.get("result") or {}).get("content"))
+    error = item.get("error")
+    error = (error.get("message") if isinstance(error, dict) else str(error)) if error else None
+    result = item.get("result")
+    result = error or _text_of(result.get("content") if isinstance(result, dict) else result)
     return ToolCall(item_id, f"{item.get('server', 'mcp')}.{item.get('tool', 'tool')}",
                     item.get("arguments"), done=done, result=result if done else None,
                     is_error=bool(error) or item.get("status") == "failed")
