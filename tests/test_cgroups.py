@@ -22,7 +22,7 @@ from tests.test_sessions_api import create
 from tests.test_terminal_sessions import _processes_named, ready_session, send
 
 TEST_SERVER = f"cgroup-tests-{os.getpid()}"
-USABLE = [tree for tree in cgroups.candidates(TEST_SERVER) if cgroups.can_move_children(tree)]
+USABLE = [tree for tree in cgroups.candidates() if cgroups.can_move_children(tree, TEST_SERVER)]
 needs_cgroups = pytest.mark.skipif(not USABLE, reason="no cgroup hierarchy we may write to")
 
 # Forks twice, leaves its session, ignores SIGHUP and runs with an empty environment: neither
@@ -149,9 +149,8 @@ def state_of(server, sid: str) -> str:
 def session_cgroups(session_id: str) -> list[str]:
     """The cgroup folders of a session, in every hierarchy."""
     found = []
-    for tree in cgroups.candidates("any"):
-        top = tree.mount + tree.own[len(tree.root.rstrip("/")):]
-        for directory, _, _ in os.walk(top):
+    for tree in cgroups.candidates():
+        for directory, _, _ in os.walk(tree.directory("any/").rpartition("/")[0]):
             if f"/{session_id}/" in directory + "/" and "/maestro-" in directory:
                 found.append(directory)
     return found

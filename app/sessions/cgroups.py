@@ -26,14 +26,13 @@ _PROBE_TIMEOUT_S = 5.0
 
 @dataclass(frozen=True)
 class CgroupTree:
-    """This server's cgroups in one hierarchy: `key` names its line in /proc/<pid>/cgroup
-    ("" for v2, else a v1 controller); `own` is the server's own cgroup there."""
+    """Where this server makes cgroups in one hierarchy: `key` names its line in
+    /proc/<pid>/cgroup ("" for v2, else a v1 controller); `own` is the server's cgroup."""
 
     key: str
     mount: str
     root: str  # the cgroup mounted at `mount` ("/" unless only a subtree is mounted)
     own: str  # the server's cgroup as /proc/self/cgroup shows it, e.g. "/" or "/a.slice/b"
-    server_id: str
 
     @property
     def kind(self) -> str:
@@ -43,8 +42,8 @@ class CgroupTree:
         """The cgroup (as /proc/<pid>/cgroup shows it) of an owner tag, or of a prefix of
         one ("<server>/" or "<server>/<session>/")."""
         server, _, rest = tag_prefix.partition("/")
-        if server != self.server_id or ".." in rest.split("/"):
-            raise ValueError(f"not a tag of this server: {tag_prefix!r}")
+        if not server or ".." in tag_prefix.split("/"):
+            raise ValueError(f"not an owner tag: {tag_prefix!r}")
         below = rest.strip("/")
         return f"{self.own.rstrip('/')}/maestro-{server}" + (f"/{below}" if below else "")
 
@@ -104,13 +103,13 @@ def join(procs_file: str | None) -> None:
 def find_tree(server_id: str) -> CgroupTree | None:
     """The first hierarchy where this server may create cgroups and move its children into
     them (v2 first, then the v1 ones that do no harm); None when there is none."""
-    for tree in candidates(server_id):
-        if can_move_children(tree):
+    for tree in candidates():
+        if can_move_children(tree, server_id):
             return tree
     return None
 
 
-def candidates(server_id: str) -> list[CgroupTree]:
+def candidates() -> list[CgroupTree]:
     """The hierarchies where our own cgroup is visible, best first (untried)."""
     trees = []
     for root, mount, fstype, options in _cgroup_mounts():
@@ -119,7 +118,7 @@ def candidates(server_id: str) -> list[CgroupTree]:
         for key in keys:
             own = membership("self", key)
             if own and (own + "/").startswith(root.rstrip("/") + "/"):  # seen through it
-                trees.append(CgroupTree(key, mount, root, own, server_id))
+                trees.append(CgroupTree(key, mount, root, own))
     trees.sort(key=lambda tree: V1_CONTROLLERS.index(tree.key) + 1 if tree.key else 0)
     return trees
 
@@ -143,9 +142,9 @@ def _unescape(text: str) -> str:
     return text
 
 
-def can_move_children(tree: CgroupTree) -> bool:
+def can_move_children(tree: CgroupTree, server_id: str) -> bool:
     """Try it for real: a child that cannot enter its cgroup fails to start."""
-    probe = f"{tree.server_id}/probe-{os.getpid()}/probe"
+    probe = f"{server_id}/probe-{os.getpid()}/probe"
     procs_file = tree.procs_file(probe)
     if procs_file is None:
         return False
@@ -157,9 +156,9 @@ def can_move_children(tree: CgroupTree) -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     finally:
-        tree.release(f"{tree.server_id}/probe-{os.getpid()}/")
+        tree.release(f"{server_id}/probe-{os.getpid()}/")
         with contextlib.suppress(OSError):  # kept when a crashed run left sessions in it
-            os.rmdir(tree.directory(f"{tree.server_id}/"))
+            os.rmdir(tree.directory(f"{server_id}/"))
 
 
 def _join_strictly(procs_file: str) -> None:

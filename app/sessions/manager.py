@@ -214,11 +214,19 @@ class SessionManager:
                          echo=self._shell_echo.get(session.id, True))
 
     def watch_pty(self, session_id: str, delta: int) -> None:
-        """A socket starts (+1) or stops (-1) watching a session's raw terminal stream."""
+        """A socket starts (+1) or stops (-1) watching a session's raw terminal stream.
+
+        Counted only for sessions that exist: delete() drops a session's count, so a socket
+        that subscribed a moment before (or still watches) leaves nothing behind.
+        """
         with self.bus.lock:
-            self._pty_watchers[session_id] += delta
-            if self._pty_watchers[session_id] <= 0:
-                del self._pty_watchers[session_id]
+            if delta > 0 and session_id not in self._sessions:
+                return
+            count = self._pty_watchers[session_id] + delta
+            if count > 0:
+                self._pty_watchers[session_id] = count
+            else:
+                self._pty_watchers.pop(session_id, None)
 
     def pty_watched(self, session: Session) -> bool:
         with self.bus.lock:
@@ -414,6 +422,7 @@ class SessionManager:
             self._bridges.pop(session.id, None)
             self._shell_echo.pop(session.id, None)
             self._sizes.pop(session.id, None)
+            self._pty_watchers.pop(session.id, None)
         if shell is not None:
             shell.close()
         self.agents.close(session)
