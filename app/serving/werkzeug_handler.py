@@ -1,19 +1,23 @@
-"""run.py's request handler: werkzeug's, with a deadline and a per-address cap for request
-heads (see slow_clients.py), and no access log or version of its own; and its TLS set-up."""
+"""run.py's request handler: werkzeug's, with a deadline and a per-address cap for requests
+(see slow_clients.py), and no access log or version of its own; and its TLS set-up."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import ssl
+from email.message import Message
+from typing import BinaryIO
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
+from werkzeug.serving import BaseWSGIServer, DechunkedInput, WSGIRequestHandler
 
 from . import SERVER_NAME
 from .slow_clients import ConnectionGate, HeadWatchdog, too_many_connections
 
 
-def request_handler(gate: ConnectionGate) -> type[WSGIRequestHandler]:
-    """A handler class bound to `gate` (one watchdog thread serves all its connections)."""
+def request_handler(gate: ConnectionGate, max_body_bytes: int) -> type[WSGIRequestHandler]:
+    """A handler class bound to `gate` (one watchdog thread serves all its connections);
+    bodies up to `max_body_bytes` are read before the app runs, within the deadline."""
     watchdog = HeadWatchdog()
 
     class MaestroRequestHandler(WSGIRequestHandler):
@@ -21,6 +25,7 @@ def request_handler(gate: ConnectionGate) -> type[WSGIRequestHandler]:
         sys_version = ""
         _counted: str | None = None  # the address, while this HTTP connection is counted
         _ticket: int | None = None  # the watchdog's, while a request head is awaited
+        _body: bytes | None = None  # the request's body, read ahead of the app
 
         def handle(self) -> None:
             """The connection: counted against its address's share while it is HTTP."""
@@ -47,10 +52,36 @@ def request_handler(gate: ConnectionGate) -> type[WSGIRequestHandler]:
 
         def parse_request(self) -> bool:
             parsed = super().parse_request()  # reads the headers
-            self._end_head()
-            if parsed and self.headers.get("Upgrade", "").lower() == "websocket":
+            upgrade = parsed and self.headers.get("Upgrade", "").lower() == "websocket"
+            if not parsed or upgrade:
+                self._end_head()
+            if upgrade:
                 self._uncount()  # --max-clients counts it from now on
             return parsed
+
+        def run_wsgi(self) -> None:
+            """The body first, within the request's deadline (as waitress does): a client
+            that dribbles it is cut like one that dribbles its head, and the app never
+            waits on the network. A body the app would refuse (413) is left unread."""
+            self._body = None
+            if self._ticket is not None:
+                if self.headers.get("Expect", "").lower().strip() == "100-continue":
+                    self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    del self.headers["Expect"]  # sent: werkzeug must not send it again
+                try:
+                    self._body = read_body(self.headers, self.rfile, max_body_bytes)
+                except (OSError, ValueError, EOFError):  # cut by the watchdog, or gone
+                    self.close_connection = True
+                    return
+                finally:
+                    self._end_head()
+            super().run_wsgi()
+
+        def make_environ(self) -> dict:
+            environ = super().make_environ()
+            if self._body is not None:
+                environ["wsgi.input"] = io.BytesIO(self._body)
+            return environ
 
         def _end_head(self) -> None:
             if self._ticket is not None:
@@ -69,6 +100,23 @@ def request_handler(gate: ConnectionGate) -> type[WSGIRequestHandler]:
             return SERVER_NAME
 
     return MaestroRequestHandler
+
+
+def read_body(headers: Message, rfile: BinaryIO, limit: int) -> bytes | None:
+    """The whole body of a request (a chunked one: its first `limit` + 1 bytes, enough for
+    the app to refuse it), or None when it has none or declares more than `limit` bytes.
+
+    :raise EOFError, OSError: the client sent less than it declared, or broke the chunking.
+    """
+    if "chunked" in headers.get("Transfer-Encoding", "").lower():
+        return DechunkedInput(rfile).read(limit + 1)
+    declared = headers.get("Content-Length", "").strip()
+    if not declared.isdigit() or not 0 < int(declared) <= limit:
+        return None
+    body = rfile.read(int(declared))
+    if len(body) < int(declared):
+        raise EOFError("the body ended early")
+    return body
 
 
 def serve_tls(server: BaseWSGIServer, context: ssl.SSLContext) -> None:
