@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import contextlib
+import http
 import io
+import logging
 import ssl
 from email.message import Message
 from typing import BinaryIO
@@ -12,7 +14,10 @@ from typing import BinaryIO
 from werkzeug.serving import BaseWSGIServer, DechunkedInput, WSGIRequestHandler
 
 from . import SERVER_NAME
-from .slow_clients import ConnectionGate, HeadWatchdog, too_many_connections
+from .slow_clients import ConnectionGate, HeadWatchdog, refusal, too_many_connections
+
+logger = logging.getLogger(__name__)
+ERROR_MESSAGE_CAP = 200  # characters of http.server's message kept (it may quote the request)
 
 
 def request_handler(gate: ConnectionGate, max_body_bytes: int) -> type[WSGIRequestHandler]:
@@ -92,6 +97,22 @@ def request_handler(gate: ConnectionGate, max_body_bytes: int) -> type[WSGIReque
             if self._counted is not None:
                 gate.release(self._counted)
                 self._counted = None
+
+        def send_error(self, code: int, message: str | None = None,
+                       explain: str | None = None) -> None:
+            """http.server's own refusals (a malformed request line, 414, 431, 505), which
+            come before the app runs: in the app's JSON error shape, as waitress's are,
+            not its HTML page (nor a bare body for a line it took for HTTP/0.9)."""
+            try:
+                reason = http.HTTPStatus(code).phrase
+            except ValueError:
+                reason = "Error"
+            logger.info("%s: refused a malformed request (%d %s)", self.client_address[0],
+                        code, reason)  # not the message: it may quote a token
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.wfile.write(refusal(f"{code} {reason}",
+                                         (message or reason)[:ERROR_MESSAGE_CAP]))
 
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             """The token guard writes the (redacted) access log; werkzeug's would leak it."""
