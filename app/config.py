@@ -172,6 +172,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("auth_fail_window_s", _integer(1), 60, "window for --auth-fail-limit, in seconds"),
     Option("auth_lockout_s", _integer(1), 300,
            "seconds an address that used up --auth-fail-limit gets 429"),
+    Option("no_cgroups", _boolean, False, "track sessions' processes by process group and "
+           "environment mark only, not in cgroups (used where they can be created)",
+           {"action": "store_const", "const": True}),
     Option("shell", str, "/bin/bash", "bash-compatible shell for terminal sessions"),
     Option("log_level", _log_level, "INFO", "logging level"),
     Option("max_body_bytes", _integer(1), 1024 * 1024, "largest request body (413 above)"),
@@ -242,6 +245,7 @@ class Settings:
     auth_fail_limit: int
     auth_fail_window_s: int
     auth_lockout_s: int
+    no_cgroups: bool
     shell: str
     log_level: str
     max_body_bytes: int
