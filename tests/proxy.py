@@ -1,0 +1,103 @@
+"""Debian's nginx as a child process on loopback ports, serving docs/deploy/nginx.conf as
+documented: only its ports, upstream and certificate paths are replaced."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+from app import tls
+from tests.conftest import ROOT, wait_for
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+DEPLOY = ROOT / "docs" / "deploy"
+PUBLIC_NAME = "maestro.example.com"  # the documented name; tests map it to 127.0.0.1
+BASE_PATH = "/maestro"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def replace_once(text: str, old: str, new: str) -> str:
+    """`text` with `old` replaced; fails when the documented file no longer has `old`."""
+    assert text.count(old) == 1, f"docs/deploy/nginx.conf no longer has {old!r} once"
+    return text.replace(old, new)
+
+
+class Nginx:
+    """nginx in the foreground (`daemon off`) with the documented site file."""
+
+    def __init__(self, folder: Path, upstream_port: int, https_port: int) -> None:
+        self.folder = folder
+        self.https_port = https_port
+        self.http_port = free_port()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.certs = tls.ensure_local_ca(str(folder / "ca"), [PUBLIC_NAME], ["127.0.0.1"])
+        site = (DEPLOY / "nginx.conf").read_text(encoding="utf-8")
+        site = replace_once(site, "listen 80;", f"listen 127.0.0.1:{self.http_port};")
+        site = replace_once(site, "listen 443 ssl http2;",
+                            f"listen 127.0.0.1:{https_port} ssl http2;")
+        site = replace_once(site, "proxy_pass http://127.0.0.1:8080;",
+                            f"proxy_pass http://127.0.0.1:{upstream_port};")
+        site = replace_once(site, "/etc/letsencrypt/live/maestro.example.com/fullchain.pem",
+                            self.certs.cert)
+        site = replace_once(site, "/etc/letsencrypt/live/maestro.example.com/privkey.pem",
+                            self.certs.key)
+        (folder / "site.conf").write_text(site)
+        temp = {name: folder / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
+        user = "user root root;" if os.geteuid() == 0 else ""  # workers read our temp dirs
+        (folder / "nginx.conf").write_text(f"""
+daemon off;
+worker_processes 1;
+{user}
+pid {folder / "nginx.pid"};
+error_log {folder / "error.log"} warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {temp["body"]};
+    proxy_temp_path {temp["proxy"]};
+    fastcgi_temp_path {temp["fastcgi"]};
+    uwsgi_temp_path {temp["uwsgi"]};
+    scgi_temp_path {temp["scgi"]};
+    include {folder / "site.conf"};
+}}
+""")
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def ca_cert(self) -> str:
+        return self.certs.ca_cert
+
+    def start(self) -> Nginx:
+        self.process = subprocess.Popen(
+            [NGINX, "-p", str(self.folder), "-e", str(self.folder / "error.log"), "-c",
+             str(self.folder / "nginx.conf")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        wait_for(lambda: self._listening() or self.process.poll() is not None, timeout=15)
+        if self.process.poll() is not None:
+            raise RuntimeError("nginx did not start: " + self.log)
+        return self
+
+    def _listening(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.https_port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    @property
+    def log(self) -> str:
+        path = self.folder / "error.log"
+        output = self.process.stdout.read().decode() if self.process.poll() is not None else ""
+        return output + (path.read_text() if path.exists() else "")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: nginx's fast shutdown, workers included
+            self.process.wait(15)

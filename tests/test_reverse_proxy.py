@@ -1,0 +1,217 @@
+"""The server behind Debian's nginx with docs/deploy/nginx.conf, as docs/deploy.md sets it up:
+HTTPS at https://maestro.example.com/maestro/, --base-path /maestro, --trusted-proxies 1,
+--public-url. Every URL the server prints, redirects to or renders stays under /maestro/;
+the rate limits count per forwarded client address, and only from a proxy it trusts."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import plistlib
+import re
+import shlex
+import shutil
+import ssl
+import subprocess
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urljoin
+
+import pytest
+import requests
+
+from app.config import load_settings
+from tests.conftest import ROOT
+from tests.proxy import BASE_PATH, DEPLOY, NGINX, PUBLIC_NAME, Nginx, free_port
+from tests.wsclient import LiveClient
+
+CADDY = shutil.which("caddy")
+
+needs_nginx = pytest.mark.skipif(
+    not os.path.exists(NGINX) and not os.environ.get("CI"),
+    reason="nginx is not installed (apt-get install nginx-light; .ci/run does)")
+
+
+class Proxied:
+    """A server and the nginx in front of it; requests go to nginx under the public name."""
+
+    def __init__(self, server, nginx: Nginx) -> None:
+        self.server = server
+        self.nginx = nginx
+        self.port = nginx.https_port
+        self.host = f"{PUBLIC_NAME}:{self.port}"  # what a browser sends as Host
+        self.public = f"https://{self.host}{BASE_PATH}/{server.token}/"
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        """GET `path` (from the root) through nginx."""
+        headers = {"Host": self.host, **kwargs.pop("headers", {})}
+        return requests.get(f"https://127.0.0.1:{self.port}{path}", headers=headers,
+                            verify=self.nginx.ca_cert, allow_redirects=False, timeout=30,
+                            **kwargs)
+
+    def post(self, path: str, body: dict) -> requests.Response:
+        return requests.post(f"https://127.0.0.1:{self.port}{path}", json=body,
+                             headers={"Host": self.host}, verify=self.nginx.ca_cert,
+                             allow_redirects=False, timeout=30)
+
+    def status_from(self, source: str, path: str, headers: dict[str, str] | None = None) -> int:
+        """GET `path` through nginx from the loopback address `source` (another client)."""
+        context = ssl.create_default_context(cafile=self.nginx.ca_cert)
+        connection = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30,
+                                                 source_address=(source, 0), context=context)
+        try:
+            connection.request("GET", path, headers={"Host": self.host, **(headers or {})})
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
+    def socket(self, **kwargs) -> LiveClient:
+        return LiveClient(self.server, url=f"wss://127.0.0.1:{self.port}{BASE_PATH}/"
+                          f"{self.server.token}/ws", host=self.host,
+                          origin=f"https://{self.host}",
+                          sslopt={"ca_certs": self.nginx.ca_cert}, **kwargs)
+
+
+@pytest.fixture
+def proxied(make_server, tmp_path) -> Iterator:
+    """Start a server with the documented flags (and more) behind the documented nginx."""
+    started: list[Nginx] = []
+
+    def start(*flags: str) -> Proxied:
+        https_port = free_port()
+        server = make_server("--token", str(uuid.uuid4()), "--base-path", BASE_PATH,
+                             "--public-url", f"https://{PUBLIC_NAME}:{https_port}{BASE_PATH}",
+                             *flags)
+        nginx = Nginx(tmp_path / f"nginx-{len(started)}", server.port, https_port)
+        started.append(nginx)
+        return Proxied(server, nginx.start())
+
+    yield start
+    for nginx in started:
+        nginx.stop()
+
+
+@needs_nginx
+def test_banner_pages_redirects_cookie_and_pwa_urls_stay_under_the_sub_path(proxied) -> None:
+    site = proxied("--trusted-proxies", "1", "--no-rate-limit")
+    token = site.server.token
+    banner = "".join(site.server.output)
+    assert f"Local:   http://127.0.0.1:{site.server.port}/maestro/{token}/" in banner
+    assert f"Public:  {site.public}" in banner
+
+    page = site.get(f"/maestro/{token}/")
+    assert page.status_code == 200
+    # Every link in the page is relative, so it resolves under /maestro/<token>/.
+    links = re.findall(r'(?:href|src)="([^"]+)"', page.text)
+    assert links and all(link.startswith("./") for link in links), links
+    for link in links:
+        assert site.get(urljoin(f"/maestro/{token}/", link)).status_code == 200, link
+
+    # The token without its slash, and the pairing redirect with its cookie.
+    assert site.get(f"/maestro/{token}").headers["Location"] == f"/maestro/{token}/"
+    paired = site.get(f"/maestro/{token}/", headers={"Sec-Fetch-Mode": "navigate",
+                                                      "Sec-Fetch-Site": "none"})
+    assert paired.status_code == 303 and paired.headers["Location"] == "/maestro/"
+    cookie = paired.headers["Set-Cookie"]
+    assert "Path=/maestro;" in cookie and "Secure" in cookie  # https, told by nginx
+    name, value = cookie.split(";", 1)[0].split("=", 1)
+    assert site.get("/maestro/", cookies={name: value}).status_code == 200
+
+    manifest_url = f"https://{site.host}/maestro/{token}/manifest.json"
+    manifest = site.get(f"/maestro/{token}/manifest.json").json()
+    assert urljoin(manifest_url, manifest["scope"]) == site.public
+    assert urljoin(manifest_url, manifest["start_url"]) == site.public
+    worker = site.get(f"/maestro/{token}/sw.js")
+    assert worker.status_code == 200 and worker.headers["Service-Worker-Allowed"] == "./"
+    document = site.get(f"/maestro/{token}/api/openapi.json").json()
+    assert document["servers"][0]["url"] == f"/maestro/{token}/api"
+
+    # A wrong token goes to the redirect URL; paths outside the sub-path are not served.
+    wrong = site.get(f"/maestro/{uuid.uuid4()}/")
+    assert wrong.status_code == 302 and wrong.headers["Location"] == "https://runmaestro.ai"
+    outside = requests.get(f"http://127.0.0.1:{site.server.port}/{token}/", timeout=30)
+    assert outside.status_code == 404 and "/maestro/" in outside.json()["message"]
+    assert site.get("/maestro/health").json()["status"] == "ok"
+
+
+@needs_nginx
+def test_rest_and_websocket_with_resume_through_nginx(proxied, project) -> None:
+    site = proxied("--trusted-proxies", "1", "--no-rate-limit")
+    token = site.server.token
+    client = site.socket()
+    created = site.post(f"/maestro/{token}/api/sessions",
+                        {"name": "build", "cwd": str(project), "toolType": "terminal"})
+    assert created.status_code == 201, created.text
+    first = created.json()["session"]["id"]
+    added = client.wait_for(lambda m: m["type"] == "session:added")
+    assert added["session"]["id"] == first
+    client.close()
+
+    # Missed while away, given back on resume through the proxy.
+    second = site.post(f"/maestro/{token}/api/sessions",
+                       {"name": "tests", "cwd": str(project), "toolType": "terminal"})
+    assert second.status_code == 201
+    resumed = site.socket(since=added["seq"])
+    assert resumed.init["resumed"] is True
+    missed = resumed.wait_for(lambda m: m["type"] == "session:added")
+    assert missed["session"]["id"] == second.json()["session"]["id"]
+    listed = site.get(f"/maestro/{token}/api/sessions").json()["sessions"]
+    assert {s["id"] for s in listed} >= {first, missed["session"]["id"]}
+    resumed.close()
+
+
+@needs_nginx
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted-proxy", "untrusted-proxy"])
+def test_rate_limits_count_per_forwarded_client_only_from_a_trusted_proxy(proxied,
+                                                                         trusted) -> None:
+    site = proxied("--rate-limit-get", "3", *(["--trusted-proxies", "1"] if trusted else []))
+    sessions = f"/maestro/{site.server.token}/api/sessions"
+    assert [site.status_from("127.0.0.2", sessions) for _ in range(3)] == [200] * 3
+    assert site.status_from("127.0.0.2", sessions) == 429
+    # A client cannot claim another address: nginx appends the real one, the server reads
+    # only what its trusted proxy wrote.
+    assert site.status_from("127.0.0.2", sessions, {"X-Forwarded-For": "203.0.113.9"}) == 429
+    # Another client has a quota of its own only when the server may believe nginx.
+    assert site.status_from("127.0.0.3", sessions) == (200 if trusted else 429)
+
+
+def test_forwarded_for_is_ignored_without_trusted_proxies(make_server) -> None:
+    server = make_server("--token", str(uuid.uuid4()), "--rate-limit-get", "2")
+    statuses = [server.api("GET", "sessions", headers={"X-Forwarded-For": f"203.0.113.{n}"})
+                .status_code for n in range(3)]
+    assert statuses == [200, 200, 429]
+
+
+def _arguments_after_launcher(command: list[str]) -> list[str]:
+    launcher = next(i for i, word in enumerate(command) if word.endswith("wsgi.py"))
+    return command[launcher + 1:]
+
+
+def test_systemd_unit_and_launchd_plist_start_the_documented_server(tmp_path) -> None:
+    unit = (DEPLOY / "maestro-web.service").read_text(encoding="utf-8")
+    exec_start = re.search(r"^ExecStart=(.+)$", unit, re.M).group(1)
+    systemd_flags = _arguments_after_launcher(shlex.split(exec_start.replace("%h", "/home/u")))
+    with (DEPLOY / "ai.runmaestro.maestro-web.plist").open("rb") as handle:
+        plist = plistlib.load(handle)
+    launchd_flags = _arguments_after_launcher(plist["ProgramArguments"])
+    for flags in (systemd_flags, launchd_flags):
+        settings = load_settings(flags, environ={})
+        assert (settings.host, settings.port, settings.base_path, settings.trusted_proxies) == (
+            "127.0.0.1", 8080, BASE_PATH, 1)
+        assert settings.persistent_token
+    assert plist["RunAtLoad"] and plist["KeepAlive"]
+
+
+@pytest.mark.skipif(CADDY is None and not os.environ.get("CI"),
+                    reason="caddy is not installed (apt-get install caddy; .ci/run does)")
+def test_documented_caddyfile_is_valid(tmp_path) -> None:
+    checked = subprocess.run([CADDY or "caddy", "validate", "--adapter", "caddyfile", "--config",
+                              str(DEPLOY / "Caddyfile")], capture_output=True, text=True,
+                             timeout=60, cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)})
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_deploy_doc_includes_every_file_it_documents() -> None:
+    doc = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    for path in sorted(DEPLOY.iterdir()):
+        assert path.read_text(encoding="utf-8").strip() in doc, path.name
