@@ -3,14 +3,20 @@ documented: only its ports, upstream and certificate paths are replaced."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import socket
+import ssl
 import subprocess
+import uuid
 from pathlib import Path
+
+import requests
 
 from app import tls
 from tests.conftest import ROOT, wait_for
+from tests.wsclient import LiveClient
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 DEPLOY = ROOT / "docs" / "deploy"
@@ -101,3 +107,53 @@ http {{
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()  # SIGTERM: nginx's fast shutdown, workers included
             self.process.wait(15)
+
+
+class Proxied:
+    """A server and the nginx in front of it; requests go to nginx under the public name."""
+
+    def __init__(self, server, nginx: Nginx) -> None:
+        self.server = server
+        self.nginx = nginx
+        self.port = nginx.https_port
+        self.host = f"{PUBLIC_NAME}:{self.port}"  # what a browser sends as Host
+        self.public = f"https://{self.host}{BASE_PATH}/{server.token}/"
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        """GET `path` (from the root) through nginx."""
+        headers = {"Host": self.host, **kwargs.pop("headers", {})}
+        return requests.get(f"https://127.0.0.1:{self.port}{path}", headers=headers,
+                            verify=self.nginx.ca_cert, allow_redirects=False, timeout=30,
+                            **kwargs)
+
+    def post(self, path: str, body: dict) -> requests.Response:
+        return requests.post(f"https://127.0.0.1:{self.port}{path}", json=body,
+                             headers={"Host": self.host}, verify=self.nginx.ca_cert,
+                             allow_redirects=False, timeout=30)
+
+    def status_from(self, source: str, path: str, headers: dict[str, str] | None = None) -> int:
+        """GET `path` through nginx from the loopback address `source` (another client)."""
+        context = ssl.create_default_context(cafile=self.nginx.ca_cert)
+        connection = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30,
+                                                 source_address=(source, 0), context=context)
+        try:
+            connection.request("GET", path, headers={"Host": self.host, **(headers or {})})
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
+    def socket(self, **kwargs) -> LiveClient:
+        return LiveClient(self.server, url=f"wss://127.0.0.1:{self.port}{BASE_PATH}/"
+                          f"{self.server.token}/ws", host=self.host,
+                          origin=f"https://{self.host}",
+                          sslopt={"ca_certs": self.nginx.ca_cert}, **kwargs)
+
+
+def behind_nginx(make_server, folder: Path, *flags: str) -> Proxied:
+    """A server with the documented flags (and `flags`) behind the documented nginx; the
+    caller stops the nginx (`.nginx.stop()`), make_server the server."""
+    https_port = free_port()
+    server = make_server("--token", str(uuid.uuid4()), "--base-path", BASE_PATH,
+                         "--public-url", f"https://{PUBLIC_NAME}:{https_port}{BASE_PATH}",
+                         *flags)
+    return Proxied(server, Nginx(folder, server.port, https_port).start())

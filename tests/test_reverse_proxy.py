@@ -5,13 +5,11 @@ the rate limits count per forwarded client address, and only from a proxy it tru
 
 from __future__ import annotations
 
-import http.client
 import os
 import plistlib
 import re
 import shlex
 import shutil
-import ssl
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -22,8 +20,7 @@ import requests
 
 from app.config import load_settings
 from tests.conftest import ROOT
-from tests.proxy import BASE_PATH, DEPLOY, NGINX, PUBLIC_NAME, Nginx, free_port
-from tests.wsclient import LiveClient
+from tests.proxy import BASE_PATH, DEPLOY, NGINX, Nginx, Proxied, behind_nginx
 
 CADDY = shutil.which("caddy")
 
@@ -32,59 +29,15 @@ needs_nginx = pytest.mark.skipif(
     reason="nginx is not installed (apt-get install nginx-light; .ci/run does)")
 
 
-class Proxied:
-    """A server and the nginx in front of it; requests go to nginx under the public name."""
-
-    def __init__(self, server, nginx: Nginx) -> None:
-        self.server = server
-        self.nginx = nginx
-        self.port = nginx.https_port
-        self.host = f"{PUBLIC_NAME}:{self.port}"  # what a browser sends as Host
-        self.public = f"https://{self.host}{BASE_PATH}/{server.token}/"
-
-    def get(self, path: str, **kwargs) -> requests.Response:
-        """GET `path` (from the root) through nginx."""
-        headers = {"Host": self.host, **kwargs.pop("headers", {})}
-        return requests.get(f"https://127.0.0.1:{self.port}{path}", headers=headers,
-                            verify=self.nginx.ca_cert, allow_redirects=False, timeout=30,
-                            **kwargs)
-
-    def post(self, path: str, body: dict) -> requests.Response:
-        return requests.post(f"https://127.0.0.1:{self.port}{path}", json=body,
-                             headers={"Host": self.host}, verify=self.nginx.ca_cert,
-                             allow_redirects=False, timeout=30)
-
-    def status_from(self, source: str, path: str, headers: dict[str, str] | None = None) -> int:
-        """GET `path` through nginx from the loopback address `source` (another client)."""
-        context = ssl.create_default_context(cafile=self.nginx.ca_cert)
-        connection = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30,
-                                                 source_address=(source, 0), context=context)
-        try:
-            connection.request("GET", path, headers={"Host": self.host, **(headers or {})})
-            return connection.getresponse().status
-        finally:
-            connection.close()
-
-    def socket(self, **kwargs) -> LiveClient:
-        return LiveClient(self.server, url=f"wss://127.0.0.1:{self.port}{BASE_PATH}/"
-                          f"{self.server.token}/ws", host=self.host,
-                          origin=f"https://{self.host}",
-                          sslopt={"ca_certs": self.nginx.ca_cert}, **kwargs)
-
-
 @pytest.fixture
 def proxied(make_server, tmp_path) -> Iterator:
     """Start a server with the documented flags (and more) behind the documented nginx."""
     started: list[Nginx] = []
 
     def start(*flags: str) -> Proxied:
-        https_port = free_port()
-        server = make_server("--token", str(uuid.uuid4()), "--base-path", BASE_PATH,
-                             "--public-url", f"https://{PUBLIC_NAME}:{https_port}{BASE_PATH}",
-                             *flags)
-        nginx = Nginx(tmp_path / f"nginx-{len(started)}", server.port, https_port)
-        started.append(nginx)
-        return Proxied(server, nginx.start())
+        site = behind_nginx(make_server, tmp_path / f"nginx-{len(started)}", *flags)
+        started.append(site.nginx)
+        return site
 
     yield start
     for nginx in started:
