@@ -1,4 +1,5 @@
-"""The server behind Debian's nginx with docs/deploy/nginx.conf, as docs/deploy.md sets it up:
+"""The server behind Debian's nginx and Caddy with docs/deploy/'s files, as docs/deploy.md sets
+it up:
 HTTPS at https://maestro.example.com/maestro/, --base-path /maestro, --trusted-proxies 1,
 --public-url. Every URL the server prints, redirects to or renders stays under /maestro/;
 the rate limits count per forwarded client address, and only from a proxy it trusts."""
@@ -9,7 +10,6 @@ import os
 import plistlib
 import re
 import shlex
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -20,31 +20,35 @@ import requests
 
 from app.config import load_settings
 from tests.conftest import ROOT
-from tests.proxy import BASE_PATH, DEPLOY, NGINX, Nginx, Proxied, behind_nginx
+from tests.proxy import (
+    BASE_PATH,
+    CADDY,
+    DEPLOY,
+    PROXIES,
+    Proxied,
+    Proxy,
+    behind_proxy,
+    installed,
+    proxy_kinds,
+)
 
-CADDY = shutil.which("caddy")
 
-needs_nginx = pytest.mark.skipif(
-    not os.path.exists(NGINX) and not os.environ.get("CI"),
-    reason="nginx is not installed (apt-get install nginx-light; .ci/run does)")
-
-
-@pytest.fixture
-def proxied(make_server, tmp_path) -> Iterator:
-    """Start a server with the documented flags (and more) behind the documented nginx."""
-    started: list[Nginx] = []
+@pytest.fixture(params=proxy_kinds())
+def proxied(request, make_server, tmp_path) -> Iterator:
+    """Start a server with the documented flags (and more) behind the documented proxy."""
+    started: list[Proxy] = []
 
     def start(*flags: str) -> Proxied:
-        site = behind_nginx(make_server, tmp_path / f"nginx-{len(started)}", *flags)
-        started.append(site.nginx)
+        site = behind_proxy(PROXIES[request.param], make_server,
+                            tmp_path / f"proxy-{len(started)}", *flags)
+        started.append(site.proxy)
         return site
 
     yield start
-    for nginx in started:
-        nginx.stop()
+    for proxy in started:
+        proxy.stop()
 
 
-@needs_nginx
 def test_banner_pages_redirects_cookie_and_pwa_urls_stay_under_the_sub_path(proxied) -> None:
     site = proxied("--trusted-proxies", "1", "--no-rate-limit")
     token = site.server.token
@@ -66,7 +70,7 @@ def test_banner_pages_redirects_cookie_and_pwa_urls_stay_under_the_sub_path(prox
                                                       "Sec-Fetch-Site": "none"})
     assert paired.status_code == 303 and paired.headers["Location"] == "/maestro/"
     cookie = paired.headers["Set-Cookie"]
-    assert "Path=/maestro;" in cookie and "Secure" in cookie  # https, told by nginx
+    assert "Path=/maestro;" in cookie and "Secure" in cookie  # https, told by the proxy
     name, value = cookie.split(";", 1)[0].split("=", 1)
     assert site.get("/maestro/", cookies={name: value}).status_code == 200
 
@@ -87,8 +91,7 @@ def test_banner_pages_redirects_cookie_and_pwa_urls_stay_under_the_sub_path(prox
     assert site.get("/maestro/health").json()["status"] == "ok"
 
 
-@needs_nginx
-def test_rest_and_websocket_with_resume_through_nginx(proxied, project) -> None:
+def test_rest_and_websocket_with_resume_through_the_proxy(proxied, project) -> None:
     site = proxied("--trusted-proxies", "1", "--no-rate-limit")
     token = site.server.token
     client = site.socket()
@@ -113,7 +116,6 @@ def test_rest_and_websocket_with_resume_through_nginx(proxied, project) -> None:
     resumed.close()
 
 
-@needs_nginx
 @pytest.mark.parametrize("trusted", [True, False], ids=["trusted-proxy", "untrusted-proxy"])
 def test_rate_limits_count_per_forwarded_client_only_from_a_trusted_proxy(proxied,
                                                                          trusted) -> None:
@@ -121,10 +123,10 @@ def test_rate_limits_count_per_forwarded_client_only_from_a_trusted_proxy(proxie
     sessions = f"/maestro/{site.server.token}/api/sessions"
     assert [site.status_from("127.0.0.2", sessions) for _ in range(3)] == [200] * 3
     assert site.status_from("127.0.0.2", sessions) == 429
-    # A client cannot claim another address: nginx appends the real one, the server reads
+    # A client cannot claim another address: the proxy adds the real one, the server reads
     # only what its trusted proxy wrote.
     assert site.status_from("127.0.0.2", sessions, {"X-Forwarded-For": "203.0.113.9"}) == 429
-    # Another client has a quota of its own only when the server may believe nginx.
+    # Another client has a quota of its own only when the server may believe the proxy.
     assert site.status_from("127.0.0.3", sessions) == (200 if trusted else 429)
 
 
@@ -155,10 +157,10 @@ def test_systemd_unit_and_launchd_plist_start_the_documented_server(tmp_path) ->
     assert plist["RunAtLoad"] and plist["KeepAlive"]
 
 
-@pytest.mark.skipif(CADDY is None and not os.environ.get("CI"),
+@pytest.mark.skipif(not installed("caddy") and not os.environ.get("CI"),
                     reason="caddy is not installed (apt-get install caddy; .ci/run does)")
 def test_documented_caddyfile_is_valid(tmp_path) -> None:
-    checked = subprocess.run([CADDY or "caddy", "validate", "--adapter", "caddyfile", "--config",
+    checked = subprocess.run([CADDY, "validate", "--adapter", "caddyfile", "--config",
                               str(DEPLOY / "Caddyfile")], capture_output=True, text=True,
                              timeout=60, cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)})
     assert checked.returncode == 0, checked.stdout + checked.stderr

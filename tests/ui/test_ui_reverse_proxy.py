@@ -1,33 +1,30 @@
-"""The phone UI through nginx with docs/deploy/nginx.conf, at
+"""The phone UI through nginx and Caddy with docs/deploy/'s files, at
 https://maestro.example.com:<port>/maestro/ as a phone would open it: the page loads, pairs,
 registers its service worker and connects its WebSocket, all under the sub-path."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from playwright.sync_api import expect
 
 from app import tls
-from tests.proxy import NGINX, PUBLIC_NAME, behind_nginx
+from tests.proxy import PROXIES, PUBLIC_NAME, behind_proxy, proxy_kinds
 from tests.ui.conftest import ARGS, CHROMIUM, EXPECT_TIMEOUT_MS
 from tests.ui.test_ui_secure_context import SW_READY
 
 SW_SCOPE = "navigator.serviceWorker.getRegistration().then((r) => r ? r.scope : null)"
 
 
-@pytest.mark.skipif(not os.path.exists(NGINX) and not os.environ.get("CI"),
-                    reason="nginx is not installed (apt-get install nginx-light; .ci/run does)")
+@pytest.mark.parametrize("kind", proxy_kinds())
 def test_dashboard_loads_pairs_and_connects_its_websocket_under_the_sub_path(
-        make_server, playwright, tmp_path) -> None:
-    site = behind_nginx(make_server, tmp_path / "nginx", "--trusted-proxies", "1",
+        make_server, playwright, tmp_path, kind) -> None:
+    site = behind_proxy(PROXIES[kind], make_server, tmp_path / kind, "--trusted-proxies", "1",
                         "--no-rate-limit")
     browser = None
     try:
         args = [*ARGS, f"--host-resolver-rules=MAP {PUBLIC_NAME} 127.0.0.1",
                 "--ignore-certificate-errors-spki-list="
-                + tls.spki_sha256_base64(site.nginx.certs.cert)]
+                + tls.spki_sha256_base64(site.proxy.certs.cert)]
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args,
                                              headless=True)
         page = browser.new_context(**playwright.devices["Pixel 7"]).new_page()
@@ -49,4 +46,4 @@ def test_dashboard_loads_pairs_and_connects_its_websocket_under_the_sub_path(
     finally:
         if browser is not None:
             browser.close()
-        site.nginx.stop()
+        site.proxy.stop()
