@@ -209,10 +209,10 @@ class Proxied:
 
 
 def behind_proxy(kind: type[Proxy], make_server, folder: Path, *flags: str) -> Proxied:
-    """A server with the documented flags (and `flags`) behind the documented proxy; the
-    caller stops the proxy (`.proxy.stop()`), make_server the server."""
+    """A server (wsgi.py, as documented) with the documented flags (and `flags`) behind the
+    documented proxy; the caller stops the proxy (`.proxy.stop()`), make_server the server."""
     https_port = free_port()
     server = make_server("--token", str(uuid.uuid4()), "--base-path", BASE_PATH,
                          "--public-url", f"https://{PUBLIC_NAME}:{https_port}{BASE_PATH}",
-                         *flags)
+                         *flags, script="wsgi.py")
     return Proxied(server, kind(folder, server.port, https_port).start())
