@@ -170,3 +170,19 @@ def test_deploy_doc_includes_every_file_it_documents() -> None:
     doc = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
     for path in sorted(DEPLOY.iterdir()):
         assert path.read_text(encoding="utf-8").strip() in doc, path.name
+
+
+def test_a_proxy_that_strips_the_sub_path_names_it_in_x_forwarded_prefix(make_server) -> None:
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit", "--trusted-proxies",
+                         "1", script="wsgi.py")
+    prefix = {"X-Forwarded-Prefix": "/maestro", "X-Forwarded-Proto": "https"}
+    moved = requests.get(f"{server.base}/{server.token}", headers=prefix,
+                         allow_redirects=False, timeout=30)
+    assert moved.headers["Location"] == f"/maestro/{server.token}/"
+    paired = requests.get(server.url(), allow_redirects=False, timeout=30,
+                          headers={**prefix, "Sec-Fetch-Mode": "navigate",
+                                   "Sec-Fetch-Site": "none"})
+    assert paired.headers["Location"] == "/maestro/"
+    assert "Path=/maestro;" in paired.headers["Set-Cookie"]
+    document = server.api("GET", "openapi.json", headers=prefix).json()
+    assert document["servers"][0]["url"] == f"/maestro/{server.token}/api"
