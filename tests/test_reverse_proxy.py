@@ -10,7 +10,9 @@ import os
 import plistlib
 import re
 import shlex
+import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urljoin
@@ -155,6 +157,19 @@ def test_systemd_unit_and_launchd_plist_start_the_documented_server(tmp_path) ->
             "127.0.0.1", 8080, BASE_PATH, 1)
         assert settings.persistent_token
     assert plist["RunAtLoad"] and plist["KeepAlive"]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                    reason="systemd-analyze is not installed")
+def test_systemd_unit_passes_systemd_analyze_verify(tmp_path) -> None:
+    """systemd's own check of the unit, with %h a home that has the README's .venv."""
+    venv_bin = tmp_path / "maestro-web" / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python").symlink_to(sys.executable)
+    checked = subprocess.run(["systemd-analyze", "verify", str(DEPLOY / "maestro-web.service")],
+                             capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "HOME": str(tmp_path)})
+    assert checked.returncode == 0 and not checked.stderr.strip(), checked.stderr
 
 
 @pytest.mark.skipif(not installed("caddy") and not os.environ.get("CI"),
