@@ -49,6 +49,17 @@ def test_a_loopback_server_prints_no_network_url_or_qr_code():
     assert text.count(token) == 1 and "\u2588" not in text and "Scan" not in text
 
 
+def test_banner_under_a_base_path_behind_a_proxy_prints_its_public_url_with_a_qr_code():
+    token = str(uuid.uuid4())
+    out = io.StringIO()
+    print_banner("127.0.0.1", 8080, token, out=out, base_path="/maestro",
+                 public_url="https://example.com/maestro", public_label="Public")
+    text = out.getvalue()
+    assert f"Local:   http://127.0.0.1:8080/maestro/{token}/" in text
+    assert f"Public:  https://example.com/maestro/{token}/" in text
+    assert "Scan it from anywhere:" in text and "\u2588" in text
+
+
 def test_help_shows_list_defaults_as_the_flag_takes_them():
     result = subprocess.run([sys.executable, str(ROOT / "run.py"), "--help"],
                             capture_output=True, text=True, timeout=60, env=_clean_env())
