@@ -234,6 +234,8 @@ OPTIONS: tuple[Option, ...] = (
            "client IP (bursts of twice that), outside the POST quota"),
     Option("shell_ready_timeout_s", _seconds, 3.0, "seconds a send waits for a starting "
            "shell before it is queued with a note that the start-up files are slow"),
+    Option("tmux_socket", _path, None, "socket of the tmux server whose sessions terminal "
+           "sessions attach to (as tmux -S); default: your tmux's default server"),
     Option("approval_timeout_s", _seconds, None, "seconds an agent's approval request may "
            "stay unanswered before it is denied (default: no limit; 0: no limit)"),
 )
@@ -299,6 +301,7 @@ class Settings:
     history_cap: int
     key_rate: int
     shell_ready_timeout_s: float
+    tmux_socket: str | None
     approval_timeout_s: float | None
     commands: list[dict[str, str]] = dataclasses.field(default_factory=list)
     # Agent toolTypes: the built-ins, adjusted and extended by the config file's [agents.*].

@@ -7,6 +7,8 @@ from typing import Any
 from flask import Blueprint, request
 
 from ..errors import ApiError
+from ..roles import VIEWER, caller_role
+from ..sessions import tmux
 from . import API_PREFIX, approvals, int_arg, json_body, ok, services, text_field
 
 bp = Blueprint("sessions", __name__, url_prefix=API_PREFIX)
@@ -36,8 +38,18 @@ def create_session():
         tool_type=text_field(body, "toolType", required=True),
         input_mode=text_field(body, "inputMode"),
         groups=_groups(body),
+        tmux=text_field(body, "tmux", max_length=tmux.NAME_MAX),
     )
     return ok({"session": session.public()}, 201)
+
+
+@bp.get("/tmux")
+def list_tmux():
+    """The host's tmux sessions with their windows, to attach a terminal session to."""
+    if caller_role() == VIEWER:  # what runs at the desk is not for a view-only link
+        raise ApiError(403, "A view-only link cannot list the machine's tmux sessions")
+    sessions = services().manager.tmux.sessions()
+    return ok({"sessions": sessions, "count": len(sessions)})
 
 
 @bp.get("/session/<session_id>")

@@ -109,6 +109,8 @@ class Session:
     tabs: list[Tab]
     active_tab_id: str
     shell_cwd: str | None = None
+    # The tmux session its terminal attaches to (terminal sessions only; never changes).
+    tmux: str | None = None
     group_id: str | None = None
     group_name: str | None = None
     group_emoji: str | None = None
@@ -146,6 +148,7 @@ class Session:
             "inputMode": self.input_mode,
             "cwd": self.cwd,
             "shellCwd": self.shell_cwd or self.cwd,
+            "tmux": self.tmux,
             "groupId": self.group_id,
             "groupName": self.group_name,
             "groupEmoji": self.group_emoji,
@@ -186,6 +189,7 @@ class Session:
             tabs=tabs,
             active_tab_id=doc.get("activeTabId") or tabs[0].id,
             shell_cwd=doc.get("shellCwd"),
+            tmux=doc.get("tmux"),
             group_id=doc.get("groupId"),
             group_name=doc.get("groupName"),
             group_emoji=doc.get("groupEmoji"),
