@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.tmuxdesk import Desk
+
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 20
 # The base path (--base-path) between port and token is skipped.
@@ -152,3 +154,18 @@ def wait_for(predicate, timeout: float = 15, interval: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+@pytest.fixture
+def desk(tmp_path: Path, home: Path) -> Iterator[Desk]:
+    """tmux at the desk, on a server socket of its own (killed at the end)."""
+    desk = Desk(tmp_path / "tmux.sock", home)
+    yield desk
+    desk.tmux("kill-server", check=False)
+
+
+@pytest.fixture
+def tmux_server(make_server, desk: Desk) -> ServerProcess:
+    """A server whose terminal sessions attach to `desk`'s tmux server."""
+    return make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                       "--tmux-socket", str(desk.socket))

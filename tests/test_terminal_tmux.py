@@ -1,64 +1,22 @@
 """Terminal sessions attached to tmux: the phone and the desk share one tmux session.
 
-Real tmux on its own server socket in the test's temp dir (the server gets --tmux-socket),
-so the user's own tmux is never touched; the tmux server is killed after each test.
+Real tmux on its own server socket in the test's temp dir (fixtures `desk` and
+`tmux_server` in tests/conftest.py), so the user's own tmux is never touched.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import wait_for
 from tests.test_sessions_api import assert_error, create
 from tests.test_terminal_view import screen_text, type_keys
+from tests.tmuxdesk import Desk
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-
-
-class Desk:
-    """The user at the desk: tmux commands on the test's own tmux server."""
-
-    def __init__(self, socket: Path, home: Path) -> None:
-        self.socket = socket
-        self.env = {"PATH": os.environ["PATH"], "HOME": str(home), "TERM": "xterm-256color",
-                    "SHELL": "/bin/bash", "LANG": "C.UTF-8"}
-
-    def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["tmux", "-S", str(self.socket), "-f", os.devnull, *args],
-                              capture_output=True, text=True, env=self.env, timeout=10,
-                              check=check)
-
-    def new_session(self, name: str) -> None:
-        self.tmux("new-session", "-d", "-s", name, "-x", "100", "-y", "30",
-                  "bash --norc --noprofile")
-
-    def capture(self, name: str) -> str:
-        return self.tmux("capture-pane", "-p", "-t", f"={name}:").stdout
-
-    def alive(self, name: str) -> bool:
-        return self.tmux("has-session", "-t", f"={name}", check=False).returncode == 0
-
-    def clients(self, name: str) -> list[str]:
-        return self.tmux("list-clients", "-t", f"={name}").stdout.splitlines()
-
-
-@pytest.fixture
-def desk(tmp_path: Path, home: Path):
-    desk = Desk(tmp_path / "tmux.sock", home)
-    yield desk
-    desk.tmux("kill-server", check=False)
-
-
-@pytest.fixture
-def tmux_server(make_server, desk):
-    return make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
-                       "--tmux-socket", str(desk.socket))
 
 
 def attached_session(server, project, desk: Desk, name: str = "desk") -> str:
@@ -130,7 +88,7 @@ def test_hostile_tmux_names_are_400(tmux_server, project, desk, name):
 def test_only_terminal_sessions_attach_to_tmux(tmux_server, project, desk):
     desk.new_session("desk")
     body = {"name": "t", "cwd": str(project), "toolType": "claude-code", "tmux": "desk"}
-    assert_error(tmux_server.api("POST", "sessions", json=body), 400, "terminal")
+    assert_error(tmux_server.api("POST", "sessions", json=body), 400, "attaches to tmux")
 
 
 def test_without_tmux_installed_the_answer_says_how_to_install_it(make_server, project,
