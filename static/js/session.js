@@ -3,7 +3,7 @@
 // terminal sessions switch between that log view and the terminal view (static/js/terminal.js).
 
 import { useEffect, useLayoutEffect, useRef, useState } from '../vendor/preact/hooks.mjs';
-import { interruptSession, sendSecret } from './actions.js';
+import { interruptSession, sendKeys, sendSecret } from './actions.js';
 import { get, load, post, save } from './api.js';
 import { enqueue, request, setScope } from './conn.js';
 import {
@@ -345,7 +345,7 @@ const KEYS = [
 
 async function sendKey(sessionId, key) {
   try {
-    await post(`session/${sessionId}/keys`, { keys: [key] });
+    await sendKeys(sessionId, [key]);
   } catch (err) {
     toast(err.status === 409 ? 'Nothing is running' : err.message, 'error');
   }
