@@ -10,6 +10,7 @@ import shutil
 import uuid
 
 import pytest
+import requests
 
 from tests.conftest import wait_for
 from tests.test_sessions_api import assert_error, create
@@ -101,3 +102,13 @@ def test_without_tmux_installed_the_answer_says_how_to_install_it(make_server, p
     body = {"name": "t", "cwd": str(project), "toolType": "terminal", "tmux": "desk"}
     assert_error(server.api("POST", "sessions", json=body), 501, "install")
     assert server.api("GET", "sessions").json()["count"] == 0
+
+
+def test_a_view_only_link_cannot_list_the_desks_tmux_sessions(make_server, desk):
+    desk.new_session("desk")
+    viewer = str(uuid.uuid4())
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit", "--tmux-socket",
+                         str(desk.socket), env={"MAESTRO_VIEWER_TOKEN": viewer})
+    response = requests.get(f"{server.base}/{viewer}/api/tmux", timeout=30)
+    assert_error(response, 403, "view-only")
+    assert server.api("GET", "tmux").json()["count"] == 1

@@ -61,8 +61,14 @@ PATHS: dict[str, dict[str, Any]] = {
                         "201"),
                     body=_body({"name": _STR, "cwd": _STR, "toolType": _STR,
                                 "inputMode": {"enum": ["ai", "terminal"]}, "groupId": _STR,
-                                "groupName": _STR, "groupEmoji": _STR},
+                                "groupName": _STR, "groupEmoji": _STR,
+                                "tmux": {"type": "string", "maxLength": 64,
+                                         "description": "attach to this tmux session"}},
                                ["name", "cwd", "toolType"])),
+    },
+    "/tmux": {
+        "get": _op("The host's tmux sessions and their windows, to attach to (501 without "
+                   "tmux)", _ok("sessions: name, attached, createdAt, attachable, windows")),
     },
     "/session/{sessionId}": {
         "get": _op("A session with its newest logs", _ok("The session"),
