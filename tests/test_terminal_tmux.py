@@ -51,6 +51,17 @@ def test_deleting_the_session_detaches_and_tmux_keeps_running(tmux_server, proje
     wait_for(lambda: "Running" in desk.capture("desk"))  # what ran there still runs
 
 
+def test_a_server_restart_detaches_and_attaches_again(tmux_server, project, desk):
+    desk.new_session("desk")
+    sid = attached_session(tmux_server, project, desk)
+    tmux_server.stop()
+    wait_for(lambda: not desk.clients("desk"))
+    assert desk.alive("desk")  # the shutdown ended our client, not the tmux session
+    tmux_server.start()
+    wait_for(lambda: desk.clients("desk"))
+    desk.tmux("send-keys", "-t", "=desk:", "echo back-$((40+2))", "Enter")
+    wait_for(lambda: "back-42" in screen_text(tmux_server, sid))
+
 def test_get_tmux_lists_sessions_and_their_windows(tmux_server, desk):
     assert tmux_server.api("GET", "tmux").json()["sessions"] == []  # no tmux server yet
     desk.new_session("desk")
