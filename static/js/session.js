@@ -106,7 +106,7 @@ export function SessionView({ id }) {
       <div class="title-box">
         <h1 class="title">${s.name}</h1>
         <div class="subtitle"><${StateDot} value=${s.state} />
-          <span class="muted">· ${TOOL_LABELS[s.toolType] || s.toolType} · ${shortPath(s.shellCwd || s.cwd)}</span></div>
+          <span class="muted">· ${TOOL_LABELS[s.toolType] || s.toolType}${s.tmux ? ` · tmux ${s.tmux}` : ''} · ${shortPath(s.shellCwd || s.cwd)}</span></div>
       </div>
       <${ConnPill} />
       ${s.toolType === 'terminal' ? html`<button type="button" class="icon-btn view-toggle" aria-label="Terminal view"

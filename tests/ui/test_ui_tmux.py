@@ -29,6 +29,7 @@ def test_new_session_sheet_lists_tmux_sessions_and_attaches(tmux_server, desk, p
     dialog.get_by_role("button", name="Create session").click()
 
     expect(page).to_have_url(re.compile(r"/session/[0-9a-f-]{36}$"))
+    expect(page.locator(".session-top .subtitle")).to_contain_text("tmux desk")
     sid = page.url.rsplit("/", 1)[1]
     wait_for(lambda: desk.clients("desk"))
     assert "started-at-15-desk" in screen_text(tmux_server, sid)
