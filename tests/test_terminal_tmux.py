@@ -38,6 +38,14 @@ def test_phone_and_desk_share_one_tmux_session(tmux_server, project, desk):
     assert session["tmux"] == "desk"
 
 
+def test_a_name_with_spaces_attaches_to_exactly_that_session(tmux_server, project, desk):
+    desk.new_session("my work")
+    desk.new_session("my work 2")  # a prefix match would be ambiguous; =name never is
+    sid = attached_session(tmux_server, project, desk, "my work")
+    assert not desk.clients("my work 2")
+    type_keys(tmux_server, sid, "echo in-$((2+2))-my-work\r")
+    wait_for(lambda: "in-4-my-work" in desk.capture("my work"))
+
 def test_deleting_the_session_detaches_and_tmux_keeps_running(tmux_server, project, desk):
     desk.new_session("desk")
     sid = attached_session(tmux_server, project, desk)
