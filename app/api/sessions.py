@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, request
 
 from ..errors import ApiError
-from . import API_PREFIX, approvals, int_arg, json_body, ok, services, text_field
+from . import API_PREFIX, approvals, int_arg, json_body, ok, query_arg, services, text_field
 
 bp = Blueprint("sessions", __name__, url_prefix=API_PREFIX)
 bp.register_blueprint(approvals.bp)
@@ -91,7 +91,9 @@ def get_logs(session_id: str):
     limit = int_arg("limit", default=LOGS_PAGE_DEFAULT, low=1, high=LOGS_PAGE_MAX)
     tab_id = request.args.get("tabId") or None
     manager = services().manager
-    kind = request.args.get("kind") or _default_kind(session_id, tab_id)
+    kind = query_arg("kind")
+    if kind is None:
+        kind = _default_kind(session_id, tab_id)
     if kind not in ("ai", "shell"):
         raise ApiError(400, "Query parameter 'kind' must be 'ai' or 'shell'")
     page = manager.logs(session_id, kind, tab_id, after=after, before=before, limit=limit)
