@@ -102,29 +102,34 @@ def test_the_tool_type_enum_lists_the_configured_agents(document):
     assert body["additionalProperties"] is False
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [
+@pytest.mark.parametrize(("method", "path", "body", "unknown"), [
     ("POST", "sessions", {"name": "n", "cwd": "{project}", "toolType": "terminal",
-                          "colour": "red"}),
-    ("POST", "session/{sid}/send", {"command": "true", "comand": "false"}),
-    ("POST", "session/{sid}/interrupt", {"tab": "x"}),
-    ("POST", "session/{sid}/keys", {"keys": ["Enter"], "repeat": 3}),
-    ("POST", "session/{sid}/resize", {"cols": 80, "rows": 24, "zoom": 2}),
-    ("POST", "session/{sid}/input", {"data": "x", "raw": True}),
-    ("POST", "session/{sid}/tabs", {"title": "x"}),
-    ("PUT", "theme", {"id": "nord", "mode": "dark"}),
+                          "colour": "red"}, "colour"),
+    ("POST", "session/{sid}/send", {"command": "true", "comand": "false"}, "comand"),
+    ("POST", "session/{sid}/interrupt", {"tab": "x"}, "tab"),
+    ("POST", "session/{sid}/keys", {"keys": ["Enter"], "repeat": 3}, "repeat"),
+    ("POST", "session/{sid}/resize", {"cols": 80, "rows": 24, "zoom": 2}, "zoom"),
+    ("POST", "session/{sid}/input", {"data": "x", "raw": True}, "raw"),
+    ("POST", "session/{sid}/tabs", {"title": "x"}, "title"),
+    ("PUT", "theme", {"id": "nord", "mode": "dark"}, "mode"),
 ])
 def test_a_body_field_the_endpoint_does_not_take_is_a_400_naming_it(
-        server, project, method, path, body):
+        server, project, method, path, body, unknown):
     session = create(server, project, name="keep")
     body = {key: value.format(project=project) if isinstance(value, str) else value
             for key, value in body.items()}
-    unknown = next(key for key in body if key in (
-        "colour", "comand", "tab", "repeat", "zoom", "raw", "title", "mode"))
     error = assert_error(server.api(method, path.format(sid=session["id"]), json=body), 400,
                          f"Unknown field '{unknown}'")
     assert "this endpoint takes" in error["message"]
     assert [s["name"] for s in server.api("GET", "sessions").json()["sessions"]] == ["keep"]
     assert server.api("GET", "theme").json()["theme"]["id"] == "dracula"
+
+
+@pytest.mark.parametrize("query", ["limit=", "limit=%205", "limit=1_0", "limit=%D9%A5",
+                                   "limit=5&limit=6"])
+def test_an_integer_query_argument_is_plain_digits_given_once(server, query):
+    assert_error(server.api("GET", f"history?{query}"), 400, "Query parameter 'limit'")
+    assert server.api("GET", "history?limit=5").status_code == 200
 
 
 def test_real_answers_fit_the_response_schemas(server, project, document):

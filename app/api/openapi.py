@@ -40,6 +40,12 @@ def _text(max_length: int = TEXT_MAX, nullable: bool = False) -> dict[str, Any]:
             "maxLength": max_length, "pattern": _NOT_BLANK}
 
 
+def _printable() -> dict[str, Any]:
+    """A tab's permissionMode or model: text without control characters (a CLI argument)."""
+    return {**_text(NAME_MAX, nullable=True),
+            "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*\\S[^\\u0000-\\u001f\\u007f-\\u009f]*$"}
+
+
 def _enum(values: tuple[str, ...] | list[str], nullable: bool = False) -> dict[str, Any]:
     return {"enum": [*values, None] if nullable else list(values)}
 
@@ -257,12 +263,9 @@ def paths(tool_types: tuple[str, ...] = (TERMINAL_TOOL,),
                 errors=_SESSION_ERRORS, params=(SID, TID),
                 body={**_object({
                     "name": _text(NAME_MAX, nullable=True), "starred": _BOOL,
-                    "permissionMode": {**_text(NAME_MAX, nullable=True),
-                                       "description": "one of the agent's modes"},
-                    "model": {**_text(NAME_MAX, nullable=True),
-                              "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*\\S[^\\u0000-"
-                                         "\\u001f\\u007f-\\u009f]*$",
-                              "description": "printable; for agents that take a model"}},
+                    "permissionMode": {**_printable(), "description": "one of the agent's "
+                                                                     "modes"},
+                    "model": {**_printable(), "description": "for agents that take a model"}},
                     closed=True), "minProperties": 1}),
             "delete": _actions("Close a tab (a session keeps at least one)",
                                _ok(**_SUCCESS, **_SESSION_ID, tabId=_STR),
