@@ -215,7 +215,7 @@ def test_a_rate_limited_answer_fits_its_schema(make_server, document, tmp_path):
 # exists, a key that something running can take; those give documented 4xx answers.
 SCHEMATHESIS_CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
                        "response_schema_conformance,negative_data_rejection")
-SCHEMATHESIS_TIMEOUT_S = 240
+SCHEMATHESIS_TIMEOUT_S = 600  # a bound on a hung run, not a speed check (~1 min idle)
 
 
 def test_schemathesis_finds_no_failure(make_server, project):
@@ -234,7 +234,7 @@ def test_schemathesis_finds_no_failure(make_server, project):
                "--config-file", str(ROOT / "tests" / "schemathesis.toml"),
                "run", api + "/openapi.json", "--url", api,
                "--checks", SCHEMATHESIS_CHECKS, "--phases", "examples,coverage,fuzzing",
-               "--max-examples", "15", "--seed", "1", "--workers", "1",
+               "--max-examples", "10", "--seed", "1", "--workers", "1",
                "--request-timeout", "20", "--suppress-health-check", "all"]
     result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True,
                             timeout=SCHEMATHESIS_TIMEOUT_S)
