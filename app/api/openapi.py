@@ -17,12 +17,18 @@ from ..sessions.agents.approvals import DECISIONS, MESSAGE_MAX
 from ..sessions.manager import MAX_COLS, MAX_ROWS
 from ..sessions.model import INPUT_MODES, TERMINAL_TOOL
 from ..sessions.shell_protocol import KEYS
+from .limits import (
+    AUDIT_PAGE_MAX,
+    GROUP_FIELD_MAX,
+    HISTORY_PAGE_MAX,
+    LOGS_PAGE_MAX,
+    NAME_MAX,
+    PATH_MAX,
+    THEME_ID_MAX,
+)
 
 INT64_MAX = 2**63 - 1
-NAME_MAX = 200  # app/api/sessions.py
-PATH_MAX = 4096
 TEXT_MAX = 1000  # text_field's default
-GROUP_MAX = {"groupId": 200, "groupName": 200, "groupEmoji": 16}
 
 _STR = {"type": "string"}
 _INT = {"type": "integer"}
@@ -138,7 +144,7 @@ def paths(tool_types: tuple[str, ...] = (TERMINAL_TOOL,),
           max_command_chars: int = 100_000) -> dict[str, dict[str, Any]]:
     """Every route, keyed by its path under /api: one entry per served route."""
     groups = {name: {"type": ["string", "null"], "maxLength": limit}
-              for name, limit in GROUP_MAX.items()}
+              for name, limit in GROUP_FIELD_MAX.items()}
     session = _ref("Session")
     tab = _ref("Tab")
     return {
@@ -248,7 +254,7 @@ def paths(tool_types: tuple[str, ...] = (TERMINAL_TOOL,),
                                              "maximum": INT64_MAX},
                            description="entries before this id (not with after)"),
                     _param("limit", schema={"type": "integer", "minimum": 1,
-                                            "maximum": 1000}))),
+                                            "maximum": LOGS_PAGE_MAX}))),
         },
         "/session/{sessionId}/tabs": {
             "post": _route("Open a new AI tab", _ok(**_SUCCESS, tab=tab), status="201",
@@ -301,12 +307,13 @@ def paths(tool_types: tuple[str, ...] = (TERMINAL_TOOL,),
                 errors=("400",), params=(
                     _param("sessionId"), _param("projectPath"),
                     _param("limit", schema={"type": "integer", "minimum": 1,
-                                            "maximum": 5000}))),
+                                            "maximum": HISTORY_PAGE_MAX}))),
         },
         "/theme": {
             "get": _route("The active theme", _ok(theme=_ref("Theme"))),
             "put": _route("Switch to a built-in theme", _ok(**_SUCCESS, theme=_ref("Theme")),
-                          body=_object({"id": {**_text(100), "description": "see GET themes"}},
+                          body=_object({"id": {**_text(THEME_ID_MAX),
+                                               "description": "see GET themes"}},
                                        ("id",), closed=True)),
         },
         "/themes": {
@@ -329,7 +336,7 @@ def paths(tool_types: tuple[str, ...] = (TERMINAL_TOOL,),
                 _ok(entries={"type": "array", "items": _ref("AuditEntry")}, count=_INT,
                     hasMore=_BOOL), errors=("400", "403"), params=(
                     _param("limit", schema={"type": "integer", "minimum": 1,
-                                            "maximum": 1000}),
+                                            "maximum": AUDIT_PAGE_MAX}),
                     _param("before", schema={"type": "integer", "minimum": 0,
                                              "maximum": INT64_MAX},
                            description="only entries with a lower id (the next page)"))),

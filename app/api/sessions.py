@@ -8,17 +8,13 @@ from flask import Blueprint, request
 
 from ..errors import ApiError
 from . import API_PREFIX, approvals, int_arg, json_body, ok, query_arg, services, text_field
+from .limits import GROUP_FIELD_MAX, LOGS_PAGE_MAX, NAME_MAX, PATH_MAX
 
 bp = Blueprint("sessions", __name__, url_prefix=API_PREFIX)
 bp.register_blueprint(approvals.bp)
 
-NAME_MAX = 200
-PATH_MAX = 4096
 LOGS_PAGE_DEFAULT = 100
-LOGS_PAGE_MAX = 1000
 GROUP_FIELDS = ("groupId", "groupName", "groupEmoji")
-# Longest accepted value of each: every session list and event carries them.
-GROUP_FIELD_MAX = {"groupId": 200, "groupName": 200, "groupEmoji": 16}
 
 
 @bp.get("/sessions")
