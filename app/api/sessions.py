@@ -9,18 +9,14 @@ from flask import Blueprint, request
 from ..errors import ApiError
 from ..roles import VIEWER, caller_role
 from ..sessions import tmux
-from . import API_PREFIX, approvals, int_arg, json_body, ok, services, text_field
+from . import API_PREFIX, approvals, int_arg, json_body, ok, query_arg, services, text_field
+from .limits import GROUP_FIELD_MAX, LOGS_PAGE_MAX, NAME_MAX, PATH_MAX
 
 bp = Blueprint("sessions", __name__, url_prefix=API_PREFIX)
 bp.register_blueprint(approvals.bp)
 
-NAME_MAX = 200
-PATH_MAX = 4096
 LOGS_PAGE_DEFAULT = 100
-LOGS_PAGE_MAX = 1000
 GROUP_FIELDS = ("groupId", "groupName", "groupEmoji")
-# Longest accepted value of each: every session list and event carries them.
-GROUP_FIELD_MAX = {"groupId": 200, "groupName": 200, "groupEmoji": 16}
 
 
 @bp.get("/sessions")
@@ -103,7 +99,9 @@ def get_logs(session_id: str):
     limit = int_arg("limit", default=LOGS_PAGE_DEFAULT, low=1, high=LOGS_PAGE_MAX)
     tab_id = request.args.get("tabId") or None
     manager = services().manager
-    kind = request.args.get("kind") or _default_kind(session_id, tab_id)
+    kind = query_arg("kind")
+    if kind is None:
+        kind = _default_kind(session_id, tab_id)
     if kind not in ("ai", "shell"):
         raise ApiError(400, "Query parameter 'kind' must be 'ai' or 'shell'")
     page = manager.logs(session_id, kind, tab_id, after=after, before=before, limit=limit)
