@@ -155,7 +155,8 @@ PATHS: dict[str, dict[str, Any]] = {
                    body=_body({"id": _STR}, ["id"])),
     },
     "/themes": {"get": _op("The built-in themes", _ok("Themes"))},
-    "/commands": {"get": _op("Configured slash commands", _ok("Commands"))},
+    "/commands": {"get": _op("The config file's commands", _ok("Commands"))},
+    "/agents": {"get": _op("The agents: permission modes and model choice", _ok("Agents"))},
     "/whoami": {"get": _op("The caller's role: owner, or viewer (a view-only token)",
                            _ok("The role", {"type": "object", "properties": {
                                "role": {"enum": ["owner", "viewer"]}, "timestamp": _TS}}))},

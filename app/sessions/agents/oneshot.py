@@ -35,7 +35,7 @@ class ProcessTurn:
     def spawn(self, turn: TurnRequest, sink: TurnSink, argv: list[str],
               talks: bool = False) -> AgentProcess:
         self.sink = sink
-        self.transcript = Transcript(sink, self.program)
+        self.transcript = Transcript(sink, self.program, turn.cwd)
         self.process = AgentProcess(argv, turn.cwd, turn.env, make_parser(self.spec.format), self,
                                     turn.interrupt_grace, talks=talks)
         self.process.start()
