@@ -275,3 +275,28 @@ def test_hostile_commands_diffs_and_plans_stay_text(agent_server, project, phone
         f"echo {HOSTILE}")
     assert page.locator("img[onerror], main.log script, .approval script").count() == 0
     assert page.evaluate("window.__pwned") is None
+
+
+# The page in the background, with notifications allowed and turned on in Settings.
+HIDDEN_AND_NOTIFYING = """
+localStorage.setItem('maestro.notify', 'true');
+Object.defineProperty(document, 'visibilityState', { get: () => 'hidden' });
+"""
+SHOWN_NOTIFICATIONS = """async () => {
+  const registration = await navigator.serviceWorker.ready;
+  return (await registration.getNotifications()).map((n) => n.title + ': ' + n.body);
+}"""
+
+
+def test_a_new_approval_notifies_while_the_page_is_hidden(agent_server, project, phone):
+    sid = claude(agent_server, project)
+    context = phone(PHONE, permissions=["notifications"])
+    context.add_init_script(HIDDEN_AND_NOTIFYING)
+    page = context.new_page()
+    page.goto(agent_server.url(""))
+    expect(page.locator(f'[data-session-id="{sid}"]')).to_be_visible()
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    prompt(agent_server, sid, "ask to touch")
+    expect(page.locator(f'[data-session-id="{sid}"]').get_by_test_id("needs-you")).to_be_visible()
+    shown = wait_for(lambda: page.evaluate(SHOWN_NOTIFICATIONS))
+    assert shown == ["fix: May I: Bash touch approved.txt"]
