@@ -258,6 +258,50 @@ def test_mode_and_model_defaults_come_from_the_config(make_server, project, tmp_
         "args --permission-mode acceptEdits --model haiku")
 
 
+def test_agents_listing_says_what_each_tab_can_be_told(make_server, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[agents.claude-code]\npermission_mode = "plan"\n'
+                      '[agents.mine]\ncommand = "echo {prompt}"\n')
+    server = make_server("--token", str(uuid.uuid4()), "--config", str(config))
+    agents = {a["id"]: a for a in server.api("GET", "agents").json()["agents"]}
+    assert agents["claude-code"] == {
+        "id": "claude-code", "protocol": "claude-control", "canAsk": True,
+        "permissionModes": ["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk",
+                            "auto"],
+        "permissionMode": "plan", "model": None, "canChooseModel": True}
+    assert (agents["codex"]["canAsk"], agents["codex"]["permissionModes"],
+            agents["codex"]["canChooseModel"]) == (False, [], True)
+    assert (agents["mine"]["protocol"], agents["mine"]["canChooseModel"]) == ("oneshot", False)
+
+
+def test_a_tab_keeps_the_slash_commands_its_agent_advertised(asking, project):
+    sid = create(asking, project, toolType="claude-code")["id"]
+    assert tab_of(detail(asking, sid))["slashCommands"] is None  # not said yet
+    prompt(asking, sid, "hello")
+    turns_done(asking, sid, 1)
+    expected = ["compact", "context", "review", "standin-deploy"]  # tests/agents/claude's
+    assert tab_of(detail(asking, sid))["slashCommands"] == expected
+    asking.stop()
+    assert tab_of(detail(asking.start(), sid))["slashCommands"] == expected
+
+
+def test_a_file_change_is_logged_with_its_diff(asking, project):
+    (project / "notes.md").write_text("old\n")
+    sid = create(asking, project, toolType="claude-code")["id"]
+    prompt(asking, sid, "ask write: new")
+    approval = approval_of(asking, sid)
+    decide(asking, sid, approval["id"], decision="allow")
+    turns_done(asking, sid, 1)
+    (tool,) = tools(asking, sid)
+    assert tool["diff"] == approval["diff"] == (
+        "--- a/notes.md\n+++ b/notes.md\n@@ -1 +1 @@\n-old\n+new\n")
+    assert (project / "notes.md").read_text() == "new\n"
+    prompt(asking, sid, "ask to touch")
+    decide(asking, sid, approval_of(asking, sid)["id"], decision="allow")
+    turns_done(asking, sid, 2)
+    assert tools(asking, sid)[1]["diff"] is None  # not a file change
+
+
 def test_diffs_of_file_changes(tmp_path: Path):
     from app.sessions.agents.diffs import tool_diff
 
