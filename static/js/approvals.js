@@ -186,7 +186,7 @@ export function ApprovalCard({ s }) {
         <span class="spacer"></span>
         ${list.length > 1 ? html`<span class="approval-count" aria-label=${`1 of ${list.length} waiting`}>1 of ${list.length}</span>` : null}
       </div>
-      <div class="approval-title">${approval.title}</div>
+      ${approval.kind === 'question' ? null : html`<div class="approval-title">${approval.title}</div>`}
       <${ApprovalBody} key=${approval.id + '-body'} approval=${approval} />
       ${isViewer() ? html`<p class="muted">View only: the owner answers this.</p>`
         : approval.kind === 'question' ? html`<${Questions} key=${approval.id} approval=${approval} />`

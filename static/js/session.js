@@ -178,11 +178,17 @@ function TabChips({ s }) {
   </div>`;
 }
 
-export function ModelSheet({ id, tabId }) {
+/** A sheet that edits one field of a tab: its session, the tab, the value typed, and close. */
+function useTabField(id, tabId, field) {
   const s = state.sessions.get(id);
   const tab = s && s.aiTabs.find((t) => t.id === tabId);
-  const [model, setModel] = useState(tab ? tab.model || '' : '');
+  const [value, setValue] = useState(tab ? tab[field] || '' : '');
   const close = () => { state.sheet = null; changed(); };
+  return [s, tab, value, setValue, close];
+}
+
+export function ModelSheet({ id, tabId }) {
+  const [s, tab, model, setModel, close] = useTabField(id, tabId, 'model');
   if (!tab) { close(); return null; }
   const agent = state.agents.get(s.toolType);
   const choose = (value) => patchTab(s, tabId, { model: value }).then(close);
@@ -199,10 +205,7 @@ export function ModelSheet({ id, tabId }) {
 }
 
 export function TabSheet({ id, tabId }) {
-  const s = state.sessions.get(id);
-  const tab = s && s.aiTabs.find((t) => t.id === tabId);
-  const [name, setName] = useState(tab ? tab.name || '' : '');
-  const close = () => { state.sheet = null; changed(); };
+  const [s, tab, name, setName, close] = useTabField(id, tabId, 'name');
   if (!tab) { close(); return null; }
   const act = (message) => request({ sessionId: id, tabId, ...message })
     .then(close).catch((e) => toast(e.message, 'error'));

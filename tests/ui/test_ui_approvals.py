@@ -63,7 +63,8 @@ def test_allow_runs_the_command_and_the_dashboard_says_needs_you(agent_server, p
     expect(approval).to_contain_text("Bash")
     expect(approval.locator(".approval-input")).to_have_text("touch approved.txt")
     expect(badge).to_have_text("Needs you")
-    screenshot(page, f"approval-{device.replace(' ', '-').lower()}")
+    if device == PHONE:
+        screenshot(page, "approval-command-iphone13")
     assert not (project / "approved.txt").exists()
     approval.get_by_role("button", name="Allow", exact=True).click()
     expect(approval).to_have_count(0)
@@ -108,12 +109,14 @@ def test_allow_for_this_session_is_not_asked_again(agent_server, project, phone)
     expect(card(page)).to_have_count(0)
 
 
-def test_a_question_answered_by_an_option_and_by_free_text(agent_server, project, phone):
+def test_a_question_answered_by_an_option_and_by_free_text(agent_server, project, phone,
+                                                           screenshot):
     sid = claude(agent_server, project)
     page = open_session(phone, agent_server, sid)
     ask(page, "ask question")
     question = card(page).get_by_role("group", name=re.compile("Which colour?"))
     expect(question.get_by_role("button", name=re.compile("Blue"))).to_contain_text("cool")
+    screenshot(page, "approval-question-iphone13")
     question.get_by_role("button", name=re.compile("Blue")).click()
     expect(page.locator("main.log .msg-ai").last).to_contain_text(
         'Tool said: answers {"Which colour?": "Blue"}')
@@ -228,7 +231,7 @@ def test_slash_commands_are_the_ones_the_agent_advertised(agent_server, project,
     expect(page.get_by_role("option", name="/review")).to_be_visible()
 
 
-def test_a_file_change_is_a_diff_with_line_numbers(agent_server, project, phone):
+def test_a_file_change_is_a_diff_with_line_numbers(agent_server, project, phone, screenshot):
     (project / "notes.md").write_text("keep\nold line\n")
     sid = claude(agent_server, project)
     page = open_session(phone, agent_server, sid)
@@ -239,6 +242,7 @@ def test_a_file_change_is_a_diff_with_line_numbers(agent_server, project, phone)
     expect(diff.locator(".diff-add .diff-text")).to_have_text("+new line")
     expect(diff.locator(".diff-add .diff-ln").nth(1)).to_have_text("2")
     expect(diff.locator(".diff-same .diff-text")).to_have_text(" keep")
+    screenshot(page, "approval-diff-iphone13")
     card(page).get_by_role("button", name="Allow", exact=True).click()
     turns_done(agent_server, sid, 1)
     assert (project / "notes.md").read_text() == "keep\nnew line\n"
