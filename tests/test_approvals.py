@@ -364,6 +364,8 @@ def test_real_claude_asks_before_running_a_command_and_allow_runs_it(real_server
     assert entry["success"] is True and (folder / "approved.txt").exists()
     assert real_server.api("POST", f"session/{sid}/approvals/{approval['id']}",
                            json={"decision": "allow"}).status_code == 409
+    # The tab offers the slash commands this claude advertised, not a list of ours.
+    assert "compact" in tab_of(detail(real_server, sid))["slashCommands"]
 
 
 @real
@@ -429,6 +431,8 @@ def test_real_claude_write_shows_a_unified_diff(real_server, folder):
     decide(real_server, sid, approval["id"], decision="allow")
     assert finished(real_server, sid, 1)[0]["success"] is True
     assert (folder / "notes.md").read_text() == "# Notes\nwritten\n"
+    (logged,) = [t for t in tools(real_server, sid) if t["toolName"] == "Write"]
+    assert logged["diff"] == approval["diff"]  # the log keeps it for review
 
 
 @real
