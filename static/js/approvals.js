@@ -3,7 +3,7 @@
 // them: a permission (the command or the diff; Allow / Allow for this session / Deny), a
 // question (its options or free text) or a plan (Markdown; Approve / Keep planning).
 
-import { useState } from '../vendor/preact/hooks.mjs';
+import { useEffect, useState } from '../vendor/preact/hooks.mjs';
 import { get, post } from './api.js';
 import { on } from './conn.js';
 import { DiffView } from './diff.js';
@@ -172,8 +172,14 @@ export function ApprovalCard({ s }) {
   const list = openApprovals(s.id);
   const note = state.approvalNotes.get(s.id);
   const dismiss = () => { state.approvalNotes.delete(s.id); changed(); };
-  if (!list.length && !note) return null;
   const approval = list[0];
+  // A phone's keyboard, still up from sending the prompt, would hide the card: put it away
+  // unless something is being typed.
+  useEffect(() => {
+    const box = document.activeElement;
+    if (approval && box && box.id === 'command-input' && !box.value) box.blur();
+  }, [approval && approval.id]);
+  if (!approval && !note) return null;
   const tab = approval && s.aiTabs.find((t) => t.id === approval.tabId);
   const tabName = tab && s.aiTabs.length > 1 ? tab.name || `Tab ${s.aiTabs.indexOf(tab) + 1}` : null;
   return html`<section class="approval" aria-label="Needs your answer" data-approval-id=${approval ? approval.id : ''}>

@@ -447,6 +447,10 @@ function CommandBar({ s, mode, tabId }) {
   const [focused, setFocused] = useState(false);
   const area = useRef(null);
   const busy = s.state === 'busy' || s.state === 'waiting_input';
+  // An agent waits for an approval (answered in the card, not here): the shell does not wait
+  // for typed input, and the phone's keyboard would cover the card.
+  const agentAsks = s.aiTabs.some((t) => t.state === 'waiting_input');
+  const typedAnswer = s.state === 'waiting_input' && !agentAsks;
   // The terminal does not echo (a password prompt): what is typed is never kept anywhere.
   const secret = mode === 'terminal' && s.echo === false;
 
@@ -458,8 +462,8 @@ function CommandBar({ s, mode, tabId }) {
     el.style.height = Math.min(el.scrollHeight, 160) + 'px';
   }, [text, secret]);
   useEffect(() => {
-    if (s.state === 'waiting_input') area.current.focus({ preventScroll: true });
-  }, [s.state]);
+    if (typedAnswer) area.current.focus({ preventScroll: true });
+  }, [typedAnswer]);
 
   const update = (value) => {
     setText(value);
@@ -519,7 +523,7 @@ function CommandBar({ s, mode, tabId }) {
       <label class="sr-only" for="command-input">${secret ? 'Secret input' : mode === 'ai' ? 'Message to the agent' : 'Command'}</label>
       <${secret ? 'input' : 'textarea'} id="command-input" ref=${area} value=${text}
         type=${secret ? 'password' : undefined} rows=${secret ? undefined : 1}
-        placeholder=${secret ? 'Secret input: not shown, not kept' : s.state === 'waiting_input' ? 'Type your answer…'
+        placeholder=${secret ? 'Secret input: not shown, not kept' : typedAnswer ? 'Type your answer…'
           : mode === 'ai' ? 'Ask the agent…' : 'Type a command…'}
         autocapitalize="off" autocomplete="off" autocorrect="off" spellcheck=${mode === 'ai'}
         enterkeyhint="send"

@@ -63,6 +63,10 @@ def test_allow_runs_the_command_and_the_dashboard_says_needs_you(agent_server, p
     expect(approval).to_contain_text("Bash")
     expect(approval.locator(".approval-input")).to_have_text("touch approved.txt")
     expect(badge).to_have_text("Needs you")
+    # The keyboard goes away so that the card shows, and the box does not ask for an answer.
+    box = page.get_by_role("textbox", name="Message to the agent")
+    expect(box).not_to_be_focused()
+    expect(box).to_have_attribute("placeholder", "Ask the agent…")
     if device == PHONE:
         screenshot(page, "approval-command-iphone13")
     assert not (project / "approved.txt").exists()
