@@ -8,11 +8,12 @@ protocol: `ask ...` prompts make it ask (see its docstring).
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 
 from tests.conftest import wait_for
-from tests.test_agents import detail, prompt, tab_of, turns_done
+from tests.test_agents import agent_env, detail, prompt, tab_of, turns_done
 from tests.test_sessions_api import create
 
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -133,6 +134,25 @@ def test_a_question_answered_by_an_option_and_by_free_text(agent_server, project
     expect(card(page)).to_have_count(0)
 
 
+def test_several_questions_are_answered_together(agent_server, project, phone):
+    sid = claude(agent_server, project)
+    page = open_session(phone, agent_server, sid)
+    ask(page, "ask questions")
+    colour = card(page).get_by_role("group", name=re.compile("Which colour"))
+    sizes = card(page).get_by_role("group", name=re.compile("Which sizes"))
+    send = card(page).get_by_role("button", name="Send answers")
+    colour.get_by_role("button", name=re.compile("Red")).click()
+    expect(send).to_be_disabled()  # one question still open
+    for size in ("S", "M", "L"):
+        sizes.get_by_role("button", name=size, exact=True).click()
+    sizes.get_by_role("button", name="M", exact=True).click()  # changed my mind
+    expect(sizes.get_by_role("button", name="M", exact=True)).to_have_attribute(
+        "aria-pressed", "false")
+    send.click()
+    expect(page.locator("main.log .msg-ai").last).to_contain_text(
+        'Tool said: answers {"Which colour?": "Red", "Which sizes?": "S, L"}')
+
+
 def test_a_plan_is_shown_as_markdown_and_approved(agent_server, project, phone):
     sid = claude(agent_server, project)
     page = open_session(phone, agent_server, sid)
@@ -211,6 +231,21 @@ def test_mode_and_model_chips_patch_the_tab_and_survive_a_reload(agent_server, p
         "args --permission-mode plan --model opus")
     page.get_by_role("combobox", name="Permission mode").select_option("")
     wait_for(lambda: tab_of(detail(agent_server, sid))["permissionMode"] is None)
+
+
+def test_a_view_only_link_sees_the_approval_but_cannot_answer(make_server, project, phone):
+    viewer = str(uuid.uuid4())
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         env={**agent_env(), "MAESTRO_VIEWER_TOKEN": viewer})
+    sid = claude(server, project)
+    prompt(server, sid, "ask to touch")
+    wait_for(lambda: open_approvals(server, sid))
+    page = phone(PHONE).new_page()
+    page.goto(f"{server.base}/{viewer}/session/{sid}")
+    expect(card(page).locator(".approval-input")).to_have_text("touch approved.txt")
+    expect(card(page)).to_contain_text("View only: the owner answers this.")
+    expect(card(page).get_by_role("button")).to_have_count(0)
+    expect(page.get_by_role("combobox", name="Permission mode")).to_be_disabled()
 
 
 def test_slash_commands_are_the_ones_the_agent_advertised(agent_server, project, phone):
