@@ -142,6 +142,7 @@ function TabBar({ s }) {
             : act({ type: 'select_tab', tabId: t.id }))}>
           ${t.starred ? html`<span aria-hidden="true">★ </span>` : null}${t.name || `Tab ${i + 1}`}
           ${t.state === 'busy' ? html`<span class="tab-busy" aria-label="busy"></span>` : null}
+          ${t.state === 'waiting_input' ? html`<span class="tab-asks" aria-label="waiting for you"></span>` : null}
         </button>`;
       })}
     </div>

@@ -180,6 +180,9 @@ def test_several_open_approvals_come_one_after_another(agent_server, project, ph
     prompt(agent_server, sid, "ask run: ls -la", tabId=second)
     wait_for(lambda: len(open_approvals(agent_server, sid)) == 2)
     expect(card(page).locator(".approval-count")).to_have_text("1 of 2")
+    tabs = page.get_by_role("tablist").get_by_role("tab")
+    expect(tabs.nth(1).get_by_label("waiting for you")).to_have_count(1)
+    expect(card(page)).to_contain_text("in Tab 1")  # the oldest, from the other tab
     expect(card(page).locator(".approval-input")).to_have_text("touch approved.txt")
     card(page).get_by_role("button", name="Allow", exact=True).click()
     expect(card(page).locator(".approval-input")).to_have_text("ls -la")
