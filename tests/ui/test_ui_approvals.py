@@ -2,7 +2,8 @@
 mode and model chips, the agent's own slash commands and reviewable tool calls.
 
 The agent is the stand-in claude (tests/agents/claude), which speaks Claude Code's control
-protocol: `ask ...` prompts make it ask (see its docstring).
+protocol: `ask ...` prompts make it ask (see its docstring); the `real_agents` test drives the
+real Claude Code against the local model endpoint (fixtures of tests/test_real_agents.py).
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.test_agents import agent_env, detail, prompt, tab_of, turns_done
+from tests.test_real_agents import finished, session_for
 from tests.test_sessions_api import create
 
 expect = pytest.importorskip("playwright.sync_api").expect
+# The real CLIs' fixtures (endpoint, real_server, folder).
+pytest_plugins = ("tests.test_real_agents",)
 
 PHONE, DESKTOP = "iPhone 13", "Desktop Chrome"
 
@@ -346,3 +350,29 @@ def test_a_new_approval_notifies_while_the_page_is_hidden(agent_server, project,
     expect(page.locator(f'[data-session-id="{sid}"]').get_by_test_id("needs-you")).to_be_visible()
     shown = wait_for(lambda: page.evaluate(SHOWN_NOTIFICATIONS))
     assert shown == ["fix: May I: Bash touch approved.txt"]
+
+
+@pytest.mark.real_agents
+def test_real_claude_from_the_phone_diff_allow_and_deny(real_server, folder, phone):
+    sid = session_for(real_server, "claude-code", folder)
+    page = open_session(phone, real_server, sid)
+    ask(page, "Write notes [[write]]")
+    diff = card(page).locator(".diff")
+    expect(diff.locator(".diff-add .diff-text")).to_have_text(["+# Notes", "+written"])
+    expect(diff.locator(".diff-add .diff-ln:nth-child(2)")).to_have_text(["1", "2"])
+    card(page).get_by_role("button", name="Allow", exact=True).click()
+    assert finished(real_server, sid, 1)[0]["success"] is True
+    assert (folder / "notes.md").read_text() == "# Notes\nwritten\n"
+    write = page.locator("main.log details.msg-tool").filter(has_text="Write")
+    write.locator("summary").click()
+    expect(write.locator(".diff-add .diff-text")).to_have_text(["+# Notes", "+written"])
+    ask(page, "Create the file [[touch]]")
+    expect(card(page).locator(".approval-input")).to_have_text("touch approved.txt")
+    card(page).get_by_role("button", name="Deny").click()
+    card(page).get_by_label("Reason (optional, sent to the agent)").fill("not today")
+    card(page).get_by_role("button", name="Deny").click()
+    finished(real_server, sid, 2)
+    assert not (folder / "approved.txt").exists()
+    box = page.get_by_role("textbox", name="Message to the agent")
+    box.fill("/comp")  # what this claude advertised
+    expect(page.get_by_role("option", name="/compact")).to_be_visible()
