@@ -216,6 +216,17 @@ def test_an_approval_answered_elsewhere_goes_away_and_says_why(agent_server, pro
         re.compile("closed by an interrupt: denied"))
 
 
+def test_an_approval_that_times_out_says_so(make_server, project, phone):
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         "--approval-timeout-s", "3", env=agent_env())
+    sid = claude(server, project)
+    page = open_session(phone, server, sid, DESKTOP)
+    ask(page, "ask to touch")
+    expect(card(page).get_by_role("status")).to_have_text(re.compile("timed out: denied"))
+    expect(card(page).locator(".approval-input")).to_have_count(0)
+    assert not (project / "approved.txt").exists()
+
+
 @pytest.mark.parametrize("device", [PHONE, DESKTOP])
 def test_mode_and_model_chips_patch_the_tab_and_survive_a_reload(agent_server, project, phone,
                                                                   device):
