@@ -20,7 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     launch = prepare(sys.argv[1:] if argv is None else argv)
     settings = launch.settings
     handler = request_handler(ConnectionGate(settings.max_connections_per_address,
-                                             settings.request_timeout_s))
+                                             settings.request_timeout_s),
+                              settings.max_body_bytes)
     server = make_server(settings.host, settings.port, launch.app, threaded=True,
                          request_handler=handler, fd=launch.listener.fileno())
     launch.listener.close()  # werkzeug serves a duplicate of it

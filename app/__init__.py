@@ -7,6 +7,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .audit import init_audit
 from .auth import TokenGuard, refuse_viewer_changes
+from .base_path import BasePath
 from .config import Settings
 from .errors import register_error_handlers
 from .extensions import cors, sock
@@ -61,6 +62,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         hosts=hosts,
         throttle=FailedTokenThrottle(settings.auth_fail_limit, settings.auth_fail_window_s,
                                      settings.auth_lockout_s))
+    if settings.base_path:
+        app.wsgi_app = BasePath(app.wsgi_app, settings.base_path)
+    # Outermost: the forwarded client address, scheme, Host and prefix, from as many proxies
+    # as the user says stand in front (a header no trusted proxy set is never believed).
     if settings.trusted_proxies:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)

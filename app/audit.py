@@ -45,6 +45,19 @@ REFUSED_TRACKED = 10_000
 READ_BLOCK = 64 * 1024
 # Action names shared by both channels, where the endpoint or message type says it otherwise.
 ACTION_NAMES = {"send_command": "send", "make_live": "live", "make_offline": "offline"}
+# Actions that set something, and the fields of what was sent that the entry keeps as the new
+# values (a list, not whatever came: nothing else a client sends, a token say, is written).
+SET_FIELDS = {
+    "create_session": ("name", "cwd", "toolType", "inputMode", "groupId", "groupName",
+                       "groupEmoji"),
+    "update_session": ("name", "cwd", "inputMode", "groupId", "groupName", "groupEmoji"),
+    "set_theme": ("id",),
+    "new_tab": ("name",),
+    "update_tab": ("name", "starred", "permissionMode", "model"),
+    "rename_tab": ("name",),
+    "switch_mode": ("mode",),
+}
+VALUE_CAP = 512  # characters kept of one new value (a name is at most 200, a path may be long)
 RATE_LIMITED = 429
 
 
@@ -82,6 +95,19 @@ def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def new_values(action: str, sent: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The values an action set, from what was sent: texts cut to VALUE_CAP characters,
+    true/false/null as they are, anything else left out; None when it sets nothing."""
+    values = {}
+    for field in SET_FIELDS.get(action, ()):
+        value = sent.get(field)
+        if isinstance(value, str):
+            values[field] = value[:VALUE_CAP]
+        elif (value is None or isinstance(value, bool)) and field in sent:
+            values[field] = value
+    return values or None
+
+
 def _id(value: Any) -> str | None:
     """An id (or a short word) the client sent, cut to ID_CAP characters."""
     text = _text_or_none(value)
@@ -117,6 +143,7 @@ class AuditLog:
             "approvalId": _id(sent.get("approvalId")),
             "decision": _id(sent.get("decision")),
         }
+        entry["values"] = new_values(entry["action"], sent)
         command = sent.get("command")
         if isinstance(command, str) and entry["action"] == "send":
             entry["command"], cut = logged_command(command, secret=reply.get("secret") is True)

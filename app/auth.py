@@ -103,7 +103,7 @@ class TokenGuard:
             host = environ.get("HTTP_HOST")
             if host is not None and not self.hosts.host_allowed(host):
                 message = f"Host '{_shown(host)}' is not served here; add it with --allowed-hosts"
-                return _json_error(400, message)(environ, logging_start_response)
+                return json_error(400, message)(environ, logging_start_response)
             if path in OPEN_PATHS:
                 return self.app(environ, logging_start_response)
             segment, _, rest = path.lstrip("/").partition("/")
@@ -115,7 +115,7 @@ class TokenGuard:
                 if not self._from_our_pages(environ):
                     message = ("A change or a WebSocket made with the pairing cookie must come "
                                "from this server's own pages (Origin)")
-                    return _json_error(403, message)(environ, logging_start_response)
+                    return json_error(403, message)(environ, logging_start_response)
                 environ[ROLE_KEY] = role
                 environ[VIA_COOKIE_KEY] = True
                 return self.app(environ, logging_start_response)
@@ -129,7 +129,7 @@ class TokenGuard:
             if origin is not None:
                 message = (f"Origin '{_shown(origin)}' may not open the WebSocket; add it with "
                            "--allowed-origins")
-                return _json_error(403, message)(environ, logging_start_response)
+                return json_error(403, message)(environ, logging_start_response)
             if is_page_load(environ, rest):
                 return self._pair(environ, role, rest)(environ, logging_start_response)
             environ[ROLE_KEY] = role
@@ -234,7 +234,7 @@ def _redirect(status: int, location: str) -> Response:
                                             "Referrer-Policy": "no-referrer"})
 
 
-def _json_error(status: int, message: str) -> Response:
+def json_error(status: int, message: str) -> Response:
     """The app's JSON error shape, for answers the guard gives before Flask runs."""
     return _json(status, {"error": HTTP_STATUS_CODES[status], "message": message,
                           "timestamp": now_ms()})

@@ -87,6 +87,31 @@ def _url(text: Any) -> str:
     return value
 
 
+BASE_PATH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/")
+
+
+def _base_path(text: Any) -> str:
+    """`/maestro/` → `/maestro`; `` and `/` → `` (the root)."""
+    value = str(text).strip().rstrip("/")
+    if not value:
+        return ""
+    if (not value.startswith("/") or "//" in value or not set(value) <= BASE_PATH_CHARS
+            or any(part in (".", "..") for part in value.split("/"))):
+        raise ValueError(f"must be a URL path such as /maestro (letters, digits, - . _ ~), "
+                         f"got {text!r}")
+    return value
+
+
+def _public_url(text: Any) -> str | None:
+    value = str(text).strip().rstrip("/")
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")) or any(c in value for c in "?# "):
+        raise ValueError(f"must be an http(s) URL such as https://example.com/maestro, "
+                         f"got {text!r}")
+    return value
+
+
 def _origins(text: Any) -> list[str]:
     if isinstance(text, list):
         return [str(item) for item in text]
@@ -161,7 +186,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("rate_limit_window_ms", _integer(1), 60_000, "rate-limit window in ms (whole seconds)"),
     Option("no_rate_limit", _boolean, False, "disable rate limiting",
            {"action": "store_const", "const": True}),
-    Option("trusted_proxies", _integer(0, 10), 0, "reverse proxies whose X-Forwarded-For to trust"),
+    Option("trusted_proxies", _integer(0, 10), 0, "reverse proxies in front whose "
+           "X-Forwarded-For, -Proto, -Host and -Prefix to trust (see docs/deploy.md)"),
+    Option("base_path", _base_path, "", "serve under this URL path, e.g. /maestro, for a "
+           "reverse proxy that passes the path on unchanged (default: the root)"),
+    Option("public_url", _public_url, None, "the URL a reverse proxy serves this server at, "
+           "e.g. https://example.com/maestro: printed in the banner, its host name served"),
     Option("cors_origins", _origins, ["*"], "comma-separated origins allowed by CORS"),
     Option("allowed_hosts", _names, None, "comma-separated host names served besides IP "
            "literals, localhost and this machine's names ('*': any)"),
@@ -172,6 +202,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("auth_fail_window_s", _integer(1), 60, "window for --auth-fail-limit, in seconds"),
     Option("auth_lockout_s", _integer(1), 300,
            "seconds an address that used up --auth-fail-limit gets 429"),
+    Option("no_cgroups", _boolean, False, "track sessions' processes by process group and "
+           "environment mark only, not in cgroups (used where they can be created)",
+           {"action": "store_const", "const": True}),
     Option("shell", str, "/bin/bash", "bash-compatible shell for terminal sessions"),
     Option("log_level", _log_level, "INFO", "logging level"),
     Option("max_body_bytes", _integer(1), 1024 * 1024, "largest request body (413 above)"),
@@ -236,12 +269,15 @@ class Settings:
     rate_limit_window_ms: int
     no_rate_limit: bool
     trusted_proxies: int
+    base_path: str
+    public_url: str | None
     cors_origins: list[str]
     allowed_hosts: list[str] | None
     allowed_origins: list[str] | None
     auth_fail_limit: int
     auth_fail_window_s: int
     auth_lockout_s: int
+    no_cgroups: bool
     shell: str
     log_level: str
     max_body_bytes: int
@@ -298,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
             default = option.default
             if isinstance(default, list | tuple):
                 default = ",".join(default) or None
-            if default is not None:
+            if default not in (None, ""):
                 text += f" (default: {default})"
         parser.add_argument(option.flag, dest=option.name, help=text, **kwargs)
     return parser

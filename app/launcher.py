@@ -58,9 +58,15 @@ class Launch:
         return "http" if self.tls is None else "https"
 
     def print_banner(self, port: int) -> None:
+        base_path = self.settings.base_path
+        if self.tunnel is not None and self.tunnel.url:
+            label, public_url = "Tunnel", self.tunnel.url + base_path
+        else:
+            label, public_url = "Public", self.settings.public_url
         print_banner(self.settings.host, port, self.services.token,
                      viewer_token=self.services.viewer_token, scheme=self.scheme,
-                     public_url=self.tunnel.url if self.tunnel else None, ca_cert=self.ca_cert)
+                     public_url=public_url, public_label=label, ca_cert=self.ca_cert,
+                     base_path=base_path)
 
     def shutdown(self) -> None:
         """Stop the tunnel first (no new remote requests), then the services."""
@@ -99,11 +105,12 @@ def prepare(argv: Sequence[str]) -> Launch:
         if settings.tunnel:
             launch_tunnel = _start_tunnel(settings, listener, "http" if context is None
                                           else "https")
-        if launch_tunnel is not None:
-            hosts, origins = admitting(launch_tunnel.url or "", settings.allowed_hosts,
-                                       settings.allowed_origins)
-            settings = dataclasses.replace(settings, allowed_hosts=hosts,
-                                           allowed_origins=origins)
+        for public_url in (launch_tunnel.url if launch_tunnel else None, settings.public_url):
+            if public_url:
+                hosts, origins = admitting(public_url, settings.allowed_hosts,
+                                           settings.allowed_origins)
+                settings = dataclasses.replace(settings, allowed_hosts=hosts,
+                                               allowed_origins=origins)
         app = create_app(settings)
     except ConfigError as exc:
         listener.close()
@@ -222,10 +229,12 @@ def _interface_addresses() -> list[str]:
 
 def print_banner(host: str, port: int, token: str, out=None,
                  viewer_token: str | None = None, *, scheme: str = "http",
-                 public_url: str | None = None, ca_cert: str | None = None) -> None:
-    """The local and LAN URLs (token included) and a QR code of the LAN URL, and the
-    tunnel's URL and QR code; the same for the view-only token, when there is one. Plain
-    HTTP on the network gets a warning; our own CA, how to trust it."""
+                 public_url: str | None = None, ca_cert: str | None = None,
+                 public_label: str = "Tunnel", base_path: str = "") -> None:
+    """The local and LAN URLs (token included, under `base_path`) and a QR code of the LAN
+    URL, and the tunnel's or reverse proxy's URL and QR code; the same for the view-only
+    token, when there is one. Plain HTTP on the network gets a warning; our own CA, how to
+    trust it."""
     out = out or sys.stdout
     print("Maestro Web is running.", file=out)
     if scheme == "http" and not _is_loopback(_local_host(host)):
@@ -233,38 +242,43 @@ def print_banner(host: str, port: int, token: str, out=None,
               "get no secure context (no offline start, install, clipboard or "
               "notifications); use --tls self-signed or --tunnel tailscale|cloudflare",
               file=out)
-    _print_urls(host, port, token, "Scan to open on your phone:", out, scheme, public_url)
+    public = (public_label, public_url) if public_url else None
+    _print_urls(host, port, base_path, token, "Scan to open on your phone:", out, scheme,
+                public)
     if viewer_token is not None:
         print("View only (can watch, cannot act):", file=out)
-        _print_urls(host, port, viewer_token, "Scan to watch from another device:", out,
-                    scheme, public_url)
+        _print_urls(host, port, base_path, viewer_token, "Scan to watch from another device:",
+                    out, scheme, public)
     if ca_cert is not None:
-        _print_trust_steps(host, port, token, ca_cert, out)
+        _print_trust_steps(host, port, base_path, token, ca_cert, out)
     print("Press Ctrl-C to stop.", file=out, flush=True)
 
 
-def _print_urls(host: str, port: int, token: str, scan_prompt: str, out,
-                scheme: str = "http", public_url: str | None = None) -> None:
-    print(f"  Local:   {scheme}://{_bracket(_local_host(host))}:{port}/{token}/", file=out)
-    if public_url is not None:
-        tunnel = f"{public_url}/{token}/"
-        print(f"  Tunnel:  {tunnel}", file=out)
+def _print_urls(host: str, port: int, base_path: str, token: str, scan_prompt: str, out,
+                scheme: str = "http", public: tuple[str, str] | None = None) -> None:
+    print(f"  Local:   {scheme}://{_bracket(_local_host(host))}:{port}{base_path}/{token}/",
+          file=out)
+    if public is not None:
+        label, public_url = public
+        address = f"{public_url}/{token}/"
+        print(f"  {label + ':':<9}{address}", file=out)
         print("Scan it from anywhere:", file=out)
-        segno.make(tunnel, error="m").terminal(out=out, compact=True)
+        segno.make(address, error="m").terminal(out=out, compact=True)
     lan_host = lan_address(host)
     if _is_loopback(lan_host):  # a phone could not open it: no Network URL, no QR code
         print(f"  Network: none (listening on {host} only; --host 0.0.0.0 serves your "
               "network)", file=out)
         return
-    lan = f"{scheme}://{_bracket(lan_host)}:{port}/{token}/"
+    lan = f"{scheme}://{_bracket(lan_host)}:{port}{base_path}/{token}/"
     print(f"  Network: {lan}", file=out)
     print(scan_prompt, file=out)
     segno.make(lan, error="m").terminal(out=out, compact=True)
 
 
-def _print_trust_steps(host: str, port: int, token: str, ca_cert: str, out) -> None:
+def _print_trust_steps(host: str, port: int, base_path: str, token: str, ca_cert: str,
+                       out) -> None:
     """How to make a phone trust our local CA (once; the CA is kept in the data dir)."""
-    address = f"https://{_bracket(lan_address(host))}:{port}/{token}/ca.crt"
+    address = f"https://{_bracket(lan_address(host))}:{port}{base_path}/{token}/ca.crt"
     print(f"Trust this server's local CA once per phone (SHA-256 "
           f"{tls.ca_fingerprint(ca_cert)}):", file=out)
     print(f"  Open {address} (accept the warning this one time) to download it, then", file=out)

@@ -18,7 +18,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 20
-LOCAL_URL = re.compile(r"Local:\s+(https?)://127\.0\.0\.1:(\d+)/([0-9a-f-]{36})/")
+# The base path (--base-path) between port and token is skipped.
+LOCAL_URL = re.compile(r"Local:\s+(https?)://127\.0\.0\.1:(\d+)(?:/[\w.~-]+)*/([0-9a-f-]{36})/")
 
 
 class ServerProcess:

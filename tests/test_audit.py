@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import requests
 
-from app.audit import COMMAND_CAP_BYTES, AuditLog
+from app.audit import COMMAND_CAP_BYTES, VALUE_CAP, AuditLog
 from tests.conftest import wait_for
 from tests.wsclient import LiveClient
 
@@ -71,6 +71,16 @@ def test_every_rest_action_is_one_audit_line(server, project):
     assert by_action["select_tab"]["tabId"] == first_tab
     assert "sessionId" not in by_action["set_theme"]
     assert all(re.match(ISO_MS, e["time"]) for e in entries)
+    # What the setting actions set (their new values), and nothing for the others.
+    assert entries[0]["values"] == {"name": "audited", "cwd": str(project),
+                                    "toolType": "terminal"}
+    assert entries[1]["values"]["toolType"] == "claude-code"
+    assert by_action["update_session"]["values"] == {"name": "renamed"}
+    assert by_action["set_theme"]["values"] == {"id": "nord"}
+    assert by_action["new_tab"]["values"] == {"name": "t"}
+    assert by_action["update_tab"]["values"] == {"starred": True}
+    assert not any("values" in by_action[action] for action in ("send", "delete_session",
+                                                                "live", "select_tab"))
 
 
 def test_socket_actions_are_audited_like_rest_ones(server, project):
@@ -102,6 +112,8 @@ def test_socket_actions_are_audited_like_rest_ones(server, project):
         ("switch_mode", 200), ("send", 200), ("interrupt", 200), ("send", 404)]
     assert all(e["role"] == "owner" and e["address"] == "127.0.0.1" for e in entries)
     assert entries[0]["tabId"] == tab and entries[2]["tabId"] == first_tab
+    assert entries[0]["values"] == {"name": "t"} and entries[1]["values"] == {"name": "u"}
+    assert entries[4]["values"] == {"mode": "terminal"}
     assert entries[5]["command"] == "echo sock" and entries[5]["sessionId"] == aid
     assert entries[7]["outcome"] == "failed" and entries[7]["sessionId"] == "nope"
 
@@ -173,6 +185,18 @@ def test_long_commands_are_kept_to_their_first_4_kib(server, project):
     assert command.startswith(entry["command"])
 
 
+def test_new_values_are_capped_and_only_the_fields_an_action_sets_are_kept(server, project):
+    long_name = "n" * 200
+    server.api("POST", "sessions", json={
+        "name": long_name, "cwd": "/" + "d" * 5000, "toolType": "terminal",
+        "token": server.token, "groupName": {"nested": "object"}})  # 400: no such folder
+    entry = audit_entries(server, limit=1)[0]
+    assert (entry["action"], entry["status"]) == ("create_session", 400)
+    assert entry["values"] == {"name": long_name, "toolType": "terminal",
+                               "cwd": ("/" + "d" * 5000)[:VALUE_CAP]}
+    assert server.token not in json.dumps(entry)
+
+
 def test_a_body_too_large_to_read_is_audited_with_its_413(make_server, project):
     server = make_server("--no-rate-limit", "--max-body-bytes", "100")
     response = server.api("POST", "sessions", json={"name": "x" * 500, "cwd": str(project),
@@ -212,17 +236,20 @@ def test_a_flood_of_refused_attempts_cannot_push_real_entries_out(make_server, p
     sid = create(server, project)["id"]
     server.api("POST", f"session/{sid}/send", json={"command": "echo the-owners-entry"})
     client = LiveClient(SimpleNamespace(port=server.port, token=viewer))
+    started = time.monotonic()
     try:
         for _ in range(200):  # huge ids, refused: written once a second, ids cut
             client.send({"type": "resize", "sessionId": "x" * 900_000, "cols": 1, "rows": 1})
         client.request({"type": "ping"}, "pong")
     finally:
         client.close()
+    seconds = time.monotonic() - started  # long on a loaded machine: one line per second
     audit = (server.data_dir / "audit.log").read_text()
     assert len(audit) < 20_000 and not (server.data_dir / "audit.log.1").exists()
     entries = [json.loads(line) for line in audit.splitlines()]
     refused = [e for e in entries if e["outcome"] == "forbidden"]
-    assert 1 <= len(refused) <= 10 and all(len(e["sessionId"]) == 128 for e in refused)
+    assert 1 <= len(refused) <= seconds + 1 < 200
+    assert all(len(e["sessionId"]) == 128 for e in refused)
     assert any(e.get("command") == "echo the-owners-entry" for e in entries)
     time.sleep(1.1)
     client = LiveClient(SimpleNamespace(port=server.port, token=viewer))

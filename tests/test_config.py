@@ -105,6 +105,12 @@ def test_a_token_file_is_refused_with_another_token_or_rotation(tmp_path):
     ([], {"MAESTRO_RATE_LIMIT_GET": "many"}, "MAESTRO_RATE_LIMIT_GET"),
     (["--log-level", "loud"], {}, "--log-level"),
     (["--config", "/nonexistent/config.toml"], {}, "cannot read config file"),
+    (["--base-path", "maestro"], {}, "--base-path"),
+    (["--base-path", "/a/../b"], {}, "--base-path"),
+    (["--base-path", "/a b"], {}, "--base-path"),
+    (["--base-path", "//evil.example"], {}, "--base-path"),
+    (["--public-url", "example.com/maestro"], {}, "--public-url"),
+    (["--public-url", "https://example.com/maestro?x=1"], {}, "--public-url"),
 ])
 def test_bad_values_are_refused(argv, env, fragment):
     with pytest.raises(ConfigError) as caught:
@@ -152,3 +158,9 @@ def test_a_second_server_on_the_same_data_dir_is_refused(make_server, tmp_path):
     assert result.returncode == 2
     assert "in use by another Maestro Web server" in result.stderr
     assert first.api("GET", "sessions").status_code == 200
+
+
+@pytest.mark.parametrize("given, kept", [("/maestro/", "/maestro"), ("/", ""), ("", ""),
+                                         ("/apps/maestro-web", "/apps/maestro-web")])
+def test_base_path_is_kept_without_its_trailing_slash(given, kept):
+    assert load_settings(["--base-path", given], {}).base_path == kept

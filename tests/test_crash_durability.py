@@ -50,7 +50,10 @@ def test_what_a_client_saw_survives_a_kill_9_in_order(make_server, project, tmp_
     watcher = threading.Thread(target=watch_until_killed, args=(client, seen), daemon=True)
     watcher.start()
     send(first, sid, FLOOD)
-    wait_for(lambda: any(m.get("type") == "session:output" for m in seen))
+    # The flood's own output, not just the command's echo (entry 1): a loaded machine may
+    # take longer than kill_after_s to start it.
+    wait_for(lambda: any(m.get("type") == "session:output" and m["entry"]["source"] == "stdout"
+                         for m in seen))
     time.sleep(kill_after_s)
     first.stop(signal.SIGKILL)
     watcher.join(timeout=30)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import os
 import socket
 import subprocess
@@ -47,6 +49,17 @@ def test_a_loopback_server_prints_no_network_url_or_qr_code():
     assert text.count(token) == 1 and "\u2588" not in text and "Scan" not in text
 
 
+def test_banner_under_a_base_path_behind_a_proxy_prints_its_public_url_with_a_qr_code():
+    token = str(uuid.uuid4())
+    out = io.StringIO()
+    print_banner("127.0.0.1", 8080, token, out=out, base_path="/maestro",
+                 public_url="https://example.com/maestro", public_label="Public")
+    text = out.getvalue()
+    assert f"Local:   http://127.0.0.1:8080/maestro/{token}/" in text
+    assert f"Public:  https://example.com/maestro/{token}/" in text
+    assert "Scan it from anywhere:" in text and "\u2588" in text
+
+
 def test_help_shows_list_defaults_as_the_flag_takes_them():
     result = subprocess.run([sys.executable, str(ROOT / "run.py"), "--help"],
                             capture_output=True, text=True, timeout=60, env=_clean_env())
@@ -68,3 +81,34 @@ def test_the_uis_static_files_are_not_logged_at_info(make_server):
     assert server.api("GET", "sessions").status_code == 200
     wait_for(lambda: '"GET /<redacted>/api/sessions"' in server.log_text)
     assert "static/js/app.js" not in server.log_text
+
+
+def _raw_exchange(port: int, request: bytes) -> bytes:
+    """Send `request` as it is; everything the server answers before it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        with contextlib.suppress(OSError):  # it may answer (and close) before all is sent
+            conn.sendall(request)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := conn.recv(65536):
+                answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 300_000 + b"\r\n\r\n", 431),
+], ids=["malformed-request-line", "headers-too-large"])
+def test_malformed_requests_get_a_short_json_error_not_an_html_page(make_server, script,
+                                                                   request_bytes, status):
+    server = make_server("--no-rate-limit", script=script)
+    answer = _raw_exchange(server.port, request_bytes)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()) or head.startswith(
+        f"HTTP/1.0 {status} ".encode()), answer[:200]
+    assert b"content-type: application/json" in head.lower()
+    error = json.loads(body)
+    assert set(error) == {"error", "message", "timestamp"} and error["message"]
+    assert b"<html" not in answer.lower()
+    assert server.api("GET", "sessions").status_code == 200  # and it still serves

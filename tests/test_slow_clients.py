@@ -103,6 +103,47 @@ def test_a_late_request_or_an_idle_connection_is_cut(make_server, script, openin
         assert time.monotonic() - started >= 1
 
 
+def _post_head(server, length: int, extra: bytes = b"") -> bytes:
+    return (f"POST /{server.token}/api/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {length}\r\n").encode() + extra
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_body_dribbled_after_the_head_is_cut_at_the_deadline(make_server, script, project):
+    server = make_server("--no-rate-limit", "--request-timeout-s", "1", script=script)
+    body = json.dumps({"name": "dribbled", "cwd": str(project), "toolType": "terminal"})
+    conn = _trickler(server.port, _post_head(server, len(body) + 100) + b"\r\n" + body.encode())
+    started = time.monotonic()
+    reply = _closed_by_server(conn, timeout=15)  # one more byte every 0.2 s, never the last
+    assert reply is not None, "still open after 15 s"
+    assert time.monotonic() - started >= 0.5
+    assert not reply.startswith(b"HTTP/1.1 2")  # the app never ran on a partial body
+    assert server.api("GET", "sessions").json()["sessions"] == []
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_body_sent_in_pieces_within_the_deadline_is_served(make_server, script, project):
+    server = make_server("--no-rate-limit", "--request-timeout-s", "5", script=script)
+    body = json.dumps({"name": "in pieces", "cwd": str(project), "toolType": "claude-code"})
+    conn = _trickler(server.port, _post_head(server, len(body), b"Connection: close\r\n\r\n"))
+    try:
+        for start in range(0, len(body), 20):
+            time.sleep(0.05)
+            conn.sendall(body[start:start + 20].encode())
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    finally:
+        conn.close()
+    assert reply.startswith(b"HTTP/1.1 201"), reply[:200]
+    chunked = requests.post(server.url("api/sessions"), timeout=10, data=iter(
+        [body.replace("in pieces", "chunked").encode()]),  # Transfer-Encoding: chunked
+        headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 201, chunked.text
+    names = sorted(s["name"] for s in server.api("GET", "sessions").json()["sessions"])
+    assert names == ["chunked", "in pieces"]
+
+
 def test_many_addresses_together_cannot_fill_wsgi_pys_connections(make_server):
     server = make_server("--no-rate-limit", script="wsgi.py")
     conns: list[socket.socket] = []

@@ -6,6 +6,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from tests.conftest import wait_for
 from tests.test_sessions_api import create
 
@@ -290,7 +292,15 @@ def _escaper(tag: int) -> str:
     return f"setsid sh -c 'trap \"\" HUP; exec sleep {tag}' </dev/null >/dev/null 2>&1 &"
 
 
-def test_deleting_a_session_ends_processes_that_left_its_terminal(server, project):
+# The process groups and environment marks find these alone, and with cgroups.
+TRACKING = pytest.mark.parametrize("tracking", [[], ["--no-cgroups"]],
+                                   ids=["default", "no-cgroups"])
+
+
+@TRACKING
+def test_deleting_a_session_ends_processes_that_left_its_terminal(make_server, project,
+                                                                  tracking):
+    server = make_server("--no-rate-limit", "--interrupt-grace-s", "1", *tracking)
     sid = ready_session(server, project)
     send(server, sid, _escaper(6161) + " (setsid sleep 6162 &); sleep 6163")
     wait_for(lambda: all(_processes_named(f"sleep {tag}") for tag in (6161, 6162, 6163)))
@@ -303,8 +313,10 @@ def test_deleting_a_session_ends_processes_that_left_its_terminal(server, projec
     assert _processes_named("sleep 6164")  # another session's processes are left alone
 
 
-def test_stopping_the_server_ends_processes_that_left_the_terminal(make_server, project):
-    server = make_server("--no-rate-limit")
+@TRACKING
+def test_stopping_the_server_ends_processes_that_left_the_terminal(make_server, project,
+                                                                   tracking):
+    server = make_server("--no-rate-limit", *tracking)
     sid = ready_session(server, project)
     send(server, sid, _escaper(6262))
     wait_for(lambda: _processes_named("sleep 6262"))
@@ -312,27 +324,30 @@ def test_stopping_the_server_ends_processes_that_left_the_terminal(make_server, 
     assert not _processes_named("sleep 6262")
 
 
+@TRACKING
 def test_a_start_after_a_crash_ends_what_the_crashed_server_left_running(
-        make_server, project, tmp_path):
+        make_server, project, tmp_path, tracking):
     data = tmp_path / "crashed"
-    first = make_server("--no-rate-limit", data_dir=data)
+    first = make_server("--no-rate-limit", *tracking, data_dir=data)
     sid = ready_session(first, project)
     send(first, sid, _escaper(6363))
-    wait_for(lambda: _processes_named("sleep 6363"))
+    wait_for(lambda: _processes_named("sleep 6363", exact=True))  # its trap is set
     first.stop(signal.SIGKILL)
     time.sleep(0.5)
     assert _processes_named("sleep 6363")  # nothing else would ever end it
     elsewhere = make_server("--no-rate-limit", data_dir=tmp_path / "another")
     assert elsewhere.api("GET", "sessions").status_code == 200
     assert _processes_named("sleep 6363")  # a server with another data dir leaves it alone
-    second = make_server("--no-rate-limit", data_dir=data)
+    second = make_server("--no-rate-limit", *tracking, data_dir=data)
     assert second.api("GET", f"session/{sid}").status_code == 200
     assert not _processes_named("sleep 6363")
 
 
-def _processes_named(fragment: str, session_id: str | None = None) -> list[int]:
-    """Pids of live processes whose command line contains `fragment` (and, with
-    `session_id`, that a session of that id started: other tests may run the same command)."""
+def _processes_named(fragment: str, session_id: str | None = None,
+                     exact: bool = False) -> list[int]:
+    """Pids of live processes whose command line contains `fragment` (is it, with `exact`)
+    (and, with `session_id`, that a session of that id started: other tests may run the same
+    command)."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -349,7 +364,8 @@ def _processes_named(fragment: str, session_id: str | None = None) -> list[int]:
             continue
         if session_id is not None and f"MAESTRO_SESSION_ID={session_id}".encode() not in environ:
             continue
-        if fragment in cmdline and "pytest" not in cmdline:
+        if (cmdline.strip() == fragment if exact else fragment in cmdline
+                and "pytest" not in cmdline):
             pids.append(int(entry))
     return pids
 

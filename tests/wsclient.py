@@ -21,18 +21,23 @@ class LiveClient:
     """Connects to /<token>/ws, keeps every message, and waits for the ones a test expects."""
 
     def __init__(self, server, session_id: str | None = None, since: int | None = None,
-                 timeout: float = 10, sockopt: tuple = (), sslopt: dict | None = None) -> None:
+                 timeout: float = 10, sockopt: tuple = (), sslopt: dict | None = None,
+                 url: str | None = None, host: str | None = None,
+                 origin: str | None = None) -> None:
+        """`url`, `host` and `origin`: a reverse proxy's address for the socket, the Host
+        it is reached as and the Origin of the page that opens it."""
         query = []
         if session_id:
             query.append(f"sessionId={session_id}")
         if since is not None:
             query.append(f"since={since}")
         scheme = "wss" if getattr(server, "scheme", "http") == "https" else "ws"
-        url = f"{scheme}://127.0.0.1:{server.port}/{server.token}/ws"
+        url = url or f"{scheme}://127.0.0.1:{server.port}/{server.token}/ws"
         if query:
             url += "?" + "&".join(query)
         self.ws = websocket.create_connection(url, timeout=timeout, sockopt=sockopt,
-                                              sslopt=sslopt)
+                                              sslopt=sslopt, host=host,
+                                              origin=origin)
         self.messages: list[dict[str, Any]] = []
         self._cursor = 0  # messages before it were already matched or skipped by wait_for
         self.init = self.next()

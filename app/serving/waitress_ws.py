@@ -528,6 +528,10 @@ def create_ws_server(app: Any, *, host: str, port: int, max_clients: int = 100,
     waitress_kwargs["connection_limit"] = (
         waitress_kwargs.get("connection_limit", HTTP_CONNECTIONS) + max_clients)
     waitress_kwargs.setdefault("asyncore_use_poll", True)
+    # waitress drops every X-Forwarded-* header by default, which left --trusted-proxies with
+    # nothing to read; the app's ProxyFix (only with --trusted-proxies) is the one place that
+    # decides whom to believe, and without it the app ignores those headers.
+    waitress_kwargs.setdefault("clear_untrusted_proxy_headers", False)
     if tls is not None:
         waitress_kwargs["url_scheme"] = "https"
     if "listen" not in waitress_kwargs and "sockets" not in waitress_kwargs:

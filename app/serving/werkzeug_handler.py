@@ -1,19 +1,28 @@
-"""run.py's request handler: werkzeug's, with a deadline and a per-address cap for request
-heads (see slow_clients.py), and no access log or version of its own; and its TLS set-up."""
+"""run.py's request handler: werkzeug's, with a deadline and a per-address cap for requests
+(see slow_clients.py), and no access log or version of its own; and its TLS set-up."""
 
 from __future__ import annotations
 
 import contextlib
+import http
+import io
+import logging
 import ssl
+from email.message import Message
+from typing import BinaryIO
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
+from werkzeug.serving import BaseWSGIServer, DechunkedInput, WSGIRequestHandler
 
 from . import SERVER_NAME
-from .slow_clients import ConnectionGate, HeadWatchdog, too_many_connections
+from .slow_clients import ConnectionGate, HeadWatchdog, refusal, too_many_connections
+
+logger = logging.getLogger(__name__)
+ERROR_MESSAGE_CAP = 200  # characters of http.server's message kept (it may quote the request)
 
 
-def request_handler(gate: ConnectionGate) -> type[WSGIRequestHandler]:
-    """A handler class bound to `gate` (one watchdog thread serves all its connections)."""
+def request_handler(gate: ConnectionGate, max_body_bytes: int) -> type[WSGIRequestHandler]:
+    """A handler class bound to `gate` (one watchdog thread serves all its connections);
+    bodies up to `max_body_bytes` are read before the app runs, within the deadline."""
     watchdog = HeadWatchdog()
 
     class MaestroRequestHandler(WSGIRequestHandler):
@@ -21,6 +30,7 @@ def request_handler(gate: ConnectionGate) -> type[WSGIRequestHandler]:
         sys_version = ""
         _counted: str | None = None  # the address, while this HTTP connection is counted
         _ticket: int | None = None  # the watchdog's, while a request head is awaited
+        _body: bytes | None = None  # the request's body, read ahead of the app
 
         def handle(self) -> None:
             """The connection: counted against its address's share while it is HTTP."""
@@ -47,10 +57,36 @@ def request_handler(gate: ConnectionGate) -> type[WSGIRequestHandler]:
 
         def parse_request(self) -> bool:
             parsed = super().parse_request()  # reads the headers
-            self._end_head()
-            if parsed and self.headers.get("Upgrade", "").lower() == "websocket":
+            upgrade = parsed and self.headers.get("Upgrade", "").lower() == "websocket"
+            if not parsed or upgrade:
+                self._end_head()
+            if upgrade:
                 self._uncount()  # --max-clients counts it from now on
             return parsed
+
+        def run_wsgi(self) -> None:
+            """The body first, within the request's deadline (as waitress does): a client
+            that dribbles it is cut like one that dribbles its head, and the app never
+            waits on the network. A body the app would refuse (413) is left unread."""
+            self._body = None
+            if self._ticket is not None:
+                if self.headers.get("Expect", "").lower().strip() == "100-continue":
+                    self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    del self.headers["Expect"]  # sent: werkzeug must not send it again
+                try:
+                    self._body = read_body(self.headers, self.rfile, max_body_bytes)
+                except (OSError, ValueError, EOFError):  # cut by the watchdog, or gone
+                    self.close_connection = True
+                    return
+                finally:
+                    self._end_head()
+            super().run_wsgi()
+
+        def make_environ(self) -> dict:
+            environ = super().make_environ()
+            if self._body is not None:
+                environ["wsgi.input"] = io.BytesIO(self._body)
+            return environ
 
         def _end_head(self) -> None:
             if self._ticket is not None:
@@ -62,6 +98,22 @@ def request_handler(gate: ConnectionGate) -> type[WSGIRequestHandler]:
                 gate.release(self._counted)
                 self._counted = None
 
+        def send_error(self, code: int, message: str | None = None,
+                       explain: str | None = None) -> None:
+            """http.server's own refusals (a malformed request line, 414, 431, 505), which
+            come before the app runs: in the app's JSON error shape, as waitress's are,
+            not its HTML page (nor a bare body for a line it took for HTTP/0.9)."""
+            try:
+                reason = http.HTTPStatus(code).phrase
+            except ValueError:
+                reason = "Error"
+            logger.info("%s: refused a malformed request (%d %s)", self.client_address[0],
+                        code, reason)  # not the message: it may quote a token
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.wfile.write(refusal(f"{code} {reason}",
+                                         (message or reason)[:ERROR_MESSAGE_CAP]))
+
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             """The token guard writes the (redacted) access log; werkzeug's would leak it."""
 
@@ -69,6 +121,23 @@ def request_handler(gate: ConnectionGate) -> type[WSGIRequestHandler]:
             return SERVER_NAME
 
     return MaestroRequestHandler
+
+
+def read_body(headers: Message, rfile: BinaryIO, limit: int) -> bytes | None:
+    """The whole body of a request (a chunked one: its first `limit` + 1 bytes, enough for
+    the app to refuse it), or None when it has none or declares more than `limit` bytes.
+
+    :raise EOFError, OSError: the client sent less than it declared, or broke the chunking.
+    """
+    if "chunked" in headers.get("Transfer-Encoding", "").lower():
+        return DechunkedInput(rfile).read(limit + 1)
+    declared = headers.get("Content-Length", "").strip()
+    if not declared.isdigit() or not 0 < int(declared) <= limit:
+        return None
+    body = rfile.read(int(declared))
+    if len(body) < int(declared):
+        raise EOFError("the body ended early")
+    return body
 
 
 def serve_tls(server: BaseWSGIServer, context: ssl.SSLContext) -> None:

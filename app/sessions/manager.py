@@ -25,7 +25,7 @@ from ..events import EventBus
 from ..store import Store
 from .agents.conductor import AgentConductor
 from .model import INPUT_MODES, TERMINAL_TOOL, Session, Tab, new_id
-from .procs import OWNER_VAR, end_processes, owner_tag, server_id
+from .procs import OWNER_VAR, PROCESS_TABLE, end_marked, owner_tag, server_id
 from .screen_model import ScreenModel
 from .shell_bridge import ShellBridge, history_entry
 from .shell_protocol import KEYS
@@ -54,6 +54,8 @@ class SessionManager:
         self.rc_dir = os.path.join(settings.data_dir, "run")
         os.makedirs(self.rc_dir, mode=0o700, exist_ok=True)
         self.server_id = server_id(settings.data_dir)
+        logger.info("Processes of sessions tracked by %s",
+                    PROCESS_TABLE.track(self.server_id, use_cgroups=not settings.no_cgroups))
         self.closing = False
         # All three guarded by bus.lock.
         self._sessions: dict[str, Session] = {}
@@ -212,11 +214,19 @@ class SessionManager:
                          echo=self._shell_echo.get(session.id, True))
 
     def watch_pty(self, session_id: str, delta: int) -> None:
-        """A socket starts (+1) or stops (-1) watching a session's raw terminal stream."""
+        """A socket starts (+1) or stops (-1) watching a session's raw terminal stream.
+
+        Counted only for sessions that exist: delete() drops a session's count, so a socket
+        that subscribed a moment before (or still watches) leaves nothing behind.
+        """
         with self.bus.lock:
-            self._pty_watchers[session_id] += delta
-            if self._pty_watchers[session_id] <= 0:
-                del self._pty_watchers[session_id]
+            if delta > 0 and session_id not in self._sessions:
+                return
+            count = self._pty_watchers[session_id] + delta
+            if count > 0:
+                self._pty_watchers[session_id] = count
+            else:
+                self._pty_watchers.pop(session_id, None)
 
     def pty_watched(self, session: Session) -> bool:
         with self.bus.lock:
@@ -276,7 +286,7 @@ class SessionManager:
     def end_leftovers(self, session: Session | None = None) -> None:
         """End every process still carrying this server's mark (for one session, or all)."""
         prefix = self.server_id + "/" + (session.id + "/" if session is not None else "")
-        end_processes(lambda proc: proc.owner.startswith(prefix), LEFTOVER_GRACE_S)
+        end_marked(prefix, LEFTOVER_GRACE_S)
 
     # -- the shell --------------------------------------------------------------------------
 
@@ -412,6 +422,7 @@ class SessionManager:
             self._bridges.pop(session.id, None)
             self._shell_echo.pop(session.id, None)
             self._sizes.pop(session.id, None)
+            self._pty_watchers.pop(session.id, None)
         if shell is not None:
             shell.close()
         self.agents.close(session)

@@ -1,8 +1,10 @@
 """Process helpers for the engines: a clean child before exec, and Linux /proc queries.
 
 Every process a session starts carries MAESTRO_OWNER=<server id>/<session id>/<role> in its
-environment, which survives `setsid`, double forks and a crash of the server: that is how a
-session's leftovers are found at delete, at shutdown and at the next start.
+environment, which survives `setsid`, double forks and a crash of the server, and, where the
+machine allows, sits in the cgroup of that tag (cgroups.py), which survives a cleared
+environment too: that is how a session's leftovers are found at delete, at shutdown and at
+the next start.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import platform
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from typing import NamedTuple
+
+from . import cgroups
 
 OWNER_VAR = "MAESTRO_OWNER"
 _OWNER_PREFIX = OWNER_VAR.encode() + b"="
@@ -34,12 +39,22 @@ _RESET_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, 
                   signal.SIGXFSZ, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD)
 
 
-def prepare_child(cwd: str) -> None:
-    """In the forked child, before exec: default signal handling, then the folder."""
+def prepare_child(cwd: str, procs_file: str | None = None) -> None:
+    """In the forked child, before exec: its cgroup, default signal handling, the folder."""
+    cgroups.join(procs_file)
     for number in _RESET_SIGNALS:
         signal.signal(number, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     os.chdir(cwd)
+
+
+def child_setup(cwd: str, env: Mapping[str, str]) -> Callable[[], None]:
+    """The preexec_fn for a child with environment `env` (called in the parent: the
+    cgroup of its OWNER_VAR tag is made here, not in the forked child)."""
+    owner = env.get(OWNER_VAR)
+    tree = PROCESS_TABLE.cgroups
+    procs_file = tree.procs_file(owner) if tree is not None and owner else None
+    return partial(prepare_child, cwd, procs_file)
 
 
 class ProcStat(NamedTuple):
@@ -102,6 +117,7 @@ class Proc(NamedTuple):
     group: int
     session: int
     owner: str  # MAESTRO_OWNER from its environment; "" when unset or unreadable
+    cgroup: str  # its cgroup in the tracked hierarchy; "" without one
 
 
 def server_id(data_dir: str) -> str:
@@ -137,6 +153,25 @@ class ProcessTable:
         self._lock = threading.Lock()
         self._scan_started = -math.inf
         self._procs: list[Proc] = []
+        self.cgroups: cgroups.CgroupTree | None = None  # where sessions' processes live
+
+    def track(self, server: str, use_cgroups: bool) -> str:
+        """Track `server`'s processes in cgroups where possible (and allowed); say how."""
+        self.cgroups = cgroups.find_tree(server) if use_cgroups else None
+        if self.cgroups is None:
+            return "process groups and the MAESTRO_OWNER environment mark"
+        return (f"{self.cgroups.kind} at {self.cgroups.directory(server + '/')}, "
+                "process groups and the MAESTRO_OWNER environment mark")
+
+    def marked(self, tag_prefix: str) -> Callable[[Proc], bool]:
+        """Whether a process carries an owner tag starting with `tag_prefix` (a whole tag,
+        "<server>/" or "<server>/<session>/"), in its environment or as its cgroup."""
+        tree = self.cgroups
+
+        def match(proc: Proc) -> bool:
+            return proc.owner.startswith(tag_prefix) or (
+                tree is not None and tree.contains(proc.cgroup, tag_prefix))
+        return match
 
     def snapshot(self, not_before: float | None = None) -> list[Proc]:
         """The processes, from a scan begun at `not_before` (monotonic) or later; by
@@ -150,14 +185,16 @@ class ProcessTable:
                 self._procs = self._scan()
             return self._procs
 
-    @staticmethod
-    def _scan() -> list[Proc]:
+    def _scan(self) -> list[Proc]:
         procs = []
+        key = None if self.cgroups is None else self.cgroups.key
         for entry in os.listdir("/proc"):
             if entry.isdigit():
                 stat = proc_stat(entry)
                 if stat is not None and stat.state not in "ZX":
-                    procs.append(Proc(int(entry), stat.group, stat.session, _owner(entry)))
+                    cgroup = "" if key is None else cgroups.membership(entry, key)
+                    procs.append(Proc(int(entry), stat.group, stat.session, _owner(entry),
+                                      cgroup))
         return procs
 
 
@@ -182,3 +219,13 @@ def end_processes(match: Callable[[Proc], bool], grace: float) -> None:
         deadline = time.monotonic() + grace
         while members() and time.monotonic() < deadline:
             time.sleep(_END_POLL)
+
+
+def end_marked(tag_prefix: str, grace: float,
+               also: Callable[[Proc], bool] = lambda proc: False) -> None:
+    """End every process marked `tag_prefix` (see ProcessTable.marked), or that `also`
+    matches; then remove the tag's cgroups."""
+    marked = PROCESS_TABLE.marked(tag_prefix)
+    end_processes(lambda proc: marked(proc) or also(proc), grace)
+    if PROCESS_TABLE.cgroups is not None:
+        PROCESS_TABLE.cgroups.release(tag_prefix)

@@ -30,12 +30,20 @@ import termios
 import threading
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import Protocol
 
 from ptyprocess import PtyProcess
 
-from .procs import OWNER_VAR, end_processes, prepare_child, processes, task_reads_tty, tasks
+from .procs import (
+    OWNER_VAR,
+    Proc,
+    child_setup,
+    end_marked,
+    end_processes,
+    processes,
+    task_reads_tty,
+    tasks,
+)
 from .pty_stream import AlternateScreenWatch, PtyStream
 from .screen import OutputCoalescer, strip_controls
 from .screen_model import ScreenModel
@@ -237,7 +245,7 @@ class TerminalShell:
             # chdir in preexec_fn: ptyprocess reports its failure to us, while
             # a failing chdir via its cwd= would raise inside the forked child.
             proc = PtyProcess.spawn(argv, env=env, dimensions=self._dimensions,
-                                    preexec_fn=partial(prepare_child, cwd))
+                                    preexec_fn=child_setup(cwd, env))
         except OSError as exc:
             self._remove_files()
             raise ShellStartError(f"Shell {self._shell} could not start in {cwd}: {exc}",
@@ -741,9 +749,14 @@ class TerminalShell:
                 return
             session = self._proc.pid  # the shell leads its own session
             owner = self._env.get(OWNER_VAR)
-            # Its session, plus whatever left it (setsid, daemons) but kept our mark.
-            end_processes(lambda proc: proc.session == session
-                          or (owner is not None and proc.owner == owner), _CLOSE_GRACE)
+
+            def in_session(proc: Proc) -> bool:
+                return proc.session == session
+
+            if owner is None:
+                end_processes(in_session, _CLOSE_GRACE)
+            else:  # plus whatever left it (setsid, daemons) but kept our mark or cgroup
+                end_marked(owner, _CLOSE_GRACE, also=in_session)
 
     # -- files ----------------------------------------------------------------------------
 

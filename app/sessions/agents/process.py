@@ -18,10 +18,9 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping
-from functools import partial
 from typing import Protocol
 
-from ..procs import prepare_child
+from ..procs import child_setup
 from .lines import LineSplitter
 from .parsers import Event, JsonLinesParser, Output, TextParser
 
@@ -69,7 +68,7 @@ class AgentProcess:
             self.argv, cwd=self.cwd, env=self.env,
             stdin=subprocess.PIPE if self.talks else subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True,
-            preexec_fn=partial(prepare_child, self.cwd))
+            preexec_fn=child_setup(self.cwd, self.env))
         self._reader = threading.Thread(target=self._read_loop, daemon=True,
                                         name=f"agent-{self.proc.pid}")
         self._reader.start()

@@ -101,11 +101,12 @@ class Transcript:
         self.answer = None
         entry = self.tool_entries.get(call.call_id)
         if entry is None:
-            # Diffed when the call is first reported: before it runs, the file is as it was.
-            diff = tool_diff(call.name, call.input, self.cwd) if isinstance(call.input, dict) \
+            # The CLI's own diff, else one made when the call is first reported: before it
+            # runs, the file is as it was.
+            made = tool_diff(call.name, call.input, self.cwd) if isinstance(call.input, dict) \
                 else None
-            self.tool_entries[call.call_id] = self.sink.append("tool", call.summary,
-                                                               **call.detail(), diff=diff)
+            self.tool_entries[call.call_id] = self.sink.append(
+                "tool", call.summary, **{"diff": made, **call.detail()})
             return
         entry = {**entry, "text": call.summary, **call.detail()}
         self.tool_entries[call.call_id] = entry
