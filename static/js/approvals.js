@@ -161,7 +161,7 @@ function ApprovalBody({ approval }) {
       dangerouslySetInnerHTML=${{ __html: markdownHtml(String(approval.input.plan || '')) }} />`;
   }
   if (approval.kind === 'question') return null;
-  if (approval.diff) return html`<${DiffView} diff=${approval.diff} label=${'Changes to ' + (approval.input.file_path || 'the file')} />`;
+  if (approval.diff) return html`<${DiffView} diff=${approval.diff} label=${'Changes to ' + (approval.input.file_path || 'the files')} />`;
   return html`<pre class="approval-body approval-input">${inputText(approval)}</pre>`;
 }
 
