@@ -11,6 +11,7 @@ import pytest
 
 from app.sessions.agents.codex_app_server import AppServerParser, RpcReply, RpcRequest
 from app.sessions.agents.parsers import (
+    SLASH_COMMANDS_MAX,
     TOOL_DETAIL_BYTES,
     Conversation,
     Output,
@@ -80,6 +81,20 @@ def test_claude_recorded_turn_gives_answer_usage_and_conversation():
     assert usage.stats["contextWindow"] == 1_000_000
     assert of_type(events, Result) == [
         Result("Hello from mock. MOCKREPLY\n```python\nprint(1)\n```", False, None)]
+
+
+def test_claude_init_gives_the_slash_commands_it_advertises():
+    conversation = of_type(recorded("claude-stream-json",
+                                    "claude-control-protocol-allow.jsonl"), Conversation)[0]
+    assert conversation.slash_commands[:3] == ("deep-research", "update-config", "verify")
+    assert "compact" in conversation.slash_commands and len(conversation.slash_commands) == 25
+    init = {"type": "system", "subtype": "init", "session_id": "s1"}
+    (odd,) = feed("claude-stream-json", {**init, "slash_commands": [
+        "/review", "review", 7, None, "two words", "x" * 101, "", "ok"]})
+    assert odd.slash_commands == ("review", "ok")  # no doubles, no spaces, none too long
+    many = feed("claude-stream-json", {**init, "slash_commands": [f"c{n}" for n in range(999)]})
+    assert len(many[0].slash_commands) == SLASH_COMMANDS_MAX
+    assert feed("claude-stream-json", init) == [Conversation("s1")]  # it did not say
 
 
 def test_claude_tool_call_keeps_its_full_input_and_result():

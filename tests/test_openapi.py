@@ -191,6 +191,7 @@ def test_real_answers_fit_the_response_schemas(server, project, document):
     check(server.api("PUT", "theme", data="id=nord"), "/theme", "put")  # 415
     check(server.api("GET", "themes"), "/themes", "get")
     check(server.api("GET", "commands"), "/commands", "get")
+    check(server.api("GET", "agents"), "/agents", "get")
     check(server.api("GET", "whoami"), "/whoami", "get")
     check(server.api("GET", "audit?limit=3"), "/audit", "get")
     check(server.api("GET", "openapi.json"), "/openapi.json", "get")

@@ -214,10 +214,14 @@ def test_themes_list_switch_and_validate(server):
     assert_error(server.api("PUT", "theme", json={}), 400, "'id'")
 
 
-def test_commands_lists_slash_commands(server):
-    body = server.api("GET", "commands").json()
-    assert body["count"] == len(body["commands"]) > 0
-    assert all(item["command"].startswith("/") for item in body["commands"])
+def test_commands_are_only_the_config_files_own(server, make_server, tmp_path):
+    assert server.api("GET", "commands").json()["commands"] == []  # no fixed list of ours
+    config = tmp_path / "config.toml"
+    config.write_text('[[commands]]\ncommand = "/deploy"\ndescription = "Ship it"\n')
+    configured = make_server("--config", str(config), data_dir=tmp_path / "configured")
+    body = configured.api("GET", "commands").json()
+    assert (body["commands"], body["count"]) == ([{"command": "/deploy",
+                                                   "description": "Ship it"}], 1)
 
 
 def test_history_filters_by_session(server, project):

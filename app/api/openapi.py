@@ -333,9 +333,19 @@ def paths(tool_types: tuple[str, ...] = (TERMINAL_TOOL,),
                 activeThemeId=_STR)),
         },
         "/commands": {
-            "get": _route("Configured slash commands", _ok(
+            "get": _route("The config file's commands (agents' own come with each tab)", _ok(
                 commands={"type": "array", "items": _object(
                     {"command": _STR, "description": _STR}, ("command",))}, count=_INT)),
+        },
+        "/agents": {
+            "get": _route("The agents: their protocol, whether they ask, permission modes and "
+                          "model choice", _ok(agents={"type": "array", "items": _object({
+                              "id": _STR, "protocol": _STR, "canAsk": _BOOL,
+                              "permissionModes": {"type": "array", "items": _STR},
+                              "permissionMode": {"type": ["string", "null"]},
+                              "model": {"type": ["string", "null"]}, "canChooseModel": _BOOL},
+                              ("id", "protocol", "canAsk", "permissionModes",
+                               "canChooseModel"))}, count=_INT)),
         },
         "/whoami": {
             "get": _route("The caller's role: owner, or viewer (a view-only token)",

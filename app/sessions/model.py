@@ -41,6 +41,8 @@ class Tab:
     # default from the config file, else its own).
     permission_mode: str | None = None
     model: str | None = None
+    # The slash commands the agent advertised (names without "/"; None: it never said).
+    slash_commands: list[str] | None = None
     # What "Allow for this session" remembered, and for which conversation (agents.session_rules).
     session_rules: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     session_rules_for: str | None = None
@@ -63,6 +65,7 @@ class Tab:
             "queuedPrompts": [dict(item) for item in self.queue],
             "permissionMode": self.permission_mode,
             "model": self.model,
+            "slashCommands": self.slash_commands,
         }
 
     def doc(self) -> dict[str, Any]:
@@ -91,6 +94,7 @@ class Tab:
             usage_baseline_for=doc.get("usageBaselineFor"),
             permission_mode=doc.get("permissionMode"),
             model=doc.get("model"),
+            slash_commands=doc.get("slashCommands"),
             session_rules=list(doc.get("sessionRules") or []),
             session_rules_for=doc.get("sessionRulesFor"),
         )

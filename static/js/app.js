@@ -8,7 +8,7 @@ import { connect, initialScope, on, refreshSessions, setScope } from './conn.js'
 import { ActionsSheet, Dashboard, NewSessionSheet } from './dashboard.js';
 import { STATE_LABELS, stripAnsi, timeAgo } from './render.js';
 import { navigate, onRoute, parseRoute } from './router.js';
-import { RecentSheet, SessionView, TabSheet, loadNewest } from './session.js';
+import { ModelSheet, RecentSheet, SessionView, TabSheet, loadNewest } from './session.js';
 import { changed, isViewer, logKey, state, subscribe, toast } from './store.js';
 import { ConnBanner, Icon, Sheet, Toasts, html } from './ui.js';
 
@@ -58,6 +58,11 @@ on('event', (event) => {
       clearTimeout(refreshTimer);
       refreshTimer = setTimeout(refreshSessions, 150);
     }
+  }
+  if (event.type === 'approval:requested') {
+    const s = state.sessions.get(event.sessionId);
+    // Same tag as the session's other notes: it replaces "Waiting for your input".
+    if (s) notify(s, `${event.approval.kind === 'permission' ? 'May I' : 'Asks'}: ${event.approval.title}`);
   }
   if (event.type === 'theme:change') applyTheme(event.theme);
 });
@@ -115,7 +120,7 @@ function SettingsSheet() {
     <${SecureContextNote} />
     <h3 class="section-title">Notifications</h3>
     <label class="switch-row"><input type="checkbox" role="switch" checked=${state.notify} onChange=${toggleNotify} />
-      Notify me when a session finishes or waits for input (while this page is in the background)</label>
+      Notify me when a session finishes, waits for input or an agent asks for approval (while this page is in the background)</label>
   </${Sheet}>`;
 }
 
@@ -172,6 +177,7 @@ function SheetHost() {
     case 'history': return html`<${HistorySheet} />`;
     case 'tab': return html`<${TabSheet} id=${sheet.id} tabId=${sheet.tabId} />`;
     case 'recent': return html`<${RecentSheet} id=${sheet.id} insert=${sheet.insert} />`;
+    case 'model': return html`<${ModelSheet} id=${sheet.id} tabId=${sheet.tabId} />`;
     default: return null;
   }
 }
@@ -222,6 +228,8 @@ function start() {
   connect();
   loadRole();
   get('commands').then((data) => { state.commands = data.commands; }).catch(() => {});
+  get('agents').then((data) => { state.agents = new Map(data.agents.map((a) => [a.id, a])); changed(); })
+    .catch(() => {});
   render(html`<${App} />`, document.getElementById('app'));
   if ('serviceWorker' in navigator) {
     navigator.serviceWorker.register(rootUrl('sw.js'), { scope: rootUrl('') }).catch(() => {});

@@ -2,6 +2,7 @@
 
 import { useEffect, useState } from '../vendor/preact/hooks.mjs';
 import { del, get, post, patch } from './api.js';
+import { openApprovals } from './approvals.js';
 import { navigate } from './router.js';
 import { TOOL_LABELS, formatCost, shortPath, stripAnsi, timeAgo } from './render.js';
 import { changed, isViewer, state, toast } from './store.js';
@@ -50,6 +51,11 @@ export function Dashboard() {
       <${Icon} name="plus" /> New session</button>`}`;
 }
 
+/** An agent asks something (an approval is open) or the session waits for input. */
+function needsYou(s) {
+  return s.state === 'waiting_input' || openApprovals(s.id).length > 0;
+}
+
 function Card({ s }) {
   const preview = s.lastResponse ? stripAnsi(s.lastResponse.text).trim() : '';
   const cost = formatCost(s.usageStats);
@@ -59,6 +65,7 @@ function Card({ s }) {
       aria-label=${`${s.name}, ${TOOL_LABELS[s.toolType] || s.toolType}`}>
       <div class="card-row">
         <${StateDot} value=${s.state} />
+        ${needsYou(s) ? html`<span class="badge badge-needs" data-testid="needs-you">Needs you</span>` : null}
         <span class="spacer"></span>
         <span class=${'badge ' + (s.isLive ? 'badge-live' : 'badge-off')}>${s.isLive ? 'Live' : 'Offline'}</span>
       </div>

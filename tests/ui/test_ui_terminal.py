@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -12,6 +13,7 @@ import requests
 from tests.conftest import wait_for
 
 expect = pytest.importorskip("playwright.sync_api").expect
+MODULES = Path(__file__).resolve().parents[2] / "static" / "js"
 PlaywrightTimeout = pytest.importorskip("playwright.sync_api").TimeoutError
 
 
@@ -317,7 +319,9 @@ def test_pwa_files(ui_server, phone):
         }
         return keys;
     }""")
-    assert any(url.endswith("/static/js/app.js") for url in cached)
+    # Every module of the UI, or the page cannot start offline.
+    assert {m.name for m in MODULES.glob("*.js")} <= {
+        url.rsplit("/", 1)[1] for url in cached if "/static/js/" in url}
     assert not any("/api/" in url or url.endswith("/ws") for url in cached)
 
 

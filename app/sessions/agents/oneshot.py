@@ -38,7 +38,7 @@ class ProcessTurn:
               parser: TextParser | JsonLinesParser | None = None) -> AgentProcess:
         """`parser`: the protocol's own (default: the one of the spec's output format)."""
         self.sink = sink
-        self.transcript = Transcript(sink, self.program)
+        self.transcript = Transcript(sink, self.program, turn.cwd)
         self.process = AgentProcess(argv, turn.cwd, turn.env,
                                     parser or make_parser(self.spec.format), self,
                                     turn.interrupt_grace, talks=talks)
