@@ -167,6 +167,24 @@ PATHS: dict[str, dict[str, Any]] = {
         _param("limit", schema={"type": "integer", "minimum": 1, "maximum": 1000}),
         _param("before", schema={"type": "integer"},
                description="only entries with a lower id (the next page)")])},
+    "/push/key": {"get": _op("The server's VAPID public key (base64url), the "
+                             "applicationServerKey of pushManager.subscribe()",
+                             _ok("publicKey"))},
+    "/push/subscriptions": {
+        "get": _op("The kept push subscriptions (id, categories, pushService, createdAt; "
+                   "never their keys or whole endpoint)", _ok("Subscriptions")),
+        "post": _op("Keep a browser's PushSubscription and the categories it wants (201 new; "
+                    "200 the same endpoint again, updated; 409 beyond "
+                    "--push-max-subscriptions)",
+                    _ok("The subscription: id, categories, pushService, createdAt", status="201"),
+                    body=_body({"subscription": _OBJ, "categories": {
+                        "type": "array", "items": {"enum": ["needs_input", "finished",
+                                                           "failed"]}}}, ["subscription"])),
+    },
+    "/push/subscriptions/{subscriptionId}": {
+        "delete": _op("Forget a push subscription", _ok("Deleted"),
+                      [_param("subscriptionId", "path", description="subscription id")]),
+    },
     "/openapi.json": {"get": _op("This document", _ok("OpenAPI 3 document"))},
 }
 

@@ -1,0 +1,229 @@
+"""Web Push through the real server to a stand-in push service on 127.0.0.1: the message is
+encrypted for the browser's keys and signed with the server's VAPID key; categories, the
+page in the foreground and a forgotten subscription are honoured; bad subscriptions are
+refused with 400, and nothing is served without the token."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+import uuid
+
+import pytest
+import requests
+
+from tests.conftest import wait_for
+from tests.push_service import Browser, PushService, vapid_claims
+from tests.test_agents import agent_env, prompt
+from tests.test_approvals import approval_of
+from tests.test_sessions_api import assert_error, create
+from tests.test_terminal_sessions import ready_session, send
+from tests.wsclient import LiveClient
+
+ALL = ["needs_input", "finished", "failed"]
+
+
+@pytest.fixture
+def push_service():
+    service = PushService()
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def pushing(make_server):
+    """A server that may post to a loopback http push service, with a view-only token."""
+    viewer = str(uuid.uuid4())
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         "--interrupt-grace-s", "1", "--push-allow-loopback-http",
+                         env={**agent_env(), "MAESTRO_VIEWER_TOKEN": viewer})
+    server.viewer = viewer
+    return server
+
+
+def subscribe(server, browser: Browser, categories: list[str] | None = None,
+              status: int = 201) -> dict:
+    body = {"subscription": browser.subscription()}
+    if categories is not None:
+        body["categories"] = categories
+    response = server.api("POST", "push/subscriptions", json=body)
+    assert response.status_code == status, response.text
+    return response.json()["subscription"]
+
+
+def kept(server) -> list[dict]:
+    response = server.api("GET", "push/subscriptions")
+    assert response.status_code == 200, response.text
+    return response.json()["subscriptions"]
+
+
+def test_a_failed_command_reaches_the_phone_encrypted_and_signed_by_the_server(
+        pushing, push_service, project):
+    key = pushing.api("GET", "push/key").json()["publicKey"]
+    browser = Browser(push_service)
+    subscription = subscribe(pushing, browser)
+    assert subscription["categories"] == ALL
+    assert subscription["pushService"] == push_service.origin
+    assert "keys" not in subscription and "endpoint" not in subscription
+    sid = ready_session(pushing, project, name="nightly build")
+    send(pushing, sid, "sh -c 'exit 3'")
+    received = push_service.next()
+    assert received.path == browser.endpoint.removeprefix(push_service.origin)
+    assert browser.decrypt(received) == {
+        "title": "nightly build", "body": "Failed (exit 3): sh -c 'exit 3'",
+        "category": "failed", "sessionId": sid, "url": f"session/{sid}"}
+    claims = vapid_claims(received.headers["authorization"], key)
+    assert claims["aud"] == push_service.origin
+    assert claims["sub"] == "https://runmaestro.ai"
+    assert time.time() < claims["exp"] <= time.time() + 24 * 3600
+    assert int(received.headers["ttl"]) > 0
+    # The key is made once, kept private, and survives a restart (phones stay subscribed).
+    path = pushing.data_dir / "vapid.pem"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    pushing.stop()
+    pushing.start()
+    assert pushing.api("GET", "push/key").json()["publicKey"] == key
+    assert [item["id"] for item in kept(pushing)] == [subscription["id"]]
+
+
+def test_a_category_that_is_off_is_not_pushed(pushing, push_service, project):
+    browser = Browser(push_service)
+    subscribe(pushing, browser, ["failed"])
+    sid = ready_session(pushing, project)
+    send(pushing, sid, "true")  # finished: not wanted
+    send(pushing, sid, "false")
+    assert browser.decrypt(push_service.next())["category"] == "failed"  # the first one
+
+
+def test_no_push_about_a_session_a_page_shows_in_the_foreground(pushing, push_service, project):
+    browser = Browser(push_service)
+    subscribe(pushing, browser)
+    sid = ready_session(pushing, project)
+    page = LiveClient(pushing, session_id=sid)
+    try:
+        shown = page.request({"type": "presence", "sessionId": sid, "visible": True},
+                             "presence_result")
+        assert shown["success"] is True
+        send(pushing, sid, "false")  # the user is looking: no push
+        page.wait_for(lambda m: m["type"] == "history:added")
+        page.request({"type": "presence", "sessionId": sid, "visible": False},
+                     "presence_result")
+        send(pushing, sid, "true")  # the phone is locked now
+        assert browser.decrypt(push_service.next())["category"] == "finished"
+        bad = page.request({"type": "presence", "sessionId": sid}, "presence_result")
+        assert bad["success"] is False and bad["statusCode"] == 400
+    finally:
+        page.close()
+
+
+def test_a_shell_waiting_for_input_and_an_agent_asking_both_need_the_user(
+        pushing, push_service, project):
+    browser = Browser(push_service)
+    subscribe(pushing, browser, ["needs_input"])
+    sid = ready_session(pushing, project, name="deploy")
+    send(pushing, sid, "read answer")
+    notice = browser.decrypt(push_service.next())
+    assert notice["category"] == "needs_input" and notice["title"] == "deploy"
+    assert notice["body"] == "Waiting for your input"
+    agent = create(pushing, project, name="agent", toolType="claude-code")["id"]
+    prompt(pushing, agent, "ask to touch")
+    approval = approval_of(pushing, agent)
+    notice = browser.decrypt(push_service.next())
+    assert notice == {**notice, "sessionId": agent, "title": "agent",
+                      "body": approval["title"]}
+
+
+def test_a_subscription_the_push_service_forgot_is_removed(pushing, push_service, project):
+    subscribe(pushing, Browser(push_service))
+    push_service.status = 410
+    sid = ready_session(pushing, project)
+    send(pushing, sid, "true")
+    push_service.next()
+    wait_for(lambda: kept(pushing) == [])
+
+
+def test_one_browser_subscribes_once_and_can_unsubscribe(pushing, push_service):
+    browser = Browser(push_service)
+    first = subscribe(pushing, browser, ["finished"])
+    again = subscribe(pushing, browser, ["failed", "needs_input"], status=200)
+    assert again["id"] == first["id"] and again["categories"] == ["needs_input", "failed"]
+    assert len(kept(pushing)) == 1
+    response = pushing.api("DELETE", f"push/subscriptions/{first['id']}")
+    assert response.status_code == 200 and response.json()["success"] is True
+    assert kept(pushing) == []
+    assert_error(pushing.api("DELETE", f"push/subscriptions/{first['id']}"), 404, "not found")
+
+
+def _with(subscription: dict, **changes) -> dict:
+    keys = {**subscription["keys"], **changes.pop("keys", {})}
+    return {**subscription, **changes, "keys": keys}
+
+
+def test_bad_subscriptions_are_refused_with_a_clear_400(pushing, push_service):
+    good = Browser(push_service).subscription()
+    off_curve = "BA" + "A" * 85  # 65 bytes, 0x04 then zeros: not a point on P-256
+    cases = [
+        ({}, "'subscription' is required"),
+        ({"subscription": "x"}, "'subscription' is required"),
+        ({"subscription": _with(good, endpoint="http://push.example.com/x")}, "https URL"),
+        ({"subscription": _with(good, endpoint="ftp://127.0.0.1/x")}, "https URL"),
+        ({"subscription": _with(good, endpoint="https://u:p@push.example.com/x")},
+         "no user name"),
+        ({"subscription": _with(good, endpoint="https://push.example.com/" + "a" * 2100)},
+         "longer than 2048"),
+        ({"subscription": _with(good, endpoint="https://push.example.com:x/")}, "valid URL"),
+        ({"subscription": _with(good, endpoint=5)}, "push service's URL"),
+        ({"subscription": {**good, "keys": None}}, "'subscription.keys' must be an object"),
+        ({"subscription": _with(good, keys={"p256dh": "not base64!"})}, "base64url"),
+        ({"subscription": _with(good, keys={"p256dh": "AAAA"})}, "65 bytes, not 3"),
+        ({"subscription": _with(good, keys={"p256dh": off_curve})}, "not a P-256 public key"),
+        ({"subscription": _with(good, keys={"auth": "A" * 300})}, "base64url"),
+        ({"subscription": _with(good, keys={"auth": "AAAA"})}, "16 bytes, not 3"),
+        ({"subscription": good, "categories": []}, "non-empty list"),
+        ({"subscription": good, "categories": "failed"}, "non-empty list"),
+        ({"subscription": good, "categories": ["failed", "lunch"]}, "Unknown category 'lunch'"),
+    ]
+    for body, fragment in cases:
+        assert_error(pushing.api("POST", "push/subscriptions", json=body), 400, fragment)
+    not_json = pushing.api("POST", "push/subscriptions", data="{",
+                           headers={"Content-Type": "application/json"})
+    assert_error(not_json, 400, "not valid JSON")
+    assert kept(pushing) == []
+
+
+def test_loopback_http_needs_the_setting_and_the_count_is_capped(make_server, push_service):
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         "--push-max-subscriptions", "2")
+    local = Browser(push_service).subscription()
+    assert_error(server.api("POST", "push/subscriptions", json={"subscription": local}), 400,
+                 "--push-allow-loopback-http")
+    for n in range(2):
+        sub = {**local, "endpoint": f"https://push.example.com/{n}"}
+        response = server.api("POST", "push/subscriptions", json={"subscription": sub})
+        assert response.status_code == 201, response.text
+    third = {**local, "endpoint": "https://push.example.com/3"}
+    assert_error(server.api("POST", "push/subscriptions", json={"subscription": third}), 409,
+                 "limit 2")
+
+
+def test_push_routes_need_the_token_refuse_a_viewer_and_are_rate_limited(
+        pushing, push_service, make_server, tmp_path):
+    body = {"subscription": Browser(push_service).subscription()}
+    for method, path in (("GET", "push/key"), ("GET", "push/subscriptions"),
+                         ("POST", "push/subscriptions"), ("DELETE", "push/subscriptions/x")):
+        response = requests.request(method, f"{pushing.base}/api/{path}", json=body,
+                                    allow_redirects=False, timeout=10)
+        assert response.status_code == 302, (method, path)
+        wrong = requests.request(method, f"{pushing.base}/{uuid.uuid4()}/api/{path}",
+                                 json=body, allow_redirects=False, timeout=10)
+        assert wrong.status_code == 302, (method, path)
+    as_viewer = requests.post(f"{pushing.base}/{pushing.viewer}/api/push/subscriptions",
+                              json=body, timeout=10)
+    assert as_viewer.status_code == 403
+    assert kept(pushing) == []
+    limited = make_server("--token", str(uuid.uuid4()), "--rate-limit-post", "2",
+                          "--push-allow-loopback-http", data_dir=tmp_path / "limited")
+    statuses = [limited.api("POST", "push/subscriptions", json=body).status_code
+                for _ in range(3)]
+    assert statuses == [201, 200, 429]
