@@ -18,7 +18,7 @@ from tests.push_service import Browser, PushService, vapid_claims
 from tests.test_agents import agent_env, prompt
 from tests.test_approvals import approval_of
 from tests.test_sessions_api import assert_error, create
-from tests.test_terminal_sessions import ready_session, send
+from tests.test_terminal_sessions import history, ready_session, send
 from tests.wsclient import LiveClient
 
 ALL = ["needs_input", "finished", "failed"]
@@ -50,6 +50,14 @@ def subscribe(server, browser: Browser, categories: list[str] | None = None,
     response = server.api("POST", "push/subscriptions", json=body)
     assert response.status_code == status, response.text
     return response.json()["subscription"]
+
+
+def run(server, sid: str, command: str) -> None:
+    """Run a command in the session's shell and wait until it has finished (one command at
+    a time: a second one sent while the first runs would be typed into it)."""
+    before = len(history(server, sid))
+    send(server, sid, command)
+    wait_for(lambda: len(history(server, sid)) > before)
 
 
 def kept(server) -> list[dict]:
@@ -91,8 +99,8 @@ def test_a_category_that_is_off_is_not_pushed(pushing, push_service, project):
     browser = Browser(push_service)
     subscribe(pushing, browser, ["failed"])
     sid = ready_session(pushing, project)
-    send(pushing, sid, "true")  # finished: not wanted
-    send(pushing, sid, "false")
+    run(pushing, sid, "true")  # finished: not wanted
+    run(pushing, sid, "false")
     assert browser.decrypt(push_service.next())["category"] == "failed"  # the first one
 
 
@@ -105,8 +113,7 @@ def test_no_push_about_a_session_a_page_shows_in_the_foreground(pushing, push_se
         shown = page.request({"type": "presence", "sessionId": sid, "visible": True},
                              "presence_result")
         assert shown["success"] is True
-        send(pushing, sid, "false")  # the user is looking: no push
-        page.wait_for(lambda m: m["type"] == "history:added")
+        run(pushing, sid, "false")  # the user is looking: no push
         page.request({"type": "presence", "sessionId": sid, "visible": False},
                      "presence_result")
         send(pushing, sid, "true")  # the phone is locked now

@@ -2,11 +2,11 @@
 
 The bus calls `on_event` under its lock for every event, so it only picks the few that
 matter and queues a Notice (a bounded queue: when the push services are slow, newer
-notices are dropped and counted, never waited for). One worker thread takes them in order,
-skips a session that some page shows in the foreground, and posts an encrypted message
-(RFC 8291, VAPID RFC 8292, via pywebpush) to each subscription that wants the category, each
-post bounded by --push-timeout-s. A push service that answers 404 or 410 has forgotten the
-subscription: we forget it too.
+notices are dropped and counted, never waited for); an event about a session that some page
+shows in the foreground at that moment calls for none. One worker thread takes the notices in
+order and posts an encrypted message (RFC 8291, VAPID RFC 8292, via pywebpush) to each
+subscription that wants the category, each post bounded by --push-timeout-s. A push service
+that answers 404 or 410 has forgotten the subscription: we forget it too.
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ class PushNotifier:
     def on_event(self, event: Event) -> None:
         """The bus's listener: queue the event's notice, never block."""
         notice = notice_for(event, self._shell_state)
-        if notice is None or not notice.session_id:
-            return
+        if notice is None or not notice.session_id or self._in_view(notice.session_id):
+            return  # in view: the user saw it happen, whenever the push would go out
         try:
             self._queue.put_nowait(notice)
         except queue.Full:
@@ -123,8 +123,6 @@ class PushNotifier:
                 logger.exception("push: delivering a notification failed")
 
     def _deliver(self, notice: Notice) -> None:
-        if self._in_view(notice.session_id):
-            return
         name = self._session_name(notice.session_id)
         if name is None:
             return
