@@ -275,3 +275,12 @@ def test_a_ca_made_before_name_constraints_is_kept_with_a_warning(tmp_path, capl
     assert _verifies(files.ca_cert, x509.load_pem_x509_certificate(
         Path(files.cert).read_bytes()), x509.DNSName("box"))
     assert "predates name constraints" in caplog.text
+
+
+def test_plain_http_to_the_https_port_gets_a_one_line_hint(tls_server):
+    response = requests.get(f"http://127.0.0.1:{tls_server.port}/{tls_server.token}/api/whoami",
+                            timeout=10, allow_redirects=False)
+    assert response.status_code == 400
+    assert response.text == ("This server speaks HTTPS only: open the same address with "
+                             "https:// instead of http://.\n")
+    assert tls_server.api("GET", "whoami").status_code == 200  # HTTPS goes on as before

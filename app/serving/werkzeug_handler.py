@@ -9,6 +9,7 @@ import ssl
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 
 from . import SERVER_NAME
+from .plain_http import answer_plain_http, is_plain_http
 from .slow_clients import ConnectionGate, HeadWatchdog, too_many_connections
 
 
@@ -42,6 +43,11 @@ def request_handler(gate: ConnectionGate) -> type[WSGIRequestHandler]:
             self._ticket = watchdog.watch(self.connection, gate.timeout_s)
             try:
                 super().handle_one_request()
+            except ssl.SSLError as error:  # the TLS handshake happens on the first read
+                if not is_plain_http(error):
+                    raise
+                answer_plain_http(self.connection)
+                self.close_connection = True
             finally:
                 self._end_head()
 
