@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.conftest import wait_for
-from tests.push_service import Browser, PushService, vapid_claims
+from tests.push_service import Browser, vapid_claims
 from tests.test_agents import agent_env, prompt
 from tests.test_approvals import approval_of
 from tests.test_sessions_api import assert_error, create
@@ -22,13 +22,6 @@ from tests.test_terminal_sessions import history, ready_session, send
 from tests.wsclient import LiveClient
 
 ALL = ["needs_input", "finished", "failed"]
-
-
-@pytest.fixture
-def push_service():
-    service = PushService()
-    yield service
-    service.close()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import wait_for
-from tests.push_service import Browser, PushService, b64url
+from tests.push_service import Browser, b64url
 from tests.test_push import kept, run, subscribe
 from tests.test_sessions_api import create
 from tests.test_terminal_sessions import ready_session
@@ -39,13 +39,6 @@ PushManager.prototype.subscribe = async function (options) {
 };
 """
 SW_READY = "navigator.serviceWorker.ready.then(() => true)"
-
-
-@pytest.fixture
-def push_service():
-    service = PushService()
-    yield service
-    service.close()
 
 
 @pytest.fixture
