@@ -43,11 +43,14 @@ class Received:
 
 
 class PushService:
-    """A threaded HTTP server: POST /push/<anything> is recorded and answered `status`."""
+    """A threaded HTTP server: POST /push/<anything> is recorded and answered `status`;
+    while `answering` is clear, each request waits for it (a push service that hangs)."""
 
     def __init__(self) -> None:
         self.status = 201
         self.received: queue.Queue[Received] = queue.Queue()
+        self.answering = threading.Event()
+        self.answering.set()
         service = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,6 +59,7 @@ class PushService:
                 body = self.rfile.read(length)
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 service.received.put(Received(self.path, headers, body))
+                service.answering.wait(RECEIVE_TIMEOUT_S)
                 self.send_response(service.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -73,6 +77,7 @@ class PushService:
         return self.received.get(timeout=RECEIVE_TIMEOUT_S)
 
     def close(self) -> None:
+        self.answering.set()
         self._server.shutdown()
         self._server.server_close()
 

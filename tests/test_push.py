@@ -143,6 +143,39 @@ def test_a_subscription_the_push_service_forgot_is_removed(pushing, push_service
     wait_for(lambda: kept(pushing) == [])
 
 
+def test_a_hanging_push_service_costs_one_timeout_and_never_holds_up_the_server(
+        make_server, push_service, project):
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         "--push-allow-loopback-http", "--push-timeout-s", "1")
+    browser = Browser(push_service)
+    subscribe(server, browser)
+    sid = ready_session(server, project)
+    push_service.answering.clear()  # it takes requests and never answers
+    run(server, sid, "false")
+    assert browser.decrypt(push_service.next())["category"] == "failed"
+    run(server, sid, "true")  # the server still works, and gave up on the first push:
+    assert browser.decrypt(push_service.next())["category"] == "finished"
+
+
+def test_notices_beyond_the_queue_are_dropped_while_the_push_service_is_slow(
+        make_server, push_service, project):
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         "--push-allow-loopback-http", "--push-queue-size", "1")
+    browser = Browser(push_service)
+    subscribe(server, browser)
+    sid = ready_session(server, project)
+    push_service.answering.clear()
+    run(server, sid, "false")
+    push_service.next()  # the worker waits on this one
+    run(server, sid, "echo queued")  # waits in the queue
+    run(server, sid, "echo dropped")  # the queue is full: dropped
+    push_service.answering.set()
+    run(server, sid, "echo after")
+    bodies = [browser.decrypt(push_service.next())["body"] for _ in range(2)]
+    assert bodies == ["Finished: echo queued", "Finished: echo after"]
+    assert "1 notification(s) dropped" in server.log_text
+
+
 def test_one_browser_subscribes_once_and_can_unsubscribe(pushing, push_service):
     browser = Browser(push_service)
     first = subscribe(pushing, browser, ["finished"])

@@ -121,6 +121,7 @@ function NotificationSettings() {
   };
   const subscribe = (wanted) => run(async () => {
     const saved = await enablePush(wanted);
+    if (state.notify) { state.notify = false; save('notify', false); } // push covers it now
     setKept({ id: saved.id, categories: saved.categories });
     setCategories(saved.categories);
   });
