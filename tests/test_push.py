@@ -5,6 +5,7 @@ refused with 400, and nothing is served without the token."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
@@ -186,6 +187,10 @@ def test_one_browser_subscribes_once_and_can_unsubscribe(pushing, push_service):
     assert response.status_code == 200 and response.json()["success"] is True
     assert kept(pushing) == []
     assert_error(pushing.api("DELETE", f"push/subscriptions/{first['id']}"), 404, "not found")
+    audit = (pushing.data_dir / "audit.log").read_text()
+    actions = [json.loads(line)["action"] for line in audit.splitlines()]
+    assert actions == ["push_subscribe", "push_subscribe", "push_unsubscribe", "push_unsubscribe"]
+    assert browser.endpoint not in audit and browser.subscription()["keys"]["auth"] not in audit
 
 
 def _with(subscription: dict, **changes) -> dict:

@@ -23,14 +23,14 @@ def push_key():
 
 
 @bp.get("/push/subscriptions")
-def subscriptions():
+def push_subscriptions():
     """The kept subscriptions (a page checks that its browser's is still among them)."""
     kept = [public(item) for item in services().store.push_subscriptions()]
     return ok({"subscriptions": kept, "count": len(kept)})
 
 
 @bp.post("/push/subscriptions")
-def subscribe():
+def push_subscribe():
     svc = services()
     doc = parse_subscription(json_body(), svc.settings.push_allow_loopback_http)
     limit = svc.settings.push_max_subscriptions
@@ -43,7 +43,7 @@ def subscribe():
 
 
 @bp.delete("/push/subscriptions/<subscription_id>")
-def unsubscribe(subscription_id: str):
+def push_unsubscribe(subscription_id: str):
     if not services().store.delete_push_subscription(subscription_id):
         raise ApiError(404, f"Push subscription '{subscription_id[:64]}' not found")
     return ok({"success": True, "id": subscription_id})
