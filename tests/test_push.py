@@ -10,6 +10,7 @@ import os
 import stat
 import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -103,19 +104,23 @@ def test_no_push_about_a_session_a_page_shows_in_the_foreground(pushing, push_se
     subscribe(pushing, browser)
     sid = ready_session(pushing, project)
     page = LiveClient(pushing, session_id=sid)
+    viewer = LiveClient(SimpleNamespace(port=pushing.port, token=pushing.viewer), session_id=sid)
     try:
         shown = page.request({"type": "presence", "sessionId": sid, "visible": True},
                              "presence_result")
         assert shown["success"] is True
+        viewer.request({"type": "presence", "sessionId": sid, "visible": True},
+                       "presence_result")
         run(pushing, sid, "false")  # the user is looking: no push
         page.request({"type": "presence", "sessionId": sid, "visible": False},
                      "presence_result")
-        send(pushing, sid, "true")  # the phone is locked now
+        send(pushing, sid, "true")  # the phone is locked now (a viewer's page holds nothing)
         assert browser.decrypt(push_service.next())["category"] == "finished"
         bad = page.request({"type": "presence", "sessionId": sid}, "presence_result")
         assert bad["success"] is False and bad["statusCode"] == 400
     finally:
         page.close()
+        viewer.close()
 
 
 def test_a_shell_waiting_for_input_and_an_agent_asking_both_need_the_user(

@@ -148,14 +148,15 @@ class MessageHandler:
 
     def _presence(self, message: dict[str, Any]) -> dict[str, Any]:
         """The page says which session it shows (null: the dashboard) and whether it is in
-        the foreground: no push about a session a page shows in the foreground."""
+        the foreground: no push about a session an owner's page shows in the foreground."""
         session_id = _optional_text(message, "sessionId")
         visible = message.get("visible")
         if not isinstance(visible, bool):
             raise ApiError(400, "'visible' is required and must be true or false")
         if session_id is not None:
             self.services.manager.get(session_id)
-        self.client.presence = (session_id, visible)
+        # A viewer watching holds back no push: the owner is not the one looking.
+        self.client.presence = (session_id, visible) if self.role == OWNER else (None, False)
         return {"type": "presence_result", "success": True, "sessionId": session_id,
                 "visible": visible}
 

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 GONE = (404, 410)  # the push service no longer knows the subscription
 TTL_S = 6 * 3600  # how long a push service keeps a message for a phone that is off
-REASON_MAX_CHARS = 200
+REASON_MAX_CHARS = 200  # per line: a push message holds about 4 KB
 WAITING_REASON = "Waiting for your input"
 
 
@@ -51,7 +51,7 @@ def notice_for(event: Event, shell_state: Callable[[str], str]) -> Notice | None
     if kind == "approval:requested":
         approval = event.get("approval") or {}
         reason = approval.get("title") or approval.get("tool") or "An agent asks for approval"
-        return Notice("needs_input", session_id, str(reason))
+        return Notice("needs_input", session_id, first_line(str(reason)))
     if (kind == "session:state" and event.get("state") == "waiting_input"
             and event.get("previousState") != "waiting_input"
             and shell_state(session_id) == "waiting_input"):
@@ -127,7 +127,7 @@ class PushNotifier:
         if name is None:
             return
         payload = json.dumps({
-            "title": name, "body": notice.reason, "category": notice.category,
+            "title": first_line(name), "body": notice.reason, "category": notice.category,
             "sessionId": notice.session_id, "url": f"session/{notice.session_id}",
         }, separators=(",", ":"))
         for subscription in self.store.push_subscriptions(notice.category):
