@@ -142,3 +142,11 @@ def test_the_service_worker_shows_a_push_for_its_session(phone, push_server, pro
     # The page was paired (the token traded for a cookie): the app lives at the root.
     assert shown == [{"title": "nightly", "body": "Failed (exit 1): make",
                       "tag": f"maestro-{sid}", "url": f"{push_server.base}/session/{sid}"}]
+    # Tapping it: the worker's notificationclick handler, given the notification it showed (a
+    # script-made event: its waitUntil() throws, but the handler has run by then).
+    (worker,) = page.context.service_workers
+    worker.evaluate("""self.registration.getNotifications().then(([notification]) => {
+        try { self.dispatchEvent(new NotificationEvent('notificationclick', {notification})); }
+        catch (err) { /* waitUntil() of an untrusted event */ } })""")
+    page.wait_for_url(f"{push_server.base}/session/{sid}")
+    page.wait_for_function(f"window.maestro.state.route.id === '{sid}'")
