@@ -18,7 +18,16 @@ from typing import Any
 
 from .errors import now_ms
 
-Event = dict[str, Any]
+
+class Event(dict[str, Any]):
+    """A published event: its fields, and its JSON text, made once under the bus lock and
+    sent as is to every client (and measured for the replay buffer) instead of once each."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        super().__init__(fields)
+        self.text = json.dumps(fields, separators=(",", ":"))
 
 
 class ClientQueue:
@@ -135,7 +144,8 @@ class EventBus:
                 self._reserve(self._seq + SEQ_BLOCK)
                 self._reserved = self._seq + SEQ_BLOCK
             self._seq += 1
-            event = {"type": event_type, "seq": self._seq, "timestamp": now_ms(), **fields}
+            event = Event({"type": event_type, "seq": self._seq, "timestamp": now_ms(),
+                           **fields})
             self._remember(event)
             for queue in list(self._queues):
                 if queue.accept is not None and not queue.accept(event):
@@ -148,7 +158,7 @@ class EventBus:
 
     def _remember(self, event: Event) -> None:
         """Keep the event for resume, dropping the oldest beyond either bound."""
-        size = len(json.dumps(event, separators=(",", ":")))
+        size = len(event.text)
         self._replay.append(event)
         self._replay_sizes.append(size)
         self._replay_total += size

@@ -72,7 +72,8 @@ SCRIPTS: dict[str, Reply] = {
 MARKER = re.compile(r"\[\[[a-z0-9:_-]+\]\]")
 # The tools each CLI offers that run a command or write a file, most fitting first.
 SHELL_TOOLS = ("Bash", "bash", "exec_command", "shell", "run_shell_command")
-WRITE_TOOLS = ("Write", "write", "write_file")
+# Codex's apply_patch (offered for the models it knows) is a freeform tool: a patch as text.
+WRITE_TOOLS = ("Write", "write", "write_file", "apply_patch")
 LIST_TOOLS = ("list_directory",)  # gemini offers no shell tool without a terminal
 
 
@@ -276,7 +277,13 @@ class _Handler(BaseHTTPRequestHandler):
         def events() -> Iterator[tuple[str, Any]]:
             yield "response.created", {"type": "response.created",
                                        "response": {"id": response_id}}
-            if call:
+            if call and tools[call[0]].get("type") == "custom":
+                item = {"type": "custom_tool_call", "id": "ctc_" + uuid.uuid4().hex[:12],
+                        "call_id": "call_" + uuid.uuid4().hex[:12], "name": call[0],
+                        "input": call[1]["input"]}
+                yield "response.output_item.done", {"type": "response.output_item.done",
+                                                    "output_index": 0, "item": item}
+            elif call:
                 item = {"type": "function_call", "id": "fc_" + uuid.uuid4().hex[:12],
                         "call_id": "call_" + uuid.uuid4().hex[:12], "name": call[0],
                         "arguments": json.dumps(call[1])}
@@ -463,6 +470,10 @@ def _tool_call(reply: Reply, tools: dict[str, Any], schema_of) -> tuple[str, dic
         name = next((n for n in WRITE_TOOLS if n in tools), None)
         if name is None:
             return None
+        if name == "apply_patch":
+            added = "".join(f"+{line}\n" for line in request.write_text.splitlines())
+            return name, {"input": f"*** Begin Patch\n*** Add File: {request.write_path}\n"
+                                   f"{added}*** End Patch\n"}
         props = schema_of(tools[name]).get("properties") or {}
         path_key = next((k for k in ("file_path", "filePath", "path") if k in props), "path")
         return name, {path_key: request.write_path, "content": request.write_text}

@@ -260,8 +260,16 @@ def test_codex_turns_stream_and_resume_the_thread(agents, project):
     assert detail(agents, sid)["usageStats"]["inputTokens"] == 100
     prompt(agents, sid, "fail")
     failed = turns_done(agents, sid, 3)[2]
-    assert failed["success"] is False and failed["exitCode"] == 1
+    assert failed["success"] is False  # the turn failed; the app-server itself exits 0
     assert ("error", "stream disconnected") in ai_log(agents, sid)
+    # A request Codex refuses, or a server that ends mid-turn: a failed turn that says why.
+    prompt(agents, sid, "refuse")
+    prompt(agents, sid, "vanish")
+    refused, vanished = turns_done(agents, sid, 5)[3:]
+    assert refused["success"] is False and vanished["success"] is False
+    log = ai_log(agents, sid)
+    assert ("error", "codex app-server refused turn/start: bad input") in log
+    assert ("error", "codex app-server ended before the turn finished") in log
 
 
 def test_gemini_deltas_are_joined_and_the_session_resumed(agents, project):

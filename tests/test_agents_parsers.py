@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from app.sessions.agents.codex_app_server import AppServerParser, RpcReply, RpcRequest
 from app.sessions.agents.parsers import (
     TOOL_DETAIL_BYTES,
     Conversation,
@@ -136,6 +137,92 @@ def test_codex_failed_command_shows_its_exit_code():
     assert done.is_error and done.summary == "$ false\n→ (no output) (exit code 1)"
 
 
+def app_server_events(name: str) -> tuple[AppServerParser, list]:
+    """A recorded `codex app-server` stdout, fed to the adapter's parser."""
+    parser = AppServerParser("/project/work")
+    lines = (RECORDINGS / name).read_text(encoding="utf-8").split("\n")
+    return parser, [event for line in lines for event in parser.feed(line)]
+
+
+def test_codex_app_server_file_change_is_a_request_with_its_diff_and_usage_per_response():
+    parser, events = app_server_events("codex-app-server-write.jsonl")
+    (asked,) = of_type(events, RpcRequest)
+    assert asked.method == "item/fileChange/requestApproval"
+    (change,) = parser.file_changes[asked.params["itemId"]]
+    assert change["kind"] == {"type": "add"}
+    started, done = [e for e in of_type(events, ToolCall) if e.name == "file_change"]
+    assert started.summary == "Add /project/work/notes.md" and not started.done
+    assert done.summary == "Add /project/work/notes.md\n→ done"
+    assert done.detail()["diff"] == ("--- /dev/null\n+++ b/notes.md\n@@ -0,0 +1,2 @@\n"
+                                     "+# Notes\n+written\n")
+    # The answer streams as deltas, once; the turn ends completed.
+    assert [e.text for e in of_type(events, Output) if e.source == "ai"] == ["Wrote notes.md."]
+    assert of_type(events, Result) == [Result(None, False)]
+    assert of_type(events, Conversation)
+    assert {reply.id for reply in of_type(events, RpcReply)} == {1, 2, 3}
+    # One usage per model response (the call, then the answer): cached input taken out.
+    usages = of_type(events, Usage)
+    assert len(usages) == 2 and not any(u.cumulative for u in usages)
+    assert usages[0].stats == {"inputTokens": 100, "outputTokens": 30,
+                               "cacheReadInputTokens": 20, "cacheCreationInputTokens": 0,
+                               "totalCostUsd": 0.0, "contextWindow": usages[0].stats[
+                                   "contextWindow"]}
+    assert usages[0].stats["contextWindow"] > 0
+
+
+def test_codex_app_server_declined_command_is_a_failed_tool_call():
+    _, events = app_server_events("codex-app-server-declined.jsonl")
+    (asked,) = of_type(events, RpcRequest)
+    assert asked.method == "item/commandExecution/requestApproval"
+    assert "touch approved.txt" in asked.params["command"]
+    done = [e for e in of_type(events, ToolCall) if e.done]
+    assert [call.summary for call in done] == [
+        "$ /bin/bash -lc 'touch approved.txt'\n→ (no output) (declined)"]
+    assert done[0].is_error
+    assert Output("system", "Model metadata for `m` not found. Defaulting to fallback metadata; "
+                            "this can degrade performance and cause issues.") in events
+
+
+def test_codex_app_server_failed_and_interrupted_turns():
+    parser = AppServerParser("/w")
+
+    def feed_one(method: str, **params) -> list:
+        return parser.feed(json.dumps({"method": method, "params": params}))
+
+    assert feed_one("error", error={"message": "retrying"}, willRetry=True) == [
+        Output("system", "retrying")]
+    assert feed_one("error", error={"message": "stream disconnected"}, willRetry=False) == []
+    assert feed_one("turn/completed", turn={"status": "failed", "error": None}) == [
+        Result(None, True, "stream disconnected")]
+    assert feed_one("turn/completed", turn={"status": "interrupted"}) == [Result(None, True)]
+
+
+def test_codex_app_server_messages_of_any_shape_are_read_without_failing():
+    parser = AppServerParser("/w")
+
+    def read(message) -> list:
+        return parser.feed(message if isinstance(message, str) else json.dumps(message))
+
+    def completed(**item) -> list:
+        return read({"method": "item/completed", "params": {"item": item}})
+
+    assert read("codex says hi") == [Output("stdout", "codex says hi")]
+    assert read({"id": [1], "result": 1}) == [RpcReply([1], 1, None)]
+    assert completed(type="fileChange", changes="x") == []
+    assert completed(type="reasoning", summary="not a list") == []
+    (change,) = completed(type="fileChange", changes=[{"kind": "add", "path": 5, "diff": None}])
+    assert change.summary == "Edit 5\n→ done" and change.diff.startswith("--- a/5")
+    (mcp,) = completed(type="mcpToolCall", error="boom", result=[1])
+    assert mcp.is_error and mcp.result == "boom"
+    assert read({"method": "turn/completed", "params": {"turn": "x"}}) == [
+        Result(None, True, "the turn failed")]
+    (counted,) = read({"method": "thread/tokenUsage/updated", "params": {
+        "tokenUsage": {"last": {"inputTokens": "many", "outputTokens": 3}}}})
+    assert counted.stats["inputTokens"] == 0 and counted.stats["outputTokens"] == 3
+    assert read({"method": "item/started", "params": {"item": "x"}}) == []
+    assert read({"method": "thread/started", "params": "x"}) == []
+
+
 def test_gemini_tool_result_without_output_is_shown_as_done():
     events = recorded("gemini-stream-json", "gemini-tool-ls.jsonl")
     started, done = of_type(events, ToolCall)
@@ -237,11 +324,10 @@ def test_usage_sums_and_tool_lines():
 
 
 def test_argv_templates_drop_the_resume_pair_on_the_first_turn():
-    codex = builtin_agents()["codex"]
-    assert codex.argv("hi", None) == ["codex", "exec", "--json", "--skip-git-repo-check",
-                                      "--", "hi"]
-    assert codex.argv("hi", "T") == ["codex", "exec", "--json", "--skip-git-repo-check",
-                                     "resume", "T", "--", "hi"]
+    opencode = builtin_agents()["opencode"]
+    assert opencode.argv("hi", None) == ["opencode", "run", "--format", "json", "--", "hi"]
+    assert opencode.argv("hi", "T") == ["opencode", "run", "--format", "json",
+                                        "--session", "T", "--", "hi"]
     custom = agents_from_config({
         "mine": {"command": "my-agent --session={agentSessionId} {args} -- {prompt}",
                  "args": "--fast", "env": {"A": "1"}},
@@ -269,14 +355,14 @@ def test_a_command_with_the_prompt_in_it_runs_once_per_prompt_and_modes_are_chec
         "claude-code"].permission_mode == "plan"
     for table, message in (
             ({"claude-code": {"permission_mode": "yolo"}}, "must be one of default"),
-            ({"codex": {"permission_mode": "plan"}}, "cannot ask for approval"),
+            ({"aider": {"permission_mode": "plan"}}, "cannot ask for approval"),
+            ({"codex": {"permission_mode": "plan"}}, "must be one of untrusted"),
             ({"claude-code": {"model": ""}}, "'model' must be a non-empty string")):
         with pytest.raises(ValueError, match=message):
             agents_from_config(table)
 
 
 @pytest.mark.parametrize(("agent", "tail"), [
-    ("codex", ["--", "-v please"]),
     ("gemini-cli", ["--prompt=-v please"]),
     ("aider", ["--message=-v please"]),
     ("opencode", ["--", "-v please"]),
@@ -288,7 +374,8 @@ def test_a_prompt_starting_with_a_dash_is_never_an_option(agent, tail):
 def test_first_run_refusals_are_avoided_and_aider_asks_nothing_by_default():
     agents = builtin_agents()
     assert "--skip-trust" in agents["gemini-cli"].argv("p", None)
-    assert "--skip-git-repo-check" in agents["codex"].argv("p", None)
+    # Codex's app-server gets the prompt in a JSON-RPC message and runs outside a git repo.
+    assert agents["codex"].argv("p", None) == ["codex", "app-server"]
     aider = agents["aider"].argv("p", None)
     for flag in ("--restore-chat-history", "--no-auto-commits", "--no-gitignore",
                  "--no-suggest-shell-commands"):

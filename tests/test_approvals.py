@@ -238,8 +238,8 @@ def test_permission_mode_and_model_per_tab(asking, project):
             ({"model": 3}, 400, "'model' must be a non-empty string")):
         refused = asking.api("PATCH", f"session/{sid}/tabs/{tab}", json=body)
         assert (refused.status_code, message in refused.json()["message"]) == (status, True)
-    codex = create(asking, project, toolType="codex")
-    refused = asking.api("PATCH", f"session/{codex['id']}/tabs/{codex['activeTabId']}",
+    aider = create(asking, project, toolType="aider")
+    refused = asking.api("PATCH", f"session/{aider['id']}/tabs/{aider['activeTabId']}",
                          json={"permissionMode": "plan"})
     assert refused.status_code == 400 and "cannot ask" in refused.json()["message"]
     asking.stop()
@@ -300,26 +300,72 @@ def claude_session(server, folder_path: Path) -> str:
     return session_for(server, "claude-code", folder_path)
 
 
-@real
-def test_real_claude_asks_before_running_a_command_and_allow_runs_it(real_server, folder):
-    sid = claude_session(real_server, folder)
-    client = LiveClient(real_server)
+def asked(server, sid: str, text: str) -> dict:
+    """Send `text`: the approval it opens, the same as its live `approval:requested`."""
+    client = LiveClient(server)
     try:
-        prompt(real_server, sid, "Create the file [[touch]]")
-        approval = approval_of(real_server, sid, timeout=60)
+        prompt(server, sid, text)
+        approval = approval_of(server, sid, timeout=60)
         requested = client.wait_for(lambda m: m["type"] == "approval:requested"
                                     and m["sessionId"] == sid)
     finally:
         client.close()
     assert requested["approval"] == approval
+    return approval
+
+
+def check_allow_runs_it(server, sid: str, folder_path: Path, approval: dict) -> dict:
+    """[[touch]] is waiting for `approval`: allowed, it runs, and cannot be decided again.
+    Returns the turn's history entry."""
+    assert detail(server, sid)["state"] == "waiting_input"
+    assert not (folder_path / "approved.txt").exists()
+    decide(server, sid, approval["id"], decision="allow")
+    (entry,) = finished(server, sid, 1)
+    assert entry["success"] is True and (folder_path / "approved.txt").exists()
+    assert server.api("POST", f"session/{sid}/approvals/{approval['id']}",
+                      json={"decision": "allow"}).status_code == 409
+    return entry
+
+
+def check_allow_session_is_not_asked_twice(server, sid: str, folder_path: Path) -> None:
+    """[[touch]] allowed for the session; the same call in the next turn is not asked."""
+    client = LiveClient(server)
+    try:
+        prompt(server, sid, "Create the file [[touch]]")
+        decide(server, sid, approval_of(server, sid, timeout=60)["id"],
+               decision="allow_session")
+        finished(server, sid, 1)
+        (folder_path / "approved.txt").unlink()
+        prompt(server, sid, "Once more [[touch]]")
+        second = finished(server, sid, 2)[1]
+        requested = approvals_requested(client, sid, 2)
+    finally:
+        client.close()
+    assert second["success"] is True and (folder_path / "approved.txt").exists()
+    assert len(requested) == 1
+
+
+def check_an_interrupt_while_waiting_denies_it(server, sid: str, folder_path: Path) -> None:
+    """[[touch]] asked, then interrupted: denied, nothing ran, the turn failed quietly."""
+    prompt(server, sid, "Create the file [[touch]]")
+    approval = approval_of(server, sid, timeout=60)
+    reply = server.api("POST", f"session/{sid}/interrupt").json()
+    assert reply["wasRunning"] is True and reply["stoppedBy"] == "interrupt"
+    (entry,) = finished(server, sid, 1)
+    assert entry["success"] is False and not (folder_path / "approved.txt").exists()
+    late = server.api("POST", f"session/{sid}/approvals/{approval['id']}",
+                      json={"decision": "allow"})
+    assert late.status_code == 409 and "(deny by interrupt)" in late.json()["message"]
+    assert [t for s, t in ai_log(server, sid) if s == "error"] == []
+    assert detail(server, sid)["state"] == "idle"
+
+
+@real
+def test_real_claude_asks_before_running_a_command_and_allow_runs_it(real_server, folder):
+    sid = claude_session(real_server, folder)
+    approval = asked(real_server, sid, "Create the file [[touch]]")
     assert approval["tool"] == "Bash" and approval["input"]["command"] == "touch approved.txt"
-    assert detail(real_server, sid)["state"] == "waiting_input"
-    assert not (folder / "approved.txt").exists()
-    decide(real_server, sid, approval["id"], decision="allow")
-    (entry,) = finished(real_server, sid, 1)
-    assert entry["success"] is True and (folder / "approved.txt").exists()
-    assert real_server.api("POST", f"session/{sid}/approvals/{approval['id']}",
-                           json={"decision": "allow"}).status_code == 409
+    check_allow_runs_it(real_server, sid, folder, approval)
 
 
 @real
@@ -341,37 +387,14 @@ def test_real_claude_deny_sends_the_message_to_the_model(real_server, endpoint, 
 
 @real
 def test_real_claude_allow_session_is_not_asked_twice(real_server, folder):
-    sid = claude_session(real_server, folder)
-    client = LiveClient(real_server)
-    try:
-        prompt(real_server, sid, "Create the file [[touch]]")
-        decide(real_server, sid, approval_of(real_server, sid, timeout=60)["id"],
-               decision="allow_session")
-        finished(real_server, sid, 1)
-        (folder / "approved.txt").unlink()
-        prompt(real_server, sid, "Once more [[touch]]")
-        second = finished(real_server, sid, 2)[1]
-        requested = approvals_requested(client, sid, 2)
-    finally:
-        client.close()
-    assert second["success"] is True and (folder / "approved.txt").exists()
-    assert len(requested) == 1
+    check_allow_session_is_not_asked_twice(real_server, claude_session(real_server, folder),
+                                           folder)
 
 
 @real
 def test_real_claude_interrupt_while_waiting(real_server, folder):
-    sid = claude_session(real_server, folder)
-    prompt(real_server, sid, "Create the file [[touch]]")
-    approval = approval_of(real_server, sid, timeout=60)
-    reply = real_server.api("POST", f"session/{sid}/interrupt").json()
-    assert reply["wasRunning"] is True and reply["stoppedBy"] == "interrupt"
-    (entry,) = finished(real_server, sid, 1)
-    assert entry["success"] is False and not (folder / "approved.txt").exists()
-    late = real_server.api("POST", f"session/{sid}/approvals/{approval['id']}",
-                           json={"decision": "allow"})
-    assert late.status_code == 409 and "(deny by interrupt)" in late.json()["message"]
-    assert [t for s, t in ai_log(real_server, sid) if s == "error"] == []
-    assert detail(real_server, sid)["state"] == "idle"
+    check_an_interrupt_while_waiting_denies_it(real_server, claude_session(real_server, folder),
+                                               folder)
 
 
 @real

@@ -199,6 +199,9 @@ TOOL_CALLS = {
     "gemini-cli": ("[[ls]]", "list_directory .\n→ done", "list_directory", "dir_path"),
     "opencode": ("[[touch]]", "bash touch approved.txt\n→ (no output)", "bash", "command"),
 }
+# Codex's default mode asks before every command (`ls` too): this test is about the log entry,
+# so its tab reads freely (a read-only sandbox, asking only to go beyond it).
+TOOL_MODES = {"codex": "read-only"}
 
 
 @pytest.mark.parametrize("agent", list(TOOL_CALLS))
@@ -206,6 +209,10 @@ def test_a_tool_call_keeps_its_input_and_result_and_runs_in_the_session_folder(
         real_server, folder, agent):
     marker, text, name, key = TOOL_CALLS[agent]
     sid = session_for(real_server, agent, folder)
+    if agent in TOOL_MODES:
+        tab = detail(real_server, sid)["activeTabId"]
+        assert real_server.api("PATCH", f"session/{sid}/tabs/{tab}", json={
+            "permissionMode": TOOL_MODES[agent]}).status_code == 200
     prompt(real_server, sid, f"Use a tool {marker}")
     (entry,) = finished(real_server, sid, 1)
     assert entry["success"] is True, ai_log(real_server, sid)

@@ -81,7 +81,8 @@ class WsClient:
         return event.get("sessionId") == self.session_id
 
     def send(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message, separators=(",", ":"))
+        data = message.text if isinstance(message, Event) else json.dumps(
+            message, separators=(",", ":"))
         with self._send_lock:
             self.ws.send(data)
 

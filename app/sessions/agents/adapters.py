@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from .adapter import AgentAdapter
 from .claude import ClaudeControlAdapter
+from .codex_app_server import CodexAppServerAdapter
 from .oneshot import OneShotAdapter
 from .registry import AgentSpec
 
-ADAPTERS: dict[str, type[OneShotAdapter] | type[ClaudeControlAdapter]] = {
+ADAPTERS: dict[str, type[OneShotAdapter] | type[ClaudeControlAdapter]
+               | type[CodexAppServerAdapter]] = {
     "oneshot": OneShotAdapter,
     "claude-control": ClaudeControlAdapter,
+    "codex-app-server": CodexAppServerAdapter,
 }
 
 

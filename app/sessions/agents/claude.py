@@ -79,19 +79,10 @@ class ClaudeControlAdapter(ProcessTurn):
     def interrupt(self) -> str | None:
         """The protocol's interrupt (claude ends the turn with a result, cancelling what it
         asked); SIGINT, SIGTERM, SIGKILL when it does not end within the grace period."""
-        process = self.process
-        if process is None or process.wait(0):
-            return None
-        assert self.transcript is not None
-        self.transcript.interrupted = True
-        self.asked_to_stop = "interrupt"
         self._asked.clear()
-        sent = process.write_line({"type": "control_request",
-                                   "request_id": f"interrupt-{next(self._ids)}",
-                                   "request": {"subtype": "interrupt"}})
-        if sent and process.wait(process.grace):
-            return "interrupt"
-        return self.signal_ladder()
+        return self.stop_turn(lambda: self.process is not None and self.process.write_line({
+            "type": "control_request", "request_id": f"interrupt-{next(self._ids)}",
+            "request": {"subtype": "interrupt"}}))
 
 
 def approval_request(event: PermissionRequest, cwd: str) -> ApprovalRequest:

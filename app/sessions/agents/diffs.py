@@ -2,7 +2,8 @@
 
 Built from the tool call's input (Claude Code's Edit, MultiEdit and Write) and the file as it is
 now in the session's folder; when the file cannot be read (or the edit does not apply to it),
-the diff shows just the replaced text.
+the diff shows just the replaced text. Codex reports its changes itself (a new file's text, a
+deleted file's text, or an update's hunks): those get the file headers of a unified diff.
 """
 
 from __future__ import annotations
@@ -34,6 +35,20 @@ def tool_diff(tool: str, arguments: dict[str, Any], cwd: str) -> str | None:
         new = "".join(_line_end(new) for _, new, _ in edits)
         return _unified(path, old, new, False)
     return _unified(path, before, after, False)
+
+
+def change_diff(path: str, kind: str, text: str, cwd: str) -> str:
+    """The unified diff of one file change an agent reports: `kind` add (`text` is the new
+    file), delete (`text` is the old one) or update (`text` holds the hunks, `@@ ...`)."""
+    name = os.path.relpath(path, cwd) if os.path.isabs(path) and \
+        os.path.commonpath([path, cwd]) == cwd else path
+    if kind == "add":
+        return _unified(name, "", text, True)
+    if kind == "delete":
+        return _unified(name, text, "", False)
+    if text.startswith("--- "):
+        return _cut(text)
+    return _cut(f"--- a/{name.lstrip('/')}\n+++ b/{name.lstrip('/')}\n{text}")
 
 
 def _edits(tool: str, arguments: dict[str, Any]) -> list[tuple[str, str, bool]]:
@@ -71,7 +86,10 @@ def _unified(path: str, before: str, after: str, new_file: bool) -> str:
     name = path.lstrip("/")
     lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
                                  "/dev/null" if new_file else f"a/{name}", f"b/{name}")
-    diff = "".join(_line_end(line) for line in lines)
+    return _cut("".join(_line_end(line) for line in lines))
+
+
+def _cut(diff: str) -> str:
     data = diff.encode("utf-8")
     if len(data) <= DIFF_MAX_BYTES:
         return diff

@@ -1,15 +1,17 @@
 """The one-shot adapter: each turn runs the agent's CLI once with the prompt as an argument.
 
 For agents whose non-interactive mode cannot ask anything (aider, custom agents, and until
-their own protocols are spoken: Codex, Gemini CLI, opencode). Interrupting is SIGINT to the
+their own protocols are spoken: Gemini CLI, opencode). Interrupting is SIGINT to the
 process group, then SIGTERM and SIGKILL.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .adapter import TurnEnd, TurnRequest, TurnSink
 from .approvals import Decision
-from .parsers import Event, make_parser
+from .parsers import Event, JsonLinesParser, TextParser, make_parser
 from .process import AgentProcess
 from .registry import AgentSpec
 from .transcript import Transcript
@@ -32,11 +34,13 @@ class ProcessTurn:
     def final_text(self) -> str:
         return self.transcript.final_text if self.transcript else ""
 
-    def spawn(self, turn: TurnRequest, sink: TurnSink, argv: list[str],
-              talks: bool = False) -> AgentProcess:
+    def spawn(self, turn: TurnRequest, sink: TurnSink, argv: list[str], talks: bool = False,
+              parser: TextParser | JsonLinesParser | None = None) -> AgentProcess:
+        """`parser`: the protocol's own (default: the one of the spec's output format)."""
         self.sink = sink
         self.transcript = Transcript(sink, self.program)
-        self.process = AgentProcess(argv, turn.cwd, turn.env, make_parser(self.spec.format), self,
+        self.process = AgentProcess(argv, turn.cwd, turn.env,
+                                    parser or make_parser(self.spec.format), self,
                                     turn.interrupt_grace, talks=talks)
         self.process.start()
         return self.process
@@ -51,9 +55,29 @@ class ProcessTurn:
         assert self.transcript is not None and self.sink is not None
         transcript = self.transcript
         stopped_by = self.process.sent_signal if self.process else None
-        self.sink.ended(TurnEnd(exit_code, stopped_by or self.asked_to_stop,
-                                transcript.exit_error(exit_code), transcript.agent_failed,
+        failure = transcript.exit_error(exit_code) or self.unfinished()
+        self.sink.ended(TurnEnd(exit_code, stopped_by or self.asked_to_stop, failure,
+                                transcript.agent_failed or failure is not None,
                                 transcript.final_text))
+
+    def unfinished(self) -> str | None:
+        """Why the turn failed although the agent exited 0 (a protocol whose turn must end
+        with a verdict, and did not); None: nothing is missing."""
+        return None
+
+    def stop_turn(self, ask_to_stop: Callable[[], bool]) -> str | None:
+        """Stop the turn through the agent's own protocol (`ask_to_stop` sends its interrupt;
+        False: it could not), then SIGINT, SIGTERM, SIGKILL when the turn does not end within
+        the grace period. Returns what stopped it; None when nothing ran."""
+        process = self.process
+        if process is None or process.wait(0):
+            return None
+        assert self.transcript is not None
+        self.transcript.interrupted = True
+        self.asked_to_stop = "interrupt"
+        if ask_to_stop() and process.wait(process.grace):
+            return "interrupt"
+        return self.signal_ladder()
 
     def signal_ladder(self) -> str | None:
         """SIGINT, SIGTERM, SIGKILL to the process group, each after a grace period."""

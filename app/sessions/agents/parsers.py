@@ -55,6 +55,7 @@ class ToolCall:
     result: str | None = None  # None: the CLI does not report what the tool returned
     is_error: bool = False
     note: str = ""  # added to the result's line, such as " (exit code 1)"
+    diff: str | None = None  # the unified diff of a file change, when the CLI reports it
 
     @property
     def summary(self) -> str:
@@ -72,6 +73,8 @@ class ToolCall:
         result, result_cut = _capped_text(self.result)
         detail = {"toolName": self.name, "input": arguments, "result": result,
                   "isError": self.is_error}
+        if self.diff is not None:
+            detail["diff"] = self.diff
         if input_cut or result_cut:
             detail["truncated"] = True
         return detail
@@ -401,16 +404,8 @@ class CodexJsonParser(JsonLinesParser):
                              label="$", done=done,
                              result=str(item.get("aggregated_output") or "") if done else None,
                              is_error=failed, note=f" (exit code {code})" if failed else "")]
-        if kind == "mcp_tool_call":
-            error = (item.get("error") or {}).get("message") if item.get("error") else None
-            result = error or _text_of((item.get("result") or {}).get("content"))
-            return [ToolCall(item_id, f"{item.get('server', 'mcp')}.{item.get('tool', 'tool')}",
-                             item.get("arguments"), done=done,
-                             result=result if done else None,
-                             is_error=bool(error) or item.get("status") == "failed")]
-        if kind == "web_search":
-            return [ToolCall(item_id, "web_search", {"query": item.get("query")},
-                             label="Search", done=done)]
+        if kind in ("mcp_tool_call", "web_search"):
+            return [codex_tool_call(item, done)]
         if not done:
             return []
         if kind == "agent_message" and item.get("text"):
@@ -427,6 +422,22 @@ class CodexJsonParser(JsonLinesParser):
         if kind == "error":  # Codex's non-fatal notices (config warnings, reroutes)
             return [Output("system", str(item.get("message") or "error"))]
         return []
+
+
+def codex_tool_call(item: dict[str, Any], done: bool) -> ToolCall:
+    """An MCP tool call or a web search of Codex (the same fields in `codex exec --json` and
+    in its app-server protocol)."""
+    item_id = str(item.get("id") or "")
+    if item.get("type") in ("web_search", "webSearch"):
+        return ToolCall(item_id, "web_search", {"query": item.get("query")}, label="Search",
+                        done=done)
+    error = item.get("error")
+    error = (error.get("message") if isinstance(error, dict) else str(error)) if error else None
+    result = item.get("result")
+    result = error or _text_of(result.get("content") if isinstance(result, dict) else result)
+    return ToolCall(item_id, f"{item.get('server', 'mcp')}.{item.get('tool', 'tool')}",
+                    item.get("arguments"), done=done, result=result if done else None,
+                    is_error=bool(error) or item.get("status") == "failed")
 
 
 class GeminiStreamParser(JsonLinesParser):

@@ -40,7 +40,7 @@ class AgentSpec:
     # Where to look for the program when it is not an absolute path: PATH, or this file.
     path: str | None = None
     # How a turn runs (adapters.ADAPTERS): "oneshot" (the command once per prompt) or an
-    # agent's own protocol ("claude-control").
+    # agent's own protocol ("claude-control", "codex-app-server").
     protocol: str = "oneshot"
     # The permission modes the protocol can set per tab (none: the agent cannot ask), and the
     # tab's defaults; None: the agent's own default (which asks).
@@ -75,15 +75,19 @@ class AgentSpec:
         return [self.program, *argv]
 
 
-# Claude Code speaks its control protocol (the prompt on stdin, approvals asked); the others
-# run in their non-interactive mode. The prompt is passed so that it is never read as an option
-# (`--`, `--prompt=`, `--message=`), even when it starts with "-". We pass no permission or
-# sandbox flags but the tab's mode and model (`args` in the config file is the user's). We do
-# pass what a CLI needs to run at all in a folder it has not seen: Codex outside a git repo,
-# Gemini in a folder it was never told to trust.
+# Claude Code speaks its control protocol (the prompt on stdin, approvals asked), Codex its
+# app-server protocol; the others run in their non-interactive mode. The prompt is passed so
+# that it is never read as an option (`--`, `--prompt=`, `--message=`, or in a protocol
+# message), even when it starts with "-". We pass no permission or sandbox flags but the tab's
+# mode and model (`args` in the config file is the user's). We do pass what a CLI needs to run
+# at all in a folder it has not seen: Gemini in a folder it was never told to trust (Codex's
+# app-server runs outside a git repo; its `exec` needs --skip-git-repo-check).
 # Claude Code's permission modes (2.1.197); `default` asks before edits and commands.
 CLAUDE_PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions", "dontAsk",
                            "auto")
+# Codex's modes: an approval policy and a sandbox each (codex_app_server.CODEX_MODES); the
+# first, `untrusted`, asks before commands and file changes.
+CODEX_PERMISSION_MODES = ("untrusted", "on-request", "read-only", "never", "danger-full-access")
 BUILTIN_AGENTS: tuple[AgentSpec, ...] = (
     # The control protocol: the prompt goes to stdin, tool calls may be asked about.
     AgentSpec("claude-code",
@@ -92,9 +96,10 @@ BUILTIN_AGENTS: tuple[AgentSpec, ...] = (
                "--resume", AGENT_SESSION_ID, "{args}"),
               "claude-stream-json", protocol="claude-control",
               permission_modes=CLAUDE_PERMISSION_MODES, model_flag="--model"),
-    # `codex exec` flags must come before its `resume` subcommand.
-    AgentSpec("codex", ("codex", "exec", "--json", "--skip-git-repo-check", "{args}",
-                        "resume", AGENT_SESSION_ID, "--", PROMPT), "codex-jsonl",
+    # JSON-RPC on stdio: the prompt, thread id, mode and model go in its requests. (A config
+    # `command` with {prompt}, such as `codex exec --json ... -- {prompt}`, runs once instead.)
+    AgentSpec("codex", ("codex", "app-server", "{args}"), "codex-jsonl",
+              protocol="codex-app-server", permission_modes=CODEX_PERMISSION_MODES,
               model_flag="--model"),
     AgentSpec("gemini-cli", ("gemini", "--output-format", "stream-json", "--skip-trust",
                              "--resume", AGENT_SESSION_ID, "{args}", f"--prompt={PROMPT}"),
