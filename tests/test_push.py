@@ -149,15 +149,23 @@ def test_a_subscription_the_push_service_forgot_is_removed(pushing, push_service
     wait_for(lambda: kept(pushing) == [])
 
 
-def test_a_hanging_push_service_costs_one_timeout_and_never_holds_up_the_server(
-        make_server, push_service, project):
+def _stalled(make_server, push_service, project, *flags: str) -> tuple:
+    """A server (with `flags`) subscribed to the push service, which has stopped answering;
+    its session ran `false`, whose push the service holds."""
     server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
-                         "--push-allow-loopback-http", "--push-timeout-s", "1")
+                         "--push-allow-loopback-http", *flags)
     browser = Browser(push_service)
     subscribe(server, browser)
     sid = ready_session(server, project)
-    push_service.answering.clear()  # it takes requests and never answers
+    push_service.answering.clear()  # it takes requests and does not answer
     run(server, sid, "false")
+    return server, browser, sid
+
+
+def test_a_hanging_push_service_costs_one_timeout_and_never_holds_up_the_server(
+        make_server, push_service, project):
+    server, browser, sid = _stalled(make_server, push_service, project,
+                                    "--push-timeout-s", "1")
     assert browser.decrypt(push_service.next())["category"] == "failed"
     run(server, sid, "true")  # the server still works, and gave up on the first push:
     assert browser.decrypt(push_service.next())["category"] == "finished"
@@ -165,13 +173,8 @@ def test_a_hanging_push_service_costs_one_timeout_and_never_holds_up_the_server(
 
 def test_notices_beyond_the_queue_are_dropped_while_the_push_service_is_slow(
         make_server, push_service, project):
-    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
-                         "--push-allow-loopback-http", "--push-queue-size", "1")
-    browser = Browser(push_service)
-    subscribe(server, browser)
-    sid = ready_session(server, project)
-    push_service.answering.clear()
-    run(server, sid, "false")
+    server, browser, sid = _stalled(make_server, push_service, project,
+                                    "--push-queue-size", "1")
     push_service.next()  # the worker waits on this one
     run(server, sid, "echo queued")  # waits in the queue
     run(server, sid, "echo dropped")  # the queue is full: dropped
