@@ -21,6 +21,7 @@ from tests.test_agents import agent_env, prompt
 from tests.test_approvals import approval_of
 from tests.test_sessions_api import assert_error, create
 from tests.test_terminal_sessions import history, ready_session, send
+from tests.test_tls import _start_error
 from tests.wsclient import LiveClient
 
 ALL = ["needs_input", "finished", "failed"]
@@ -273,3 +274,14 @@ def test_push_routes_need_the_token_refuse_a_viewer_and_are_rate_limited(
     statuses = [limited.api("POST", "push/subscriptions", json=body).status_code
                 for _ in range(3)]
     assert statuses == [201, 200, 429]
+
+
+def test_an_unreadable_push_key_stops_start_up_and_is_never_replaced(tmp_path):
+    data = tmp_path / "d"
+    data.mkdir(mode=0o700)
+    (data / "vapid.pem").write_text("not a key\n")
+    lines = _start_error(tmp_path)
+    assert lines[-1].startswith(f"maestro-web: error: the Web Push key {data / 'vapid.pem'} "
+                                "cannot be read")
+    assert "move it away to make a new one" in lines[-1]
+    assert (data / "vapid.pem").read_text() == "not a key\n"
