@@ -47,12 +47,23 @@ def push_server(make_server):
                        "--interrupt-grace-s", "1", "--push-allow-loopback-http")
 
 
+def until(page, expression: str, polls: int = 300):
+    """The value of `expression` in the page once it is truthy, polled from outside (the
+    app's CSP forbids the eval that page.wait_for_function would need)."""
+    for _ in range(polls):
+        value = page.evaluate(expression)
+        if value:
+            return value
+        page.wait_for_timeout(50)
+    raise AssertionError(f"never true: {expression}")
+
+
 def open_app(phone, server, path: str = ""):
     context = phone("Pixel 7")
     context.grant_permissions(["notifications"], origin=server.base)
     page = context.new_page()
     page.goto(server.url(path))
-    page.wait_for_function("window.maestro && window.maestro.state.conn.status === 'open'")
+    until(page, "window.maestro && window.maestro.state.conn.status === 'open'")
     return page
 
 
@@ -103,11 +114,11 @@ def test_the_page_tells_the_server_which_session_it_shows(phone, push_server, pu
     subscribe(push_server, browser)
     sid = ready_session(push_server, project)
     page = open_app(phone, push_server, f"session/{sid}")
-    page.wait_for_function(f"window.maestro.state.presence?.sessionId === '{sid}' "
-                           "&& window.maestro.state.presence.visible")
+    until(page, f"window.maestro.state.presence?.sessionId === '{sid}' "
+                "&& window.maestro.state.presence.visible")
     run(push_server, sid, "false")  # shown in the foreground: no push
     page.get_by_role("button", name="Back to sessions").click()  # to the dashboard
-    page.wait_for_function("window.maestro.state.presence?.sessionId === null")
+    until(page, "window.maestro.state.presence?.sessionId === null")
     run(push_server, sid, "true")
     assert browser.decrypt(push_service.next())["category"] == "finished"
 
@@ -121,25 +132,21 @@ def test_the_service_worker_shows_a_push_for_its_session(phone, push_server, pro
     cdp.on("ServiceWorker.workerRegistrationUpdated",
            lambda event: registrations.extend(event["registrations"]))
     cdp.send("ServiceWorker.enable")
+    scope = f"{push_server.base}/"  # the page was paired: the app lives at the root
     for _ in range(300):  # the events arrive while Playwright runs: let it, a little at a time
-        if registrations:
+        ours = [r for r in registrations if r["scopeURL"] == scope and not r["isDeleted"]]
+        if ours:
             break
         page.wait_for_timeout(50)
     payload = {"title": "nightly", "body": "Failed (exit 1): make", "category": "failed",
                "sessionId": sid, "url": f"session/{sid}"}
     cdp.send("ServiceWorker.deliverPushMessage", {
-        "origin": push_server.base, "registrationId": registrations[0]["registrationId"],
+        "origin": push_server.base, "registrationId": ours[0]["registrationId"],
         "data": json.dumps(payload)})
-    shown = []
-    for _ in range(300):  # showNotification runs in the worker: poll what it has shown
-        shown = page.evaluate("""navigator.serviceWorker.ready
-            .then((reg) => reg.getNotifications())
-            .then((list) => list.map((n) => ({title: n.title, body: n.body, tag: n.tag,
-                                              url: n.data.url})))""")
-        if shown:
-            break
-        page.wait_for_timeout(50)
-    # The page was paired (the token traded for a cookie): the app lives at the root.
+    shown = until(page, """navigator.serviceWorker.ready
+        .then((reg) => reg.getNotifications())
+        .then((list) => list.map((n) => ({title: n.title, body: n.body, tag: n.tag,
+                                          url: n.data.url})))""")
     assert shown == [{"title": "nightly", "body": "Failed (exit 1): make",
                       "tag": f"maestro-{sid}", "url": f"{push_server.base}/session/{sid}"}]
     # Tapping it: the worker's notificationclick handler, given the notification it showed (a
@@ -149,4 +156,4 @@ def test_the_service_worker_shows_a_push_for_its_session(phone, push_server, pro
         try { self.dispatchEvent(new NotificationEvent('notificationclick', {notification})); }
         catch (err) { /* waitUntil() of an untrusted event */ } })""")
     page.wait_for_url(f"{push_server.base}/session/{sid}")
-    page.wait_for_function(f"window.maestro.state.route.id === '{sid}'")
+    until(page, f"window.maestro.state.route.id === '{sid}'")
