@@ -137,6 +137,16 @@ def server(make_server) -> ServerProcess:
 
 
 @pytest.fixture
+def push_service():
+    """A stand-in push service on 127.0.0.1 (tests/push_service.py)."""
+    from tests.push_service import PushService
+
+    service = PushService()
+    yield service
+    service.close()
+
+
+@pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A folder to run sessions in."""
     path = tmp_path / "project"

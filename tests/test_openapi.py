@@ -192,6 +192,13 @@ def test_real_answers_fit_the_response_schemas(server, project, document):
     check(server.api("GET", "themes"), "/themes", "get")
     check(server.api("GET", "commands"), "/commands", "get")
     check(server.api("GET", "agents"), "/agents", "get")
+    check(server.api("GET", "push/key"), "/push/key", "get")
+    check(server.api("GET", "push/subscriptions"), "/push/subscriptions", "get")
+    check(server.api("POST", "push/subscriptions", json={"subscription": {
+        "endpoint": "http://push.example/x", "keys": {"p256dh": "x", "auth": "y"}}}),
+        "/push/subscriptions", "post")  # 400: not https
+    check(server.api("DELETE", f"push/subscriptions/{uuid.uuid4()}"),
+          "/push/subscriptions/{subscriptionId}", "delete")
     check(server.api("GET", "whoami"), "/whoami", "get")
     check(server.api("GET", "audit?limit=3"), "/audit", "get")
     check(server.api("GET", "openapi.json"), "/openapi.json", "get")

@@ -72,6 +72,7 @@ def test_real_traffic_fits_the_websocket_schema(server, project, validators):
     watcher = SchemaClient(server, validators, session_id=sid)
     client.request({"type": "ping", "requestId": 1}, "pong")
     client.request({"type": "get_sessions"}, "sessions_list")
+    client.request({"type": "presence", "sessionId": sid, "visible": False}, "presence_result")
     client.request({"type": "subscribe", "sessionId": sid, "pty": True}, "subscribed")
     client.request({"type": "resize", "sessionId": sid, "cols": 100, "rows": 30},
                    "resize_result")

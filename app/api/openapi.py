@@ -13,6 +13,7 @@ import functools
 import re
 from typing import Any
 
+from ..push.subscription import CATEGORIES, ENDPOINT_MAX_CHARS, KEY_MAX_CHARS
 from ..sessions.agents.approvals import DECISIONS, MESSAGE_MAX
 from ..sessions.manager import MAX_COLS, MAX_ROWS
 from ..sessions.model import INPUT_MODES, TERMINAL_TOOL
@@ -139,6 +140,24 @@ def _actions(summary: str, response: dict[str, Any], **kwargs: Any) -> dict[str,
     """A state-changing route with no body: a view-only token gets 403."""
     kwargs["errors"] = (*kwargs.get("errors", ()), "403")
     return _route(summary, response, **kwargs)
+
+
+def _subscribe() -> dict[str, Any]:
+    """POST push/subscriptions: 201 for a new browser, 200 for one sent again (updated)."""
+    key = {"type": "string", "minLength": 1, "maxLength": KEY_MAX_CHARS}
+    operation = _route(
+        "Keep a browser's PushSubscription and the categories it wants (409 beyond "
+        "--push-max-subscriptions)", _ok(subscription=_ref("PushSubscription")), status="201",
+        errors=("409",), body=_object({
+            "subscription": _object({
+                "endpoint": {"type": "string", "minLength": 1, "maxLength": ENDPOINT_MAX_CHARS},
+                "expirationTime": {"type": ["number", "null"]},
+                "keys": _object({"p256dh": key, "auth": key}, ("p256dh", "auth"))},
+                ("endpoint", "keys")),
+            "categories": {"type": "array", "items": _enum(CATEGORIES), "minItems": 1}},
+            ("subscription",), closed=True))
+    operation["responses"]["200"] = operation["responses"]["201"]
+    return operation
 
 
 @functools.lru_cache(maxsize=8)
@@ -362,6 +381,23 @@ def paths(tool_types: tuple[str, ...] = (TERMINAL_TOOL,),
                                              "maximum": INT64_MAX},
                            description="only entries with a lower id (the next page)"))),
         },
+        "/push/key": {
+            "get": _route("The server's VAPID public key (base64url), the "
+                          "applicationServerKey of pushManager.subscribe()",
+                          _ok(publicKey=_STR)),
+        },
+        "/push/subscriptions": {
+            "get": _route("The kept push subscriptions (never their keys or whole endpoint)",
+                          _ok(subscriptions={"type": "array", "items": _ref("PushSubscription")},
+                              count=_INT)),
+            "post": _subscribe(),
+        },
+        "/push/subscriptions/{subscriptionId}": {
+            "delete": _actions("Forget a push subscription",
+                               _ok(**_SUCCESS, id=_STR), errors=("404",),
+                               params=(_param("subscriptionId", "path",
+                                              description="subscription id"),)),
+        },
         "/openapi.json": {
             "get": _route("This document", _object({"openapi": {"const": "3.1.0"}},
                                                    ("openapi", "paths"))),
@@ -432,6 +468,10 @@ COMPONENTS: dict[str, Any] = {
             "keys": {"type": "array", "items": _STR}, "status": _INT,
             "outcome": _enum(("ok", "forbidden", "failed"))},
             ("id", "time", "address", "role", "channel", "action", "status", "outcome")),
+        "PushSubscription": _object({
+            "id": _STR, "categories": {"type": "array", "items": _enum(CATEGORIES)},
+            "pushService": _STR, "createdAt": _TS},
+            ("id", "categories", "pushService", "createdAt")),
         "Error": _ERROR,
         "RateLimited": _object({"statusCode": {"const": 429}, "error": _STR, "message": _STR,
                                 "retryAfter": _INT, "timestamp": _TS},

@@ -191,6 +191,11 @@ class SessionManager:
             state = next((s for s in ACTIVITY_PRECEDENCE if s in activity), "idle")
             self.set_state(session, state)
 
+    def shell_state(self, session_id: str) -> str:
+        """What the session's shell is doing now ("idle" when it has none)."""
+        with self.bus.lock:
+            return self._shell_states.get(session_id, "idle")
+
     def shell_state_changed(self, session: Session, state: str) -> None:
         """The shell reports its state (reader thread, or a shell being started)."""
         with self.bus.lock:

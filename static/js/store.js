@@ -18,6 +18,7 @@ export const state = {
   route: { view: 'dashboard' },
   sheet: null,                // the open bottom sheet: {kind, ...}
   notify: load('notify', false),
+  presence: null,             // {sessionId, visible}: what the server last confirmed this page shows
   role: null,                 // 'owner' or 'viewer' (a view-only token), from GET whoami
 };
 
