@@ -1,0 +1,151 @@
+"""Gemini CLI and opencode over the Agent Client Protocol, with the real CLIs against the local
+model endpoint (fixtures of tests/test_real_agents.py): a tool call is held as an approval
+until the user answers it from the phone.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from tests.test_agents import ai_log, detail, prompt, tab_of
+from tests.test_approvals import approval_of, approvals_requested, decide, open_approvals, tools
+from tests.test_real_agents import errors, finished, session_for
+from tests.wsclient import LiveClient
+
+pytest_plugins = ("tests.test_real_agents",)
+pytestmark = pytest.mark.real_agents
+
+ACP_AGENTS = ["gemini-cli", "opencode"]
+ASK_TIMEOUT_S = 90  # opencode takes 5-20 s to reach its first tool call on 2 cores
+
+
+@pytest.mark.parametrize("agent", ACP_AGENTS)
+def test_a_command_waits_for_allow_then_runs(real_server, folder, agent):
+    sid = session_for(real_server, agent, folder)
+    client = LiveClient(real_server)
+    try:
+        prompt(real_server, sid, "Create the file [[touch]]")
+        approval = approval_of(real_server, sid, timeout=ASK_TIMEOUT_S)
+        requested = client.wait_for(lambda m: m["type"] == "approval:requested"
+                                    and m["sessionId"] == sid)
+    finally:
+        client.close()
+    assert requested["approval"] == approval
+    assert (approval["kind"], approval["tool"]) == ("permission", "execute")
+    assert approval["title"] == "touch approved.txt"
+    assert approval["input"]["command"] == "touch approved.txt"
+    assert [o["decision"] for o in approval["options"]] == ["allow", "allow_session", "deny"]
+    assert detail(real_server, sid)["state"] == "waiting_input"
+    assert not (folder / "approved.txt").exists()
+    decide(real_server, sid, approval["id"], decision="allow")
+    (entry,) = finished(real_server, sid, 1)
+    assert entry["success"] is True, ai_log(real_server, sid)
+    assert (folder / "approved.txt").exists()
+    (tool,) = tools(real_server, sid)
+    assert tool["text"].startswith("$ touch approved.txt\n→ ")
+    assert tool["toolName"] == "execute" and tool["isError"] is False
+    assert tool["input"]["command"] == "touch approved.txt"
+    usage = entry["usageStats"]
+    assert usage["inputTokens"] > 0 and usage["outputTokens"] > 0, usage
+    assert errors(real_server, sid) == []
+    assert real_server.api("POST", f"session/{sid}/approvals/{approval['id']}",
+                           json={"decision": "allow"}).status_code == 409
+
+
+@pytest.mark.parametrize("agent", ACP_AGENTS)
+def test_deny_with_a_message_changes_nothing(real_server, folder, agent):
+    sid = session_for(real_server, agent, folder)
+    reason = f"no-{uuid.uuid4().hex[:8]}"
+    prompt(real_server, sid, "Create the file [[touch]]")
+    approval = approval_of(real_server, sid, timeout=ASK_TIMEOUT_S)
+    decide(real_server, sid, approval["id"], decision="deny", message=reason)
+    finished(real_server, sid, 1)
+    assert not (folder / "approved.txt").exists()
+    # ACP's answer carries no reason: the tab keeps it.
+    assert ("system", f"Denied: {reason}") in ai_log(real_server, sid)
+    assert all(tool["isError"] or "→" not in tool["text"] for tool in tools(real_server, sid))
+    assert detail(real_server, sid)["state"] == "idle"
+
+
+@pytest.mark.parametrize("agent", ACP_AGENTS)
+def test_a_file_write_shows_a_unified_diff(real_server, folder, agent):
+    sid = session_for(real_server, agent, folder)
+    prompt(real_server, sid, "Write notes [[write]]")
+    approval = approval_of(real_server, sid, timeout=ASK_TIMEOUT_S)
+    assert approval["tool"] == "edit"
+    assert approval["diff"].startswith("--- /dev/null\n+++ b/notes.md\n")
+    assert approval["diff"].endswith("@@ -0,0 +1,2 @@\n+# Notes\n+written\n")
+    decide(real_server, sid, approval["id"], decision="allow")
+    assert finished(real_server, sid, 1)[0]["success"] is True, ai_log(real_server, sid)
+    assert (folder / "notes.md").read_text() == "# Notes\nwritten\n"
+    (tool,) = tools(real_server, sid)
+    assert tool["diff"] == approval["diff"]
+
+
+@pytest.mark.parametrize("agent", ACP_AGENTS)
+def test_allow_session_is_not_asked_twice(real_server, folder, agent):
+    sid = session_for(real_server, agent, folder)
+    client = LiveClient(real_server)
+    try:
+        prompt(real_server, sid, "Create the file [[touch]]")
+        decide(real_server, sid, approval_of(real_server, sid, timeout=ASK_TIMEOUT_S)["id"],
+               decision="allow_session")
+        finished(real_server, sid, 1)
+        (folder / "approved.txt").unlink()
+        prompt(real_server, sid, "Once more [[touch]]")
+        second = finished(real_server, sid, 2)[1]
+        requested = approvals_requested(client, sid, 2)
+    finally:
+        client.close()
+    assert second["success"] is True, ai_log(real_server, sid)
+    assert (folder / "approved.txt").exists()
+    assert len(requested) == 1
+
+
+@pytest.mark.parametrize("agent", ACP_AGENTS)
+def test_interrupt_while_waiting_denies_and_ends_the_turn(real_server, folder, agent):
+    sid = session_for(real_server, agent, folder)
+    prompt(real_server, sid, "Create the file [[touch]]")
+    approval = approval_of(real_server, sid, timeout=ASK_TIMEOUT_S)
+    reply = real_server.api("POST", f"session/{sid}/interrupt").json()
+    assert reply["wasRunning"] is True and reply["stoppedBy"] == "interrupt"
+    (entry,) = finished(real_server, sid, 1)
+    assert entry["success"] is False and not (folder / "approved.txt").exists()
+    late = real_server.api("POST", f"session/{sid}/approvals/{approval['id']}",
+                           json={"decision": "allow"})
+    assert late.status_code == 409 and "(deny by interrupt)" in late.json()["message"]
+    assert errors(real_server, sid) == []
+    assert detail(real_server, sid)["state"] == "idle"
+    assert open_approvals(real_server, sid) == []
+
+
+def next_minute() -> None:
+    """Gemini CLI 0.61 cannot load a conversation in the clock minute it began (a new process
+    reopens and resets that minute's chat file): a restart comes later than that in life."""
+    time.sleep(61 - time.time() % 60)
+
+
+@pytest.mark.parametrize("agent", ACP_AGENTS)
+def test_after_a_restart_the_next_turn_loads_the_conversation(real_server, endpoint, folder,
+                                                              agent):
+    sid = session_for(real_server, agent, folder)
+    first = f"first-{uuid.uuid4().hex[:8]}"
+    prompt(real_server, sid, f"Remember {first}")
+    assert finished(real_server, sid, 1)[0]["success"] is True, ai_log(real_server, sid)
+    conversation = tab_of(detail(real_server, sid))["agentSessionId"]
+    real_server.stop()  # its agent processes end with it
+    if agent == "gemini-cli":
+        next_minute()
+    real_server.start()
+    second = f"second-{uuid.uuid4().hex[:8]}"
+    prompt(real_server, sid, f"And {second}")
+    turn_two = finished(real_server, sid, 2)[1]
+    assert turn_two["success"] is True, ai_log(real_server, sid)
+    assert endpoint.bodies_with(first, second), "the second turn did not carry the first"
+    assert tab_of(detail(real_server, sid))["agentSessionId"] == conversation
+    # The history the agent replays while loading is not logged again.
+    answers = [text for source, text in ai_log(real_server, sid) if source == "ai"]
+    assert len(answers) == 2, answers
