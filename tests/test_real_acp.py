@@ -122,6 +122,39 @@ def test_interrupt_while_waiting_denies_and_ends_the_turn(real_server, folder, a
     assert open_approvals(real_server, sid) == []
 
 
+# A mode of the agent's own, the prompt's marker and the file it makes unasked (gemini's yolo
+# mode runs the command; opencode's plan agent is chosen but its tools still ask, as
+# OPENCODE_ASKS says), and a model of the tab as the model endpoint sees it.
+MODES = {"gemini-cli": ("yolo", "[[touch]]", "approved.txt", "gemini-2.5-pro"),
+         "opencode": ("plan", "", None, "m2")}
+
+
+@pytest.mark.parametrize("agent", ACP_AGENTS)
+def test_the_tabs_mode_and_model_are_the_agents_own(real_server, endpoint, folder, agent):
+    mode, marker, made, model = MODES[agent]
+    sid = session_for(real_server, agent, folder)
+    tab = detail(real_server, sid)["activeTabId"]
+    bad = real_server.api("PATCH", f"session/{sid}/tabs/{tab}", json={"permissionMode": "nope"})
+    assert bad.status_code == 400
+    tag = f"model-{uuid.uuid4().hex[:8]}"
+    chosen = real_server.api("PATCH", f"session/{sid}/tabs/{tab}", json={
+        "permissionMode": mode, "model": f"mock/{model}" if agent == "opencode" else model})
+    assert chosen.status_code == 200, chosen.text
+    client = LiveClient(real_server)
+    try:
+        prompt(real_server, sid, f"Go {marker} {tag}")
+        entry = finished(real_server, sid, 1)[0]
+        requested = approvals_requested(client, sid, 1)
+    finally:
+        client.close()
+    assert entry["success"] is True, ai_log(real_server, sid)
+    assert requested == [] and errors(real_server, sid) == []  # the agent took both
+    if made:
+        assert (folder / made).exists()
+    assert any(model in r.path or r.body.get("model") == model
+               for r in endpoint.bodies_with(tag)), [r.path for r in endpoint.bodies_with(tag)]
+
+
 def next_minute() -> None:
     """Gemini CLI 0.61 cannot load a conversation in the clock minute it began (a new process
     reopens and resets that minute's chat file): a restart comes later than that in life."""

@@ -73,7 +73,7 @@ stream_max_retries = 0
     (home / ".config" / "opencode" / "opencode.json").write_text(json.dumps({
         "provider": {"mock": {"npm": "@ai-sdk/openai-compatible", "name": "mock",
                               "options": {"baseURL": f"{url}/v1", "apiKey": "x"},
-                              "models": {"m": {"name": "m"}}}},
+                              "models": {"m": {"name": "m"}, "m2": {"name": "m2"}}}},
         "model": "mock/m"}))
     return {
         "PATH": f"{AGENT_BIN}:{os.environ['PATH']}",
