@@ -83,6 +83,7 @@ def test_a_file_write_shows_a_unified_diff(real_server, folder, agent):
     assert (folder / "notes.md").read_text() == "# Notes\nwritten\n"
     (tool,) = tools(real_server, sid)
     assert tool["diff"] == approval["diff"]
+    assert [text for source, text in ai_log(real_server, sid) if source == "stderr"] == []
 
 
 @pytest.mark.parametrize("agent", ACP_AGENTS)

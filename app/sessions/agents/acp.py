@@ -46,7 +46,8 @@ from .transcript import Transcript
 PROTOCOL_VERSION = 1
 # Idle seconds an agent process keeps its conversation for the tab's next turn.
 LINGER_S = 300.0
-# We serve no file or terminal requests: the agents do that themselves.
+# We offer no file or terminal service: the agents read, write and run commands themselves
+# (but see AcpAdapter._write).
 CLIENT_CAPABILITIES = {"fs": {"readTextFile": False, "writeTextFile": False}, "terminal": False}
 METHOD_NOT_FOUND = -32601
 # Which option kinds answer each decision, the preferred one first.
@@ -420,12 +421,34 @@ class AcpAdapter:
     def on_request(self, message: dict[str, Any]) -> None:
         connection = self.connection
         assert connection is not None
-        if message.get("method") != "session/request_permission":
-            # fs/* and terminal/*: we declared neither capability.
-            connection.refuse(message["id"], f"{message.get('method')} is not offered by "
-                                             "this client")
+        method = message.get("method")
+        if method == "session/request_permission":
+            self._permission(message)
+        elif method == "fs/write_text_file":
+            self._write(message)
+        else:  # fs/read_text_file, terminal/*: we declared neither capability
+            connection.refuse(message["id"], f"{method} is not offered by this client")
+
+    def _write(self, message: dict[str, Any]) -> None:
+        """opencode 1.18 asks the client to write an edit it was allowed to make, whatever
+        the capabilities say (and falls back to writing it itself, logging our refusal as an
+        error): a text file inside the session's folder is written, nothing else."""
+        connection, turn = self.connection, self.turn
+        assert connection is not None and turn is not None
+        params = _dict(message.get("params"))
+        path, content = params.get("path"), params.get("content")
+        folder = os.path.realpath(turn.cwd)
+        target = os.path.realpath(os.path.join(folder, path)) if isinstance(path, str) else ""
+        if not isinstance(content, str) or os.path.commonpath([folder, target or "/"]) != folder:
+            connection.refuse(message["id"], "Only text files inside the session's folder")
             return
-        self._permission(message)
+        try:
+            with open(target, "w", encoding="utf-8") as handle:
+                handle.write(content)
+        except OSError as exc:
+            connection.refuse(message["id"], f"Cannot write {path}: {exc.strerror}")
+            return
+        connection.reply(message["id"], {})
 
     def on_exit(self, exit_code: int) -> None:
         """The agent process ended (on its own, or after a signal)."""
