@@ -76,12 +76,13 @@ class AgentSpec:
 
 
 # Claude Code speaks its control protocol (the prompt on stdin, approvals asked), Codex its
-# app-server protocol; the others run in their non-interactive mode. The prompt is passed so
-# that it is never read as an option (`--`, `--prompt=`, `--message=`, or in a protocol
-# message), even when it starts with "-". We pass no permission or sandbox flags but the tab's
-# mode and model (`args` in the config file is the user's). We do pass what a CLI needs to run
-# at all in a folder it has not seen: Gemini in a folder it was never told to trust (Codex's
-# app-server runs outside a git repo; its `exec` needs --skip-git-repo-check).
+# app-server protocol, Gemini CLI and opencode the Agent Client Protocol; the others run in
+# their non-interactive mode. The prompt is passed so that it is never read as an option (`--`,
+# `--prompt=`, `--message=`, or in a protocol message), even when it starts with "-". We pass no
+# permission or sandbox flags but the tab's mode and model, and opencode's "ask" (`args` in the
+# config file is the user's). We do pass what a CLI needs to run at all in a folder it has not
+# seen: Gemini in a folder it was never told to trust (Codex's app-server runs outside a git
+# repo; its `exec` needs --skip-git-repo-check).
 # Claude Code's permission modes (2.1.197); `default` asks before edits and commands.
 CLAUDE_PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions", "dontAsk",
                            "auto")
