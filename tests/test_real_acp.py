@@ -11,7 +11,14 @@ import uuid
 import pytest
 
 from tests.test_agents import ai_log, detail, prompt, tab_of
-from tests.test_approvals import approval_of, approvals_requested, decide, open_approvals, tools
+from tests.test_approvals import (
+    approval_of,
+    approvals_requested,
+    check_allow_session_is_not_asked_twice,
+    check_an_interrupt_while_waiting_denies_it,
+    decide,
+    tools,
+)
 from tests.test_real_agents import errors, finished, session_for
 from tests.wsclient import LiveClient
 
@@ -28,11 +35,11 @@ def test_a_command_waits_for_allow_then_runs(real_server, folder, agent):
     client = LiveClient(real_server)
     try:
         prompt(real_server, sid, "Create the file [[touch]]")
-        approval = approval_of(real_server, sid, timeout=ASK_TIMEOUT_S)
         requested = client.wait_for(lambda m: m["type"] == "approval:requested"
-                                    and m["sessionId"] == sid)
+                                    and m["sessionId"] == sid, timeout=ASK_TIMEOUT_S)
     finally:
         client.close()
+    approval = approval_of(real_server, sid)
     assert requested["approval"] == approval
     assert (approval["kind"], approval["tool"]) == ("permission", "execute")
     assert approval["title"] == "touch approved.txt"
@@ -89,38 +96,13 @@ def test_a_file_write_shows_a_unified_diff(real_server, folder, agent):
 @pytest.mark.parametrize("agent", ACP_AGENTS)
 def test_allow_session_is_not_asked_twice(real_server, folder, agent):
     sid = session_for(real_server, agent, folder)
-    client = LiveClient(real_server)
-    try:
-        prompt(real_server, sid, "Create the file [[touch]]")
-        decide(real_server, sid, approval_of(real_server, sid, timeout=ASK_TIMEOUT_S)["id"],
-               decision="allow_session")
-        finished(real_server, sid, 1)
-        (folder / "approved.txt").unlink()
-        prompt(real_server, sid, "Once more [[touch]]")
-        second = finished(real_server, sid, 2)[1]
-        requested = approvals_requested(client, sid, 2)
-    finally:
-        client.close()
-    assert second["success"] is True, ai_log(real_server, sid)
-    assert (folder / "approved.txt").exists()
-    assert len(requested) == 1
+    check_allow_session_is_not_asked_twice(real_server, sid, folder, ASK_TIMEOUT_S)
 
 
 @pytest.mark.parametrize("agent", ACP_AGENTS)
 def test_interrupt_while_waiting_denies_and_ends_the_turn(real_server, folder, agent):
-    sid = session_for(real_server, agent, folder)
-    prompt(real_server, sid, "Create the file [[touch]]")
-    approval = approval_of(real_server, sid, timeout=ASK_TIMEOUT_S)
-    reply = real_server.api("POST", f"session/{sid}/interrupt").json()
-    assert reply["wasRunning"] is True and reply["stoppedBy"] == "interrupt"
-    (entry,) = finished(real_server, sid, 1)
-    assert entry["success"] is False and not (folder / "approved.txt").exists()
-    late = real_server.api("POST", f"session/{sid}/approvals/{approval['id']}",
-                           json={"decision": "allow"})
-    assert late.status_code == 409 and "(deny by interrupt)" in late.json()["message"]
-    assert errors(real_server, sid) == []
-    assert detail(real_server, sid)["state"] == "idle"
-    assert open_approvals(real_server, sid) == []
+    check_an_interrupt_while_waiting_denies_it(real_server, session_for(real_server, agent, folder),
+                                               folder, ASK_TIMEOUT_S)
 
 
 # A mode of the agent's own, the prompt's marker and the file it makes unasked (gemini's yolo
@@ -144,10 +126,10 @@ def test_the_tabs_mode_and_model_are_the_agents_own(real_server, endpoint, folde
     client = LiveClient(real_server)
     try:
         prompt(real_server, sid, f"Go {marker} {tag}")
-        entry = finished(real_server, sid, 1)[0]
         requested = approvals_requested(client, sid, 1)
     finally:
         client.close()
+    entry = finished(real_server, sid, 1)[0]
     assert entry["success"] is True, ai_log(real_server, sid)
     assert requested == [] and errors(real_server, sid) == []  # the agent took both
     if made:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import itertools
-import json
 import os
 import threading
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from typing import Any
 from .adapter import TurnEnd, TurnRequest, TurnSink
 from .approvals import ApprovalRequest, Decision
 from .diffs import content_diff
-from .parsers import Output, ToolCall, tool_line, usage
+from .parsers import JsonLinesParser, Output, ToolCall, tool_line, usage
 from .process import AgentProcess
 from .registry import AgentSpec
 from .transcript import Transcript
@@ -67,22 +66,14 @@ class Rpc:
     message: dict[str, Any]
 
 
-class AcpParser:
+class AcpParser(JsonLinesParser):
     """The agent's stdout: streamed text as Output (AgentProcess paces it), everything else as
     Rpc. While a conversation is being loaded, the history the agent replays is dropped."""
 
     def __init__(self) -> None:
         self.replaying = False
 
-    def feed(self, line: str) -> list[Any]:
-        if not line.strip():
-            return []
-        try:
-            message = json.loads(line)
-        except ValueError:
-            message = None
-        if not isinstance(message, dict):
-            return [Output("stdout", line)]
+    def event(self, message: dict[str, Any]) -> list[Any]:
         if message.get("method") != "session/update":
             return [Rpc(message)]
         if self.replaying:
