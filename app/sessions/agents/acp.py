@@ -114,6 +114,7 @@ class AcpConnection:
         self.session_id: str | None = None
         self.session: dict[str, Any] = {}  # session/new or load result: modes, models, options
         self.current: dict[str, str | None] = {"mode": None, "model": None}
+        self.defaults: dict[str, str | None] = {}  # the mode and model it began with
         self.capabilities: dict[str, Any] = {}
         self.exited = False
         self._ids = itertools.count(1)
@@ -279,8 +280,7 @@ class AcpAdapter:
 
     def _key(self, conversation: str | None) -> tuple[str, ...]:
         assert self.turn is not None
-        return (self.spec.id, self.program, self.turn.cwd, conversation or "",
-                self.turn.model or "")
+        return self.spec.id, self.program, self.turn.cwd, conversation or ""
 
     # -- opening the conversation (reader thread, one response after the other) -------------
 
@@ -323,6 +323,7 @@ class AcpAdapter:
         connection.session_id, connection.session = session_id, result
         connection.current = {"mode": _current(result, "mode"),
                               "model": _current(result, "model")}
+        connection.defaults = dict(connection.current)
         sink.set_conversation(session_id)
         self._configure()
 
@@ -331,8 +332,11 @@ class AcpAdapter:
         prompt."""
         connection, turn = self.connection, self.turn
         assert connection is not None and turn is not None
-        steps = [step for step in (_setting(connection, "mode", turn.permission_mode),
-                                   _setting(connection, "model", turn.model)) if step]
+        # A tab back on the agent's default gets the one the conversation began with.
+        wanted = {"mode": turn.permission_mode or connection.defaults.get("mode"),
+                  "model": turn.model or connection.defaults.get("model")}
+        steps = [step for step in (_setting(connection, category, value)
+                                   for category, value in wanted.items()) if step]
         self._next_step(steps)
 
     def _next_step(self, steps: list[tuple[str, str, dict[str, Any], str]]) -> None:
