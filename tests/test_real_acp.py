@@ -1,6 +1,7 @@
 """Gemini CLI and opencode over the Agent Client Protocol, with the real CLIs against the local
 model endpoint (fixtures of tests/test_real_agents.py): a tool call is held as an approval
-until the user answers it from the phone.
+until the user answers it from the phone. A stand-in ACP agent covers what the real CLIs
+cannot be scripted to do (plans, hostile file requests).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.test_agents import ai_log, detail, prompt, tab_of
+from tests.test_agents import STAND_INS, agent_env, ai_log, detail, prompt, tab_of, turns_done
 from tests.test_approvals import (
     approval_of,
     approvals_requested,
@@ -20,15 +21,17 @@ from tests.test_approvals import (
     tools,
 )
 from tests.test_real_agents import errors, finished, session_for
+from tests.test_sessions_api import create
 from tests.wsclient import LiveClient
 
 pytest_plugins = ("tests.test_real_agents",)
-pytestmark = pytest.mark.real_agents
+real = pytest.mark.real_agents
 
 ACP_AGENTS = ["gemini-cli", "opencode"]
 ASK_TIMEOUT_S = 90  # opencode takes 5-20 s to reach its first tool call on 2 cores
 
 
+@real
 @pytest.mark.parametrize("agent", ACP_AGENTS)
 def test_a_command_waits_for_allow_then_runs(real_server, folder, agent):
     sid = session_for(real_server, agent, folder)
@@ -62,6 +65,7 @@ def test_a_command_waits_for_allow_then_runs(real_server, folder, agent):
                            json={"decision": "allow"}).status_code == 409
 
 
+@real
 @pytest.mark.parametrize("agent", ACP_AGENTS)
 def test_deny_with_a_message_changes_nothing(real_server, folder, agent):
     sid = session_for(real_server, agent, folder)
@@ -77,6 +81,7 @@ def test_deny_with_a_message_changes_nothing(real_server, folder, agent):
     assert detail(real_server, sid)["state"] == "idle"
 
 
+@real
 @pytest.mark.parametrize("agent", ACP_AGENTS)
 def test_a_file_write_shows_a_unified_diff(real_server, folder, agent):
     sid = session_for(real_server, agent, folder)
@@ -93,12 +98,14 @@ def test_a_file_write_shows_a_unified_diff(real_server, folder, agent):
     assert [text for source, text in ai_log(real_server, sid) if source == "stderr"] == []
 
 
+@real
 @pytest.mark.parametrize("agent", ACP_AGENTS)
 def test_allow_session_is_not_asked_twice(real_server, folder, agent):
     sid = session_for(real_server, agent, folder)
     check_allow_session_is_not_asked_twice(real_server, sid, folder, ASK_TIMEOUT_S)
 
 
+@real
 @pytest.mark.parametrize("agent", ACP_AGENTS)
 def test_interrupt_while_waiting_denies_and_ends_the_turn(real_server, folder, agent):
     check_an_interrupt_while_waiting_denies_it(real_server, session_for(real_server, agent, folder),
@@ -112,6 +119,7 @@ MODES = {"gemini-cli": ("yolo", "[[touch]]", "approved.txt", "gemini-2.5-pro"),
          "opencode": ("plan", "", None, "m2")}
 
 
+@real
 @pytest.mark.parametrize("agent", ACP_AGENTS)
 def test_the_tabs_mode_and_model_are_the_agents_own(real_server, endpoint, folder, agent):
     mode, marker, made, model = MODES[agent]
@@ -144,6 +152,7 @@ def next_minute() -> None:
     time.sleep(61 - time.time() % 60)
 
 
+@real
 @pytest.mark.parametrize("agent", ACP_AGENTS)
 def test_after_a_restart_the_next_turn_loads_the_conversation(real_server, endpoint, folder,
                                                               agent):
@@ -165,3 +174,53 @@ def test_after_a_restart_the_next_turn_loads_the_conversation(real_server, endpo
     # The history the agent replays while loading is not logged again.
     answers = [text for source, text in ai_log(real_server, sid) if source == "ai"]
     assert len(answers) == 2, answers
+
+
+# -- with a stand-in ACP agent (tests/agents/acp-agent): what the real CLIs cannot be made to do
+
+
+@pytest.fixture
+def acp_standin(make_server, tmp_path):
+    """A server whose opencode is the stand-in ACP agent."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'[agents.opencode]\npath = "{STAND_INS}/acp-agent"\n')
+    return make_server("--token", str(uuid.uuid4()), "--no-rate-limit", "--config",
+                       str(config), env=agent_env())
+
+
+def test_a_plan_is_one_entry_updated_in_place(acp_standin, project):
+    sid = create(acp_standin, project, toolType="opencode")["id"]
+    prompt(acp_standin, sid, "make a plan")
+    assert turns_done(acp_standin, sid, 1)[0]["success"] is True
+    assert ai_log(acp_standin, sid) == [
+        ("user", "make a plan"),
+        ("plan", "- [x] Read the code\n- [~] Change it"),
+        ("ai", "Planned.")]
+
+
+def test_file_writes_the_agent_asks_for_stay_in_the_session_folder(acp_standin, project):
+    sid = create(acp_standin, project, toolType="opencode")["id"]
+    prompt(acp_standin, sid, "write ../escape.txt")
+    prompt(acp_standin, sid, "write /etc/escape.txt")
+    prompt(acp_standin, sid, "write notes/inside.txt")
+    prompt(acp_standin, sid, "write inside.txt")
+    answers = [entry["fullResponse"] for entry in turns_done(acp_standin, sid, 4)]
+    refused = "refused: Only text files inside the session's folder"
+    assert answers[:2] == [refused, refused]
+    assert answers[2].startswith("refused: Cannot write notes/inside.txt")  # no such folder
+    assert answers[3] == "written" and (project / "inside.txt").read_text() == "x\n"
+    assert not (project.parent / "escape.txt").exists()
+
+
+def test_a_resumed_conversation_does_not_log_the_replayed_history(acp_standin, project):
+    sid = create(acp_standin, project, toolType="opencode")["id"]
+    prompt(acp_standin, sid, "one")
+    turns_done(acp_standin, sid, 1)
+    acp_standin.stop()  # the kept process ends with the server: the next turn loads
+    acp_standin.start()
+    prompt(acp_standin, sid, "two")
+    second = turns_done(acp_standin, sid, 2)[1]
+    assert second["fullResponse"] == "Echo: two (message 2)"  # after the loaded "(loaded)"
+    assert [text for source, text in ai_log(acp_standin, sid) if source == "ai"] == [
+        "Echo: one (message 1)", "Echo: two (message 2)"]
+    assert second["usageStats"]["inputTokens"] == 10
