@@ -202,13 +202,14 @@ def test_file_writes_the_agent_asks_for_stay_in_the_session_folder(acp_standin, 
     sid = create(acp_standin, project, toolType="opencode")["id"]
     prompt(acp_standin, sid, "write ../escape.txt")
     prompt(acp_standin, sid, "write /etc/escape.txt")
+    prompt(acp_standin, sid, "write inNULside.txt")
     prompt(acp_standin, sid, "write notes/inside.txt")
     prompt(acp_standin, sid, "write inside.txt")
-    answers = [entry["fullResponse"] for entry in turns_done(acp_standin, sid, 4)]
+    answers = [entry["fullResponse"] for entry in turns_done(acp_standin, sid, 5)]
     refused = "refused: Only text files inside the session's folder"
-    assert answers[:2] == [refused, refused]
-    assert answers[2].startswith("refused: Cannot write notes/inside.txt")  # no such folder
-    assert answers[3] == "written" and (project / "inside.txt").read_text() == "x\n"
+    assert answers[:3] == [refused, refused, refused]
+    assert answers[3].startswith("refused: Cannot write notes/inside.txt")  # no such folder
+    assert answers[4] == "written" and (project / "inside.txt").read_text() == "x\n"
     assert not (project.parent / "escape.txt").exists()
 
 

@@ -433,8 +433,13 @@ class AcpAdapter:
         params = _dict(message.get("params"))
         path, content = params.get("path"), params.get("content")
         folder = os.path.realpath(turn.cwd)
-        target = os.path.realpath(os.path.join(folder, path)) if isinstance(path, str) else ""
-        if not isinstance(content, str) or os.path.commonpath([folder, target or "/"]) != folder:
+        try:
+            target = os.path.realpath(os.path.join(folder, path)) \
+                if isinstance(path, str) and "\0" not in path else "/"
+            inside = isinstance(content, str) and os.path.commonpath([folder, target]) == folder
+        except ValueError:
+            inside = False
+        if not inside:
             connection.refuse(message["id"], "Only text files inside the session's folder")
             return
         try:
