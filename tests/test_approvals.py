@@ -373,28 +373,31 @@ def check_allow_runs_it(server, sid: str, folder_path: Path, approval: dict) -> 
     return entry
 
 
-def check_allow_session_is_not_asked_twice(server, sid: str, folder_path: Path) -> None:
+def check_allow_session_is_not_asked_twice(server, sid: str, folder_path: Path,
+                                           timeout: float = 60) -> None:
     """[[touch]] allowed for the session; the same call in the next turn is not asked."""
-    client = LiveClient(server)
+    prompt(server, sid, "Create the file [[touch]]")
+    decide(server, sid, approval_of(server, sid, timeout=timeout)["id"],
+           decision="allow_session")
+    finished(server, sid, 1)
+    (folder_path / "approved.txt").unlink()
+    client = LiveClient(server)  # read while the turn runs: it answers the server's pings
     try:
-        prompt(server, sid, "Create the file [[touch]]")
-        decide(server, sid, approval_of(server, sid, timeout=60)["id"],
-               decision="allow_session")
-        finished(server, sid, 1)
-        (folder_path / "approved.txt").unlink()
         prompt(server, sid, "Once more [[touch]]")
-        second = finished(server, sid, 2)[1]
-        requested = approvals_requested(client, sid, 2)
+        requested = approvals_requested(client, sid, 1)
     finally:
         client.close()
-    assert second["success"] is True and (folder_path / "approved.txt").exists()
-    assert len(requested) == 1
+    second = finished(server, sid, 2)[1]
+    assert second["success"] is True, ai_log(server, sid)
+    assert (folder_path / "approved.txt").exists()
+    assert requested == []
 
 
-def check_an_interrupt_while_waiting_denies_it(server, sid: str, folder_path: Path) -> None:
+def check_an_interrupt_while_waiting_denies_it(server, sid: str, folder_path: Path,
+                                               timeout: float = 60) -> None:
     """[[touch]] asked, then interrupted: denied, nothing ran, the turn failed quietly."""
     prompt(server, sid, "Create the file [[touch]]")
-    approval = approval_of(server, sid, timeout=60)
+    approval = approval_of(server, sid, timeout=timeout)
     reply = server.api("POST", f"session/{sid}/interrupt").json()
     assert reply["wasRunning"] is True and reply["stoppedBy"] == "interrupt"
     (entry,) = finished(server, sid, 1)
@@ -404,6 +407,7 @@ def check_an_interrupt_while_waiting_denies_it(server, sid: str, folder_path: Pa
     assert late.status_code == 409 and "(deny by interrupt)" in late.json()["message"]
     assert [t for s, t in ai_log(server, sid) if s == "error"] == []
     assert detail(server, sid)["state"] == "idle"
+    assert open_approvals(server, sid) == []
 
 
 @real
