@@ -43,8 +43,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     # After the limiter's check: a viewer's refused actions still count against its quota.
     app.before_request(refuse_viewer_changes)
     init_audit(app)
+    # always_send=False: CORS headers only for a request with an Origin (a browser's);
+    # other clients skip the work.
     cors.init_app(app, resources={r"/api/*": {"origins": settings.cors_origins}},
-                  supports_credentials=False)
+                  supports_credentials=False, always_send=False)
     sock.init_app(app)
     register_error_handlers(app)
 

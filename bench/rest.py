@@ -22,7 +22,8 @@ WRK_CONNECTIONS = 8
 
 def requests_per_second(url: str, seconds: float) -> float:
     if shutil.which("wrk"):
-        done = subprocess.run(["wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", url],
+        duration = f"-d{max(1, round(seconds))}s"
+        done = subprocess.run(["wrk", "-t1", f"-c{WRK_CONNECTIONS}", duration, url],
                               capture_output=True, text=True, timeout=seconds + 60)
         match = re.search(r"Requests/sec:\s*([\d.]+)", done.stdout)
         if not match or "Non-2xx" in done.stdout:
@@ -89,3 +90,32 @@ def measure(ours: dict[str, str], references: dict[str, dict[str, str]], rounds:
                                for endpoint in ours} for name in references}
     return {"requests_per_s": medians, "runs": runs, "ratios": ratios,
             "client": "wrk" if shutil.which("wrk") else "python keep-alive client"}
+
+
+def main() -> None:
+    """Before/after: our GET sessions and GET session/<id>, this checkout vs --tree's."""
+    import argparse
+    from pathlib import Path
+
+    from bench import temporary_server
+
+    parser = argparse.ArgumentParser(description="REST requests/s, this checkout vs another")
+    parser.add_argument("--tree", type=Path, required=True, help="another checkout")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5)
+    args = parser.parse_args()
+    with temporary_server("wsgi.py") as (this, this_project), \
+            temporary_server(str(args.tree.resolve() / "wsgi.py")) as (other, other_project):
+        urls = [dict(zip(("GET sessions", "GET session/<id>"),
+                         prepare(server, project, 20, 200), strict=True))
+                for server, project in ((this, this_project), (other, other_project))]
+        result = measure(urls[0], {"other": urls[1]}, args.rounds, args.seconds)
+    for name, rates in result["requests_per_s"].items():
+        print(f"{'this' if name == 'ours' else name:6}", ", ".join(
+            f"{endpoint} {rate:,.0f}/s" for endpoint, rate in rates.items()))
+    print("this/other:", ", ".join(f"{endpoint} {ratio:.2f}"
+                                   for endpoint, ratio in result["ratios"]["ours/other"].items()))
+
+
+if __name__ == "__main__":
+    main()

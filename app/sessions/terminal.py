@@ -35,7 +35,15 @@ from typing import Protocol
 
 from ptyprocess import PtyProcess
 
-from .procs import OWNER_VAR, end_processes, prepare_child, processes, task_reads_tty, tasks
+from .procs import (
+    OWNER_VAR,
+    end_processes,
+    group_members,
+    prepare_child,
+    processes,
+    task_reads_tty,
+    tasks,
+)
 from .pty_stream import AlternateScreenWatch, PtyStream
 from .screen import OutputCoalescer, strip_controls
 from .screen_model import ScreenModel
@@ -651,8 +659,11 @@ class TerminalShell:
             group = os.tcgetpgrp(self._fd)
         except OSError:
             return False, False
-        foreground = [task for pid in processes(lambda stat: stat.group == group)
-                      for task in tasks(pid)]
+        shell = self.pid
+        members = group_members(shell, group) if shell is not None else []
+        if not members:  # reparented out of the shell's tree, or gone: look everywhere
+            members = processes(lambda stat: stat.group == group)
+        foreground = [task for pid in members for task in tasks(pid)]
         if any(task_reads_tty(task, self._tty_rdev) for task in foreground):
             return True, False
         return False, any(task_polls_tty(task, self._tty_rdev) for task in foreground)
