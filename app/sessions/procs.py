@@ -27,6 +27,7 @@ OWNER_VAR = "MAESTRO_OWNER"
 _OWNER_PREFIX = OWNER_VAR.encode() + b"="
 _SCAN_MAX_AGE = 0.02  # callers within this many seconds share one scan of /proc
 _END_POLL = 0.02
+_TREE_LIMIT = 4096  # processes walked below one shell, at most
 
 # Syscall numbers of read(2) and readv(2): a task blocked in one of them on the
 # pty slave is waiting for the user (Linux /proc/<pid>/syscall, decimal).
@@ -83,6 +84,32 @@ def processes(match: Callable[[ProcStat], bool]) -> list[int]:
             if stat is not None and stat.state not in "ZX" and match(stat):
                 pids.append(int(entry))
     return pids
+
+
+def group_members(root: int, group: int) -> list[int]:
+    """Pids of live processes in `group` among `root` and its descendants.
+
+    Walks /proc/<pid>/task/<tid>/children from `root` (a few reads) instead of reading every
+    process's stat on the machine; a member that has left the tree (its parent exited and it
+    was reparented) is missed, so a caller that finds none falls back to `processes()`."""
+    members, pending, seen = [], [root], set()
+    while pending and len(seen) < _TREE_LIMIT:
+        pid = pending.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        stat = proc_stat(str(pid))
+        if stat is None or stat.state in "ZX":
+            continue
+        if stat.group == group:
+            members.append(pid)
+        for task in tasks(pid):
+            try:
+                with open(f"{task}/children") as children:
+                    pending.extend(int(child) for child in children.read().split())
+            except OSError:
+                continue
+    return members
 
 
 def tasks(pid: int) -> Iterator[str]:

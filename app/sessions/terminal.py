@@ -40,6 +40,7 @@ from .procs import (
     child_setup,
     end_marked,
     end_processes,
+    group_members,
     processes,
     task_reads_tty,
     tasks,
@@ -659,8 +660,11 @@ class TerminalShell:
             group = os.tcgetpgrp(self._fd)
         except OSError:
             return False, False
-        foreground = [task for pid in processes(lambda stat: stat.group == group)
-                      for task in tasks(pid)]
+        shell = self.pid
+        members = group_members(shell, group) if shell is not None else []
+        if not members:  # reparented out of the shell's tree, or gone: look everywhere
+            members = processes(lambda stat: stat.group == group)
+        foreground = [task for pid in members for task in tasks(pid)]
         if any(task_reads_tty(task, self._tty_rdev) for task in foreground):
             return True, False
         return False, any(task_polls_tty(task, self._tty_rdev) for task in foreground)
