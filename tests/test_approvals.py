@@ -271,8 +271,11 @@ def test_agents_listing_says_what_each_tab_can_be_told(make_server, tmp_path):
         "permissionMode": "plan", "model": None, "canChooseModel": True}
     assert (agents["codex"]["protocol"], agents["codex"]["permissionModes"][0]) == (
         "codex-app-server", "untrusted")
-    assert (agents["gemini-cli"]["canAsk"], agents["gemini-cli"]["permissionModes"],
-            agents["gemini-cli"]["canChooseModel"]) == (False, [], True)
+    assert (agents["gemini-cli"]["protocol"], agents["gemini-cli"]["canAsk"],
+            agents["gemini-cli"]["permissionModes"]) == (
+        "acp", True, ["default", "autoEdit", "yolo", "plan"])
+    assert (agents["aider"]["canAsk"], agents["aider"]["permissionModes"],
+            agents["aider"]["canChooseModel"]) == (False, [], True)
     assert (agents["mine"]["protocol"], agents["mine"]["canChooseModel"]) == ("oneshot", False)
 
 
