@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .config import ConfigError
+from .hosts import parse_origin
 
 STOP_WAIT_S = 5.0
 KEPT_LINES = 20  # of the child's output, to quote the reason when it fails
@@ -56,7 +57,8 @@ TUNNELS = {
     # a line holding only a login.tailscale.com URL asks the user to enable HTTPS first.
     "tailscale": TunnelKind(
         "tailscale", "https://tailscale.com/download",
-        re.compile(r"^\s*(https://(?!login\.tailscale\.com)[^\s/]+)/?\s*$")),
+        re.compile(r"^\s*(https://(?!login\.tailscale\.com)"
+                   r"[a-z0-9-]+(?:\.[a-z0-9-]+)+(?::[0-9]{1,5})?)/?\s*$", re.IGNORECASE)),
     # A box in its log: "|  https://four-dashed-word-url.trycloudflare.com  |"; its errors
     # name https://api.trycloudflare.com.
     "cloudflare": TunnelKind(
@@ -93,7 +95,10 @@ class Tunnel:
         return urlsplit(self.url).hostname if self.url else ""
 
     def _read_output(self) -> None:
-        """Look for the URL, then keep draining (a full pipe would stall the child)."""
+        """Look for the URL, then keep draining (a full pipe would stall the child).
+
+        Only a plain https host name (and port) counts: the URL is added to the served
+        hosts and origins, so a wildcard or garbage would open them or stop the server."""
         assert self.process.stdout is not None
         for line in self.process.stdout:
             line = line.strip()
@@ -102,7 +107,7 @@ class Tunnel:
             self._lines.append(line)
             logger.debug("%s: %s", self.name, line)
             match = self.kind.url_pattern.search(line)
-            if match and self.url is None:
+            if match and self.url is None and parse_origin(match.group(1)) is not None:
                 self.url = match.group(1)
                 self._seen_url.set()
         self._ended.set()
