@@ -9,7 +9,8 @@ needs 2 to 10 s, tailscale under one), and stop the child,
 its whole process group, at shutdown. Foreground `tailscale serve` removes its own
 configuration when it ends, so nothing outlives the server.
 
-A missing binary or a tunnel that fails is one line on stderr; the server keeps serving
+A missing binary, a tunnel that fails or one that ends later on its own is one line on
+stderr; the server keeps serving
 locally.
 """
 
@@ -23,6 +24,7 @@ import re
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -80,10 +82,13 @@ def tunnel_kind(name: str) -> TunnelKind:
 class Tunnel:
     """A running tunnel child; `url` once its public URL was seen, else `failure`."""
 
-    def __init__(self, name: str, kind: TunnelKind, process: subprocess.Popen) -> None:
+    def __init__(self, name: str, kind: TunnelKind, process: subprocess.Popen,
+                 on_lost: Callable[[str], None]) -> None:
         self.name = name
         self.kind = kind
         self.process = process
+        self._on_lost = on_lost  # told why, when a tunnel that gave its URL ends on its own
+        self._stopping = False
         self.url: str | None = None
         self._seen_url = threading.Event()
         self._ended = threading.Event()
@@ -112,6 +117,8 @@ class Tunnel:
                 self._seen_url.set()
         self._ended.set()
         self._seen_url.set()
+        if self.url is not None and not self._stopping:
+            self._on_lost(self.failure(STOP_WAIT_S))
 
     def wait_for_url(self, timeout: float) -> str | None:
         """The public URL, or None (with failure() saying why) within `timeout` seconds."""
@@ -129,6 +136,7 @@ class Tunnel:
 
     def stop(self) -> None:
         """End the child's process group: SIGTERM, then SIGKILL after STOP_WAIT_S."""
+        self._stopping = True
         if self.process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
@@ -141,9 +149,11 @@ class Tunnel:
             self.process.wait(STOP_WAIT_S)
 
 
-def start_tunnel(name: str, local_url: str, wait_s: float) -> Tunnel | str:
+def start_tunnel(name: str, local_url: str, wait_s: float,
+                 on_lost: Callable[[str], None]) -> Tunnel | str:
     """Start the tunnel to `local_url`; the running Tunnel, or one line saying what failed
-    (the child, if any, is stopped then)."""
+    (the child, if any, is stopped then). `on_lost` gets that line if the tunnel ends later,
+    on its own."""
     kind = tunnel_kind(name)
     try:
         process = subprocess.Popen(kind.command(local_url), stdin=subprocess.DEVNULL,
@@ -153,7 +163,7 @@ def start_tunnel(name: str, local_url: str, wait_s: float) -> Tunnel | str:
         return f"{kind.binary} is not installed (not on PATH); get it from {kind.install_hint}"
     except OSError as exc:
         return f"cannot start {kind.binary}: {exc.strerror or exc}"
-    tunnel = Tunnel(name, kind, process)
+    tunnel = Tunnel(name, kind, process, on_lost)
     if tunnel.wait_for_url(wait_s) is None:
         failure = tunnel.failure(wait_s)
         tunnel.stop()

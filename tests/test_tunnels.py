@@ -124,6 +124,20 @@ def test_a_tunnel_printing_a_hostile_url_is_ignored_and_the_server_serves_locall
     assert foreign.status_code == 400
 
 
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_tunnel_that_dies_later_is_one_line_and_the_server_serves_on(make_server, tmp_path,
+                                                                        script):
+    server = make_server("--tunnel", "cloudflare", script=script,
+                         env=_stand_in_env(tmp_path, MAESTRO_TUNNEL_TEST="die-later"))
+    assert CLOUDFLARE_HOST in _banner(server)
+    line = wait_for(lambda: next((line for line in server.errors
+                                  if line.startswith("maestro-web: tunnel")), None))
+    assert line.strip() == ("maestro-web: tunnel cloudflare ended: cloudflared stopped "
+                            "(exit code 1): 2024-05-29T10:01:00Z ERR Connection terminated "
+                            "error=\"control stream closed\"; serving locally only")
+    assert server.api("GET", "whoami").status_code == 200
+
+
 def test_an_unknown_tunnel_is_a_bad_setting(tmp_path):
     [line] = _start_error(tmp_path, "--tunnel", "ngrok")
     assert line == ("maestro-web: error: --tunnel: must be one of tailscale, cloudflare, "
