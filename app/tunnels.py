@@ -10,8 +10,7 @@ its whole process group, at shutdown. Foreground `tailscale serve` removes its o
 configuration when it ends, so nothing outlives the server.
 
 A missing binary, a tunnel that fails or one that ends later on its own is one line on
-stderr; the server keeps serving
-locally.
+stderr; the server keeps serving locally.
 """
 
 from __future__ import annotations

@@ -285,6 +285,21 @@ def test_endpoints_on_this_machine_the_lan_or_a_metadata_address_are_refused(
     assert kept(strict) == [] and kept(pushing) == []
 
 
+def test_a_kept_loopback_subscription_is_not_posted_to_once_the_setting_is_off(
+        make_server, push_service, project):
+    """The address is checked again before each post: a subscription kept while loopback
+    was allowed reaches nothing after a restart without --push-allow-loopback-http."""
+    token = str(uuid.uuid4())
+    first = make_server("--token", token, "--no-rate-limit", "--push-allow-loopback-http")
+    subscribe(first, Browser(push_service))
+    first.stop()
+    server = make_server("--token", token, "--no-rate-limit")
+    sid = ready_session(server, project, name="build")
+    run(server, sid, "sh -c 'exit 3'")
+    wait_for(lambda: "not a public address; not sent" in "".join(server.errors))
+    assert push_service.received.empty()
+
+
 @pytest.mark.parametrize("answer", ["flood", "drip"])
 def test_a_push_service_answering_without_end_does_not_stop_the_others(
         make_server, push_service, project, answer):
