@@ -58,6 +58,21 @@ def _normal_name(name: str) -> str:
     return name.strip().lower().rstrip(".")
 
 
+def is_loopback_host(host: str) -> bool:
+    """Does a Host header name this machine's loopback (`localhost`, `*.localhost`,
+    127.0.0.0/8, ::1)?"""
+    parts = split_host(host)
+    if parts is None:
+        return False
+    name = _normal_name(parts[0])
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def _is_ip_literal(name: str) -> bool:
     try:
         ipaddress.ip_address(name)

@@ -138,10 +138,15 @@ def _start_tunnel(settings: Settings, listener: socket.socket, scheme: str) -> T
     """
     tunnel_kind(settings.tunnel)
     local = f"{scheme}://{_bracket(_local_host(settings.host))}:{listener.getsockname()[1]}"
-    started = start_tunnel(settings.tunnel, local, settings.tunnel_wait_s)
-    if isinstance(started, str):
-        print(f"maestro-web: tunnel {settings.tunnel} failed: {started}; serving locally only",
+
+    def say(how: str, reason: str) -> None:
+        print(f"maestro-web: tunnel {settings.tunnel} {how}: {reason}; serving locally only",
               file=sys.stderr, flush=True)
+
+    started = start_tunnel(settings.tunnel, local, settings.tunnel_wait_s,
+                           on_lost=lambda reason: say("ended", reason))
+    if isinstance(started, str):
+        say("failed", started)
         return None
     return started
 

@@ -13,7 +13,9 @@ come back with the redirect), so there the token stays in the address bar, as be
 The cookie's value is an HMAC of the token, not the token: a leaked cookie does not reveal the
 key, and a new token (a restart without --persistent-token, or --rotate-token) unpairs every
 browser at once. The cookie is `HttpOnly` (no script reads it), `SameSite=Strict` (no other
-site's page sends it) and `Secure` over HTTPS, scoped to the server's base path. Its name
+site's page sends it) and `Secure` unless the page is on loopback (a browser pairs only on a
+secure origin, and one that is not this machine is https to the browser even when a tunnel
+or proxy talks plain http to us), scoped to the server's base path. Its name
 carries the Host's port: cookies are shared by every port of a host, and two servers on one
 machine must not overwrite each other's.
 """
@@ -25,7 +27,7 @@ import hmac
 
 from werkzeug.http import dump_cookie, parse_cookie
 
-from .hosts import split_host
+from .hosts import is_loopback_host, split_host
 
 COOKIE_NAME = "maestro"
 # Chrome caps a cookie's lifetime at 400 days; the others' caps are longer.
@@ -70,4 +72,5 @@ def set_cookie_header(environ: dict, token: str) -> str:
     return dump_cookie(cookie_name(environ), cookie_value(token), max_age=COOKIE_MAX_AGE_S,
                        path=environ.get("SCRIPT_NAME", "") or "/", httponly=True,
                        samesite="Strict",
-                       secure=environ.get("wsgi.url_scheme") == "https")
+                       secure=(environ.get("wsgi.url_scheme") == "https"
+                               or not is_loopback_host(environ.get("HTTP_HOST", ""))))

@@ -9,8 +9,8 @@ needs 2 to 10 s, tailscale under one), and stop the child,
 its whole process group, at shutdown. Foreground `tailscale serve` removes its own
 configuration when it ends, so nothing outlives the server.
 
-A missing binary or a tunnel that fails is one line on stderr; the server keeps serving
-locally.
+A missing binary, a tunnel that fails or one that ends later on its own is one line on
+stderr; the server keeps serving locally.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ import re
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .config import ConfigError
+from .hosts import parse_origin
 
 STOP_WAIT_S = 5.0
 KEPT_LINES = 20  # of the child's output, to quote the reason when it fails
@@ -56,7 +58,8 @@ TUNNELS = {
     # a line holding only a login.tailscale.com URL asks the user to enable HTTPS first.
     "tailscale": TunnelKind(
         "tailscale", "https://tailscale.com/download",
-        re.compile(r"^\s*(https://(?!login\.tailscale\.com)[^\s/]+)/?\s*$")),
+        re.compile(r"^\s*(https://(?!login\.tailscale\.com)"
+                   r"[a-z0-9-]+(?:\.[a-z0-9-]+)+(?::[0-9]{1,5})?)/?\s*$", re.IGNORECASE)),
     # A box in its log: "|  https://four-dashed-word-url.trycloudflare.com  |"; its errors
     # name https://api.trycloudflare.com.
     "cloudflare": TunnelKind(
@@ -78,10 +81,13 @@ def tunnel_kind(name: str) -> TunnelKind:
 class Tunnel:
     """A running tunnel child; `url` once its public URL was seen, else `failure`."""
 
-    def __init__(self, name: str, kind: TunnelKind, process: subprocess.Popen) -> None:
+    def __init__(self, name: str, kind: TunnelKind, process: subprocess.Popen,
+                 on_lost: Callable[[str], None]) -> None:
         self.name = name
         self.kind = kind
         self.process = process
+        self._on_lost = on_lost  # told why, when a tunnel that gave its URL ends on its own
+        self._stopping = False
         self.url: str | None = None
         self._seen_url = threading.Event()
         self._ended = threading.Event()
@@ -93,7 +99,10 @@ class Tunnel:
         return urlsplit(self.url).hostname if self.url else ""
 
     def _read_output(self) -> None:
-        """Look for the URL, then keep draining (a full pipe would stall the child)."""
+        """Look for the URL, then keep draining (a full pipe would stall the child).
+
+        Only a plain https host name (and port) counts: the URL is added to the served
+        hosts and origins, so a wildcard or garbage would open them or stop the server."""
         assert self.process.stdout is not None
         for line in self.process.stdout:
             line = line.strip()
@@ -102,11 +111,13 @@ class Tunnel:
             self._lines.append(line)
             logger.debug("%s: %s", self.name, line)
             match = self.kind.url_pattern.search(line)
-            if match and self.url is None:
+            if match and self.url is None and parse_origin(match.group(1)) is not None:
                 self.url = match.group(1)
                 self._seen_url.set()
         self._ended.set()
         self._seen_url.set()
+        if self.url is not None and not self._stopping:
+            self._on_lost(self.failure(STOP_WAIT_S))
 
     def wait_for_url(self, timeout: float) -> str | None:
         """The public URL, or None (with failure() saying why) within `timeout` seconds."""
@@ -124,6 +135,7 @@ class Tunnel:
 
     def stop(self) -> None:
         """End the child's process group: SIGTERM, then SIGKILL after STOP_WAIT_S."""
+        self._stopping = True
         if self.process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
@@ -136,9 +148,11 @@ class Tunnel:
             self.process.wait(STOP_WAIT_S)
 
 
-def start_tunnel(name: str, local_url: str, wait_s: float) -> Tunnel | str:
+def start_tunnel(name: str, local_url: str, wait_s: float,
+                 on_lost: Callable[[str], None]) -> Tunnel | str:
     """Start the tunnel to `local_url`; the running Tunnel, or one line saying what failed
-    (the child, if any, is stopped then)."""
+    (the child, if any, is stopped then). `on_lost` gets that line if the tunnel ends later,
+    on its own."""
     kind = tunnel_kind(name)
     try:
         process = subprocess.Popen(kind.command(local_url), stdin=subprocess.DEVNULL,
@@ -148,7 +162,7 @@ def start_tunnel(name: str, local_url: str, wait_s: float) -> Tunnel | str:
         return f"{kind.binary} is not installed (not on PATH); get it from {kind.install_hint}"
     except OSError as exc:
         return f"cannot start {kind.binary}: {exc.strerror or exc}"
-    tunnel = Tunnel(name, kind, process)
+    tunnel = Tunnel(name, kind, process, on_lost)
     if tunnel.wait_for_url(wait_s) is None:
         failure = tunnel.failure(wait_s)
         tunnel.stop()

@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -42,12 +43,19 @@ class Received:
     body: bytes
 
 
+HOSTILE_BODY_MAX_BYTES = 2 * 1024**3  # an endless answer stops here at the latest
+HOSTILE_CHUNK_BYTES = 64 * 1024
+
+
 class PushService:
     """A threaded HTTP server: POST /push/<anything> is recorded and answered `status`;
-    while `answering` is clear, each request waits for it (a push service that hangs)."""
+    while `answering` is clear, each request waits for it (a push service that hangs).
+    `body` makes it hostile: "flood" answers with gigabytes as fast as it can, "drip" with
+    one byte a second, each until the client hangs up."""
 
     def __init__(self) -> None:
         self.status = 201
+        self.body: str | None = None
         self.received: queue.Queue[Received] = queue.Queue()
         self.answering = threading.Event()
         self.answering.set()
@@ -61,8 +69,24 @@ class PushService:
                 service.received.put(Received(self.path, headers, body))
                 service.answering.wait(RECEIVE_TIMEOUT_S)
                 self.send_response(service.status)
-                self.send_header("Content-Length", "0")
+                if service.body is None:
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_header("Content-Length", str(HOSTILE_BODY_MAX_BYTES))
                 self.end_headers()
+                self._send_hostile_body(service.body)
+
+            def _send_hostile_body(self, kind: str) -> None:
+                chunk = b"x" * (HOSTILE_CHUNK_BYTES if kind == "flood" else 1)
+                try:
+                    for _ in range(HOSTILE_BODY_MAX_BYTES // len(chunk)):
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                        if kind == "drip":
+                            time.sleep(1)
+                except OSError:
+                    pass  # the client hung up: what we want
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -13,6 +13,7 @@ import requests
 import websocket
 
 from app.pairing import cookie_value
+from tests.test_tunnels import CLOUDFLARE_HOST, _stand_in_env
 
 SCRIPTS = ["run.py", "wsgi.py"]
 # What a browser sends when the user opens a URL (typed, bookmarked, scanned, home screen).
@@ -107,6 +108,20 @@ def test_the_cookie_is_secure_over_https(make_server, tmp_path):
     response, cookie = _pair(server)
     assert "Secure" in response.headers["Set-Cookie"]
     assert _get(server, "/api/whoami", cookie).status_code == 200
+
+
+def test_the_cookie_is_secure_through_a_tunnel_that_reaches_us_as_plain_http(make_server,
+                                                                             tmp_path):
+    """The tunnel's page is https (the browser sent Sec-Fetch-*), though the tunnel talks
+    plain http to us: a cookie without Secure would also go out on a typed http:// to the
+    tunnel's name, in the clear."""
+    server = make_server("--tunnel", "cloudflare", env=_stand_in_env(tmp_path))
+    response = requests.get(f"{server.base}/{server.token}/", allow_redirects=False, timeout=10,
+                            headers={**NAVIGATION, "Host": CLOUDFLARE_HOST})
+    assert response.status_code == 303, response.text
+    assert "Secure" in response.headers["Set-Cookie"].split("; ")
+    local, _ = _pair(server)
+    assert "Secure" not in local.headers["Set-Cookie"]  # http://127.0.0.1 is the machine
 
 
 def test_a_new_token_unpairs_and_persistent_mode_keeps_pairing_and_port(make_server, tmp_path):

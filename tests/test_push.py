@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import wait_for
-from tests.push_service import Browser, vapid_claims
+from tests.push_service import Browser, PushService, vapid_claims
 from tests.test_agents import agent_env, prompt
 from tests.test_approvals import approval_of
 from tests.test_sessions_api import assert_error, create
@@ -252,6 +252,74 @@ def test_loopback_http_needs_the_setting_and_the_count_is_capped(make_server, pu
     third = {**local, "endpoint": "https://push.example.com/3"}
     assert_error(server.api("POST", "push/subscriptions", json={"subscription": third}), 409,
                  "limit 2")
+
+
+LOOPBACK_ENDPOINTS = [
+    "https://127.0.0.1/push/x", "https://localhost/push/x", "https://[::1]/push/x",
+    "https://[::ffff:127.0.0.1]/push/x", "https://2130706433/push/x",
+    "https://0x7f000001/push/x", "https://127.1/push/x",
+]
+NETWORK_ENDPOINTS = [
+    "https://169.254.169.254/latest/meta-data/", "https://10.0.0.5/push/x",
+    "https://192.168.1.1/push/x", "https://172.16.0.1/push/x", "https://100.64.0.1/push/x",
+    "https://0.0.0.0/push/x", "https://[fd00::1]/push/x", "https://[fe80::1]/push/x",
+    "https://224.0.0.1/push/x", "https://[::ffff:10.0.0.5]/push/x",
+]
+
+
+def test_endpoints_on_this_machine_the_lan_or_a_metadata_address_are_refused(
+        make_server, pushing, push_service, tmp_path):
+    """A subscription is a URL the server will POST to: an outsider with the token must not
+    aim it at this machine or its network. The loopback setting opens loopback only."""
+    strict = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         data_dir=tmp_path / "strict")
+    good = Browser(push_service).subscription()
+    for endpoint in LOOPBACK_ENDPOINTS + NETWORK_ENDPOINTS:
+        body = {"subscription": {**good, "endpoint": endpoint}}
+        assert_error(strict.api("POST", "push/subscriptions", json=body), 400,
+                     "not a public address")
+    for endpoint in NETWORK_ENDPOINTS:
+        body = {"subscription": {**good, "endpoint": endpoint}}
+        assert_error(pushing.api("POST", "push/subscriptions", json=body), 400,
+                     "not a public address")
+    assert kept(strict) == [] and kept(pushing) == []
+
+
+def test_a_kept_loopback_subscription_is_not_posted_to_once_the_setting_is_off(
+        make_server, push_service, project):
+    """The address is checked again before each post: a subscription kept while loopback
+    was allowed reaches nothing after a restart without --push-allow-loopback-http."""
+    token = str(uuid.uuid4())
+    first = make_server("--token", token, "--no-rate-limit", "--push-allow-loopback-http")
+    subscribe(first, Browser(push_service))
+    first.stop()
+    server = make_server("--token", token, "--no-rate-limit")
+    sid = ready_session(server, project, name="build")
+    run(server, sid, "sh -c 'exit 3'")
+    wait_for(lambda: "not a public address; not sent" in "".join(server.errors))
+    assert push_service.received.empty()
+
+
+@pytest.mark.parametrize("answer", ["flood", "drip"])
+def test_a_push_service_answering_without_end_does_not_stop_the_others(
+        make_server, push_service, project, answer):
+    """A push service that answers with gigabytes, or a byte a second, costs one bounded
+    post: the next subscription and the next notification still go out."""
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         "--push-allow-loopback-http", "--push-timeout-s", "2")
+    hostile = PushService()
+    try:
+        hostile.body = answer
+        subscribe(server, Browser(hostile))
+        browser = Browser(push_service)
+        subscribe(server, browser)
+        sid = ready_session(server, project, name="build")
+        run(server, sid, "sh -c 'exit 3'")
+        assert browser.decrypt(push_service.next())["body"] == "Failed (exit 3): sh -c 'exit 3'"
+        run(server, sid, "sh -c 'exit 4'")
+        assert browser.decrypt(push_service.next())["body"] == "Failed (exit 4): sh -c 'exit 4'"
+    finally:
+        hostile.close()
 
 
 def test_push_routes_need_the_token_refuse_a_viewer_and_are_rate_limited(

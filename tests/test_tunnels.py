@@ -108,6 +108,36 @@ def test_a_tunnel_without_a_url_in_time_is_stopped(make_server, tmp_path):
     assert server.api("GET", "whoami").status_code == 200
 
 
+@pytest.mark.parametrize("url", ["https://*", "https://*.evil.example",
+                                 "https://box.ts.net:99999", "https://a\"b.ts.net"])
+def test_a_tunnel_printing_a_hostile_url_is_ignored_and_the_server_serves_locally(
+        make_server, tmp_path, url):
+    """A URL that is not a plain https host name must not open --allowed-hosts (`*`) or
+    stop the server: it is not a URL we serve, one line says so."""
+    server = make_server("--tunnel", "tailscale", "--tunnel-wait-s", "1",
+                         env=_stand_in_env(tmp_path, MAESTRO_TUNNEL_URL=url))
+    [line] = [line for line in server.errors if line.startswith("maestro-web: tunnel")]
+    assert "no public URL from tailscale within 1 s" in line
+    assert server.api("GET", "whoami").status_code == 200
+    foreign = requests.get(f"{server.base}/{server.token}/api/whoami",
+                           headers={"Host": "x.evil.example"}, timeout=10)
+    assert foreign.status_code == 400
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_tunnel_that_dies_later_is_one_line_and_the_server_serves_on(make_server, tmp_path,
+                                                                        script):
+    server = make_server("--tunnel", "cloudflare", script=script,
+                         env=_stand_in_env(tmp_path, MAESTRO_TUNNEL_TEST="die-later"))
+    assert CLOUDFLARE_HOST in _banner(server)
+    line = wait_for(lambda: next((line for line in server.errors
+                                  if line.startswith("maestro-web: tunnel")), None))
+    assert line.strip() == ("maestro-web: tunnel cloudflare ended: cloudflared stopped "
+                            "(exit code 1): 2024-05-29T10:01:00Z ERR Connection terminated "
+                            "error=\"control stream closed\"; serving locally only")
+    assert server.api("GET", "whoami").status_code == 200
+
+
 def test_an_unknown_tunnel_is_a_bad_setting(tmp_path):
     [line] = _start_error(tmp_path, "--tunnel", "ngrok")
     assert line == ("maestro-web: error: --tunnel: must be one of tailscale, cloudflare, "

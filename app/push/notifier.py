@@ -5,7 +5,8 @@ matter and queues a Notice (a bounded queue: when the push services are slow, ne
 notices are dropped and counted, never waited for); an event about a session that some page
 shows in the foreground at that moment calls for none. One worker thread takes the notices in
 order and posts an encrypted message (RFC 8291, VAPID RFC 8292, via pywebpush) to each
-subscription that wants the category, each post bounded by --push-timeout-s. A push service
+subscription that wants the category, each post bounded by --push-timeout-s (to
+connect, then for the whole answer, of which 64 KiB are read at most). A push service
 that answers 404 or 410 has forgotten the subscription: we forget it too.
 """
 
@@ -27,6 +28,8 @@ from pywebpush import WebPushException, webpush
 from ..config import Settings
 from ..events import Event
 from ..store import Store
+from .answers import BoundedAnswers
+from .subscription import refused_address
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +92,7 @@ class PushNotifier:
         self._in_view = in_view  # some page shows the session in the foreground
         self._queue: queue.Queue[Notice | None] = queue.Queue(settings.push_queue_size)
         self.dropped = 0  # notices lost to a full queue
-        self._http = requests.Session()
-        self._http.max_redirects = 0  # a push service answers; it does not send us elsewhere
+        self._http = BoundedAnswers(settings.push_timeout_s)
         self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._run, name="push-notifier", daemon=True)
         self._worker.start()
@@ -137,6 +139,12 @@ class PushNotifier:
         endpoint = subscription["endpoint"]
         parts = urlsplit(endpoint)
         origin = f"{parts.scheme}://{parts.netloc}"
+        refused = refused_address(parts.hostname or "", parts.port or 443,
+                                  self.settings.push_allow_loopback_http)
+        if refused:  # the name was public when subscribed, it no longer is
+            logger.warning("push: %s now resolves to %s, not a public address; not sent",
+                           origin, refused)
+            return
         try:
             webpush({"endpoint": endpoint, "keys": {"p256dh": subscription["p256dh"],
                                                     "auth": subscription["auth"]}},

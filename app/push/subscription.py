@@ -1,7 +1,9 @@
 """What a browser's PushSubscription must look like before we keep it and post to it.
 
-The endpoint is a URL we will POST to from this machine, so it is held to https (a loopback
-http stand-in only with --push-allow-loopback-http), a bounded length and no credentials; the
+The endpoint is a URL we will POST to from this machine, so it is held to https on a public
+address (a push service is on the internet: an endpoint on this machine, the LAN or a cloud
+metadata address would turn the server into a proxy into them; a loopback stand-in only with
+--push-allow-loopback-http), a bounded length and no credentials; the
 keys must be what RFC 8291 encryption needs: a P-256 public point and a 16-byte secret.
 """
 
@@ -11,6 +13,7 @@ import base64
 import binascii
 import ipaddress
 import re
+import socket
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -76,17 +79,42 @@ def _endpoint(value: Any, allow_loopback_http: bool) -> str:
     if not host or parts.username is not None or parts.password is not None or parts.fragment:
         raise ApiError(400, "'subscription.endpoint' must be an https URL with a host and "
                             "no user name, password or fragment")
-    if parts.scheme == "https":
-        return value
-    if parts.scheme == "http" and allow_loopback_http and _is_loopback(host):
-        return value
-    hint = (" (http only on a loopback address, with --push-allow-loopback-http)"
-            if parts.scheme == "http" else "")
-    raise ApiError(400, f"'subscription.endpoint' must be an https URL{hint}")
+    if parts.scheme not in ("https", "http") or (
+            parts.scheme == "http" and not (allow_loopback_http and _is_loopback(host))):
+        hint = (" (http only on a loopback address, with --push-allow-loopback-http)"
+                if parts.scheme == "http" else "")
+        raise ApiError(400, f"'subscription.endpoint' must be an https URL{hint}")
+    refused = refused_address(host, parts.port or 443, allow_loopback_http)
+    if refused:
+        raise ApiError(400, f"'subscription.endpoint' is on {refused}, not a public address: "
+                            "push services are on the internet (a local stand-in only on "
+                            "loopback, with --push-allow-loopback-http)")
+    return value
+
+
+def refused_address(host: str, port: int, allow_loopback: bool) -> str | None:
+    """The first address `host` resolves to that we must not post to, or None.
+
+    Only public (global unicast) addresses are allowed, and loopback ones with
+    `allow_loopback`. A name that does not resolve is let through: it reaches nothing.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        mapped = getattr(address, "ipv4_mapped", None)
+        address = mapped or address
+        if address.is_loopback and allow_loopback:
+            continue
+        if not address.is_global or address.is_multicast:
+            return str(address)
+    return None
 
 
 def _is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
+    if host.lower().rstrip(".") in LOOPBACK_NAMES:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
