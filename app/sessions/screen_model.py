@@ -7,9 +7,11 @@ of plain lines (`seq 1 200000`) is mostly skipped without parsing: see `_skip_sc
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
+import unicodedata
 from typing import Any
 
 import pyte
@@ -37,6 +39,25 @@ _FLAGS = (("bold", 1), ("italics", 3), ("underscore", 4), ("blink", 5), ("revers
 
 
 TITLE_MAX = 1024  # characters of a window title (or icon name) kept
+# Combining marks kept on one cell. pyte NFC-normalises the whole cell at each mark it adds,
+# so a run of n marks costs O(n^2) or worse: 20,000 took 34 s of the reader's time.
+COMBINING_MAX = 8
+
+
+@functools.cache
+def _combining_runs() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Patterns for a run of more than COMBINING_MAX combining marks, and for the marks a
+    string starts with (the characters pyte adds to the cell before the cursor)."""
+    marks = [code for code in range(0x110000) if unicodedata.combining(chr(code))]
+    ranges: list[list[int]] = []
+    for code in marks:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    mark = "[" + "".join(f"{re.escape(chr(low))}-{re.escape(chr(high))}"
+                         for low, high in ranges) + "]"
+    return re.compile(f"{mark}{{{COMBINING_MAX + 1},}}"), re.compile(f"{mark}+")
 
 
 class _Screen(pyte.Screen):
@@ -46,6 +67,24 @@ class _Screen(pyte.Screen):
     def __init__(self, columns: int, lines: int) -> None:
         super().__init__(columns, lines)
         self.saved_main: tuple[dict, Any] | None = None  # (buffer, cursor) while alternate
+
+    def draw(self, data: str) -> None:
+        """pyte's draw with at most COMBINING_MAX combining marks on a cell."""
+        if not data.isascii():
+            too_many, leading = _combining_runs()
+            data = too_many.sub(lambda run: run.group()[:COMBINING_MAX], data)
+            marks = leading.match(data)
+            if marks:  # they go on the cell before the cursor, which may hold some already
+                room = max(0, COMBINING_MAX + 1 - len(self._cell_before_cursor().data))
+                data = data[:room] + data[marks.end():] if room < marks.end() else data
+        super().draw(data)
+
+    def _cell_before_cursor(self) -> Any:
+        """The cell pyte puts a combining mark on: left of the cursor, or at the end of the
+        row above when the cursor is in the first column."""
+        if self.cursor.x:
+            return self.buffer[self.cursor.y][min(self.cursor.x, self.columns) - 1]
+        return self.buffer[max(self.cursor.y - 1, 0)][self.columns - 1]
 
     def set_title(self, param: str) -> None:
         super().set_title(param[:TITLE_MAX])  # hostile output may send megabytes of title
