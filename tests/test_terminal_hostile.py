@@ -7,9 +7,12 @@ from __future__ import annotations
 import shlex
 import sys
 
+import pytest
+
 from tests.conftest import wait_for
-from tests.test_terminal_sessions import history, ready_session, send
+from tests.test_terminal_sessions import history, ready_session, send, state
 from tests.test_terminal_view import screen
+from tests.wsclient import LiveClient
 
 
 def python_output(code: str) -> str:
@@ -28,3 +31,28 @@ def test_a_flood_of_combining_marks_neither_stalls_the_shell_nor_the_screen(serv
     lines = screen(server, sid)["lines"]
     accented = next(line for line in lines if line.startswith("a") or line.startswith("\u00e1"))
     assert len(accented) <= 16 and any(line == "after" for line in lines)
+
+
+@pytest.mark.parametrize("script", ["run.py", "wsgi.py"])
+def test_stop_still_works_after_a_key_and_resize_flood_used_the_key_budget(make_server, project,
+                                                                          script):
+    server = make_server("--key-rate", "2", "--interrupt-grace-s", "1", script=script)
+    sid = ready_session(server, project)
+    send(server, sid, "sleep 300")
+    wait_for(lambda: state(server, sid) == "busy")
+    resized = [server.api("POST", f"session/{sid}/resize", json={"cols": 80, "rows": 24})
+               for _ in range(12)]
+    assert resized[-1].status_code == 429  # a resize loop (or a stuck key) spent the budget
+    client = LiveClient(server, session_id=sid)
+    for _ in range(10):  # the socket's keys are refused as well
+        client.send({"type": "input", "sessionId": sid, "data": "x"})
+    client.wait_for(lambda m: m["type"] == "error" and m.get("code") == "rate_limited")
+    assert server.api("POST", f"session/{sid}/input", json={"data": "x"}).status_code == 429
+    stopped = server.api("POST", f"session/{sid}/interrupt")
+    assert stopped.status_code == 200, stopped.text
+    wait_for(lambda: state(server, sid) == "idle")
+    send(server, sid, "sleep 300")
+    wait_for(lambda: state(server, sid) == "busy")
+    reply = client.request({"type": "interrupt", "sessionId": sid}, "interrupt_result")
+    assert reply["success"] is True
+    wait_for(lambda: state(server, sid) == "idle")
