@@ -30,6 +30,11 @@ _CARRIED_MODES = (1, 1000, 1002, 1003, 1006, 2004)
 # (U+0080-U+009F) among others: one byte class keeps the scan fast.
 _NOT_PLAIN = re.compile(rb"[\x00-\x07\x0b\x0c\x0e-\x1f\x7f\xc2]")
 _CRLF = b"\r\n"
+# What follows ESC to end a sequence: a CSI (`[` params intermediates final), a string
+# opener (nothing of the string is plain: it never counts as text), or intermediates + final.
+_CSI_TAIL = re.compile(rb"[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]")
+_ESCAPE_TAIL = re.compile(rb"\[[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]"
+                          rb"|[\x20-\x2f]*[\x30-\x4f\x51-\x57\x59-\x5c\x60-\x7e]")
 
 _FG_CODES = {name: code for code, name in {**graphics.FG_ANSI, **graphics.FG_AIXTERM}.items()}
 _BG_CODES = {name: code for code, name in {**graphics.BG_ANSI, **graphics.BG_AIXTERM}.items()}
@@ -214,9 +219,27 @@ def _without_scrolled_text(data: bytes, rows: int) -> list[bytes]:
                 cut = data.rfind(_CRLF, run_start, cut)
             parts.append(data[kept_from:run_start])
             kept_from = cut + len(_CRLF)
-        run_start = special.end() if special else len(data)
+        run_start = _after_sequence(data, special.end()) if special else len(data)
     parts.append(data[kept_from:])
     return [part for part in parts if part]
+
+
+def _after_sequence(data: bytes, start: int) -> int:
+    """Where plain text can start after the special byte before `start`: past the rest of
+    an escape sequence (ESC [ 3 5 m) or a C1 control's UTF-8 form, which are not text; an
+    escape string (OSC, DCS...) runs to a BEL or ST, itself special, so nothing of it is."""
+    lead = data[start - 1]
+    if lead == 0xC2 and start < len(data) and 0x80 <= data[start] <= 0x9F:  # C1 in UTF-8
+        lead, start = data[start] - 0x40, start + 1
+    if lead == 0x1B:
+        match = _ESCAPE_TAIL.match(data, start)
+        return match.end() if match else len(data)
+    if lead == ord("["):  # the 8-bit CSI (from C1 above)
+        match = _CSI_TAIL.match(data, start)
+        return match.end() if match else len(data)
+    if lead in b"]PX^_":  # the other C1 strings
+        return len(data)
+    return start
 
 
 def _paint(screen: _Screen) -> str:
