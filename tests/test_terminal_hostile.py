@@ -56,3 +56,13 @@ def test_stop_still_works_after_a_key_and_resize_flood_used_the_key_budget(make_
     reply = client.request({"type": "interrupt", "sessionId": sid}, "interrupt_result")
     assert reply["success"] is True
     wait_for(lambda: state(server, sid) == "idle")
+
+
+def test_a_twenty_megabyte_line_flows_like_a_line_flood(server, project):
+    sid = ready_session(server, project)
+    # Parsed character by character, one long line took the reader ~7 s per MB.
+    send(server, sid, "head -c 20000000 /dev/zero | tr '\\0' x; echo; echo after")
+    entry = wait_for(lambda: history(server, sid), timeout=60)[0]
+    assert entry["exitCode"] == 0
+    lines = screen(server, sid)["lines"]
+    assert "x" * 100 in "".join(lines) and "after" in lines

@@ -37,7 +37,7 @@ def random_output(rng: random.Random, cols: int, rows: int) -> bytes:
     return b"".join(pieces)
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(60))
 def test_the_shortcuts_give_the_screen_a_full_parse_gives(seed):
     rng = random.Random(seed)
     cols, rows = rng.randrange(5, 30), rng.randrange(2, 12)
@@ -56,3 +56,14 @@ def test_a_mode_set_just_before_a_line_flood_is_kept():
     snapshot = model.snapshot()
     assert snapshot["cursor"]["visible"] is False
     assert snapshot["lines"][-2] == "line 2999"
+
+
+def test_a_ten_megabyte_line_gives_the_screen_a_full_parse_gives():
+    line = b"0123456789" * 1_000_000
+    model = ScreenModel(80, 24)
+    for start in range(0, len(line), 65536):  # as the reader appends it
+        model.append(line[start:start + 65536])
+    model.append(b"\r\nafter")
+    snapshot = model.snapshot()
+    assert snapshot["lines"] == parsed_in_full(line[-8000:] + b"\r\nafter", 80, 24)
+    assert snapshot["cursor"] == {"x": 5, "y": 23, "visible": True}

@@ -30,6 +30,8 @@ _CARRIED_MODES = (1, 1000, 1002, 1003, 1006, 2004)
 # (U+0080-U+009F) among others: one byte class keeps the scan fast.
 _NOT_PLAIN = re.compile(rb"[\x00-\x07\x0b\x0c\x0e-\x1f\x7f\xc2]")
 _CRLF = b"\r\n"
+_MODE_CHANGE = re.compile(rb"\x1b\[\??[0-9;]*[hl]")  # ESC [ (?) modes h|l: autowrap, insert...
+_PRINTABLE = bytes(range(0x20, 0x7F))
 # What follows ESC to end a sequence: a CSI (`[` params intermediates final), a string
 # opener (nothing of the string is plain: it never counts as text), or intermediates + final.
 _CSI_TAIL = re.compile(rb"[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]")
@@ -148,6 +150,7 @@ class ScreenModel:
         self._screen = _Screen(cols, rows)
         self._stream = pyte.ByteStream(self._screen)
         self._consumed = 0  # bytes parsed or skipped
+        self._plain_tail = True  # the bytes parsed last ended in text, not inside a sequence
 
     def append(self, data: bytes) -> None:
         """Take raw output (reader thread): cheap, unless the backlog passes its bound."""
@@ -188,13 +191,24 @@ class ScreenModel:
         with self._pending_lock:
             data = bytes(self._pending)
             self._pending.clear()
-        for part in _without_scrolled_text(data, self._screen.lines):
-            try:
-                self._stream.feed(part)
-            except Exception:  # a sequence pyte chokes on: the screen stays, the parser restarts
-                logger.exception("the screen model could not parse the output; parsing on")
-                self._stream = pyte.ByteStream(self._screen)
+        screen = self._screen
+        pieces = [data]
+        if (pyte_modes.DECAWM in screen.mode and pyte_modes.IRM not in screen.mode
+                and not _MODE_CHANGE.search(data)):
+            pieces = _without_wrapped_text(data, screen.lines, screen.columns, self._plain_tail)
+        self._plain_tail = _plain_from(data, _last_run_start(data), self._plain_tail) is not None
+        for piece in pieces:
+            for part in _without_scrolled_text(piece, screen.lines):
+                self._feed(part)
         self._consumed += len(data)  # skipped bytes too: the screen is the same without them
+
+    def _feed(self, part: bytes) -> None:
+        """Parse `part` (model lock held); a sequence pyte chokes on restarts its parser."""
+        try:
+            self._stream.feed(part)
+        except Exception:  # a sequence pyte chokes on: the screen stays, the parser restarts
+            logger.exception("the screen model could not parse the output; parsing on")
+            self._stream = pyte.ByteStream(self._screen)
 
 
 def _without_scrolled_text(data: bytes, rows: int) -> list[bytes]:
@@ -239,6 +253,51 @@ def _after_sequence(data: bytes, start: int) -> int:
         return match.end() if match else len(data)
     if lead in b"]PX^_":  # the other C1 strings
         return len(data)
+    return start
+
+
+def _without_wrapped_text(data: bytes, rows: int, cols: int, plain_start: bool
+                          ) -> list[bytes]:
+    """`data` without what a long line of printable ASCII wraps away unseen: the pieces to parse.
+
+    With autowrap on and insert mode off, such a line fills rows of `cols` cells from where
+    it starts. Dropping a whole number of rows' worth from its start leaves its characters
+    in the same columns and only scrolls less; when (rows + 1) x cols of them remain, they
+    cover the whole screen either way. So a 10 MB line costs what a screen does (parsed,
+    it kept the reader busy ~7 s per MB). `plain_start`: `data` starts in text, not inside
+    a sequence. (Not exact with a scroll region set, like _without_scrolled_text.)
+    """
+    keep = (rows + 1) * cols
+    pieces: list[bytes] = []
+    kept_from = 0
+    for run in re.finditer(rb"[\x20-\x7e]{%d,}" % (keep + cols), data):
+        start = _plain_from(data, run.start(), plain_start)
+        if start is None or run.end() - start < keep + cols:
+            continue
+        pieces.append(data[kept_from:start])
+        kept_from = start + (run.end() - start - keep) // cols * cols
+    pieces.append(data[kept_from:])
+    return [piece for piece in pieces if piece]
+
+
+def _last_run_start(data: bytes) -> int | None:
+    """Where the printable ASCII that `data` ends with starts (None: it ends otherwise)."""
+    start = len(data.rstrip(_PRINTABLE))
+    return None if start == len(data) else start
+
+
+def _plain_from(data: bytes, start: int | None, plain_start: bool) -> int | None:
+    """Where text starts in the printable run at `start`: past an escape sequence's rest
+    when one precedes it; None when unknown (inside an escape string, or `data` starts
+    inside a sequence)."""
+    if start is None:
+        return None
+    if start == 0:
+        return 0 if plain_start else None
+    before = data[start - 1]
+    if before == 0x1B or (0x80 <= before <= 0x9F and start >= 2 and data[start - 2] == 0xC2):
+        after = _after_sequence(data, start if before == 0x1B else start - 1)
+        return after if after < len(data) else None
     return start
 
 
