@@ -66,3 +66,16 @@ def test_a_twenty_megabyte_line_flows_like_a_line_flood(server, project):
     assert entry["exitCode"] == 0
     lines = screen(server, sid)["lines"]
     assert "x" * 100 in "".join(lines) and "after" in lines
+
+
+def test_a_program_flipping_the_full_screen_fast_leaves_one_log_line(server, project):
+    sid = ready_session(server, project)
+    send(server, sid, python_output(
+        "import sys, time\n"
+        "for _ in range(300):\n"
+        "    sys.stdout.write('\\x1b[?1049hX\\x1b[?1049l\\n')\n"
+        "    sys.stdout.flush(); time.sleep(0.002)"))
+    wait_for(lambda: history(server, sid), timeout=60)
+    entries = server.api("GET", f"session/{sid}/logs?kind=shell&limit=1000").json()["entries"]
+    notices = [entry for entry in entries if "full screen" in entry["text"]]
+    assert len(notices) == 1 and notices[0]["source"] == "system"
