@@ -79,3 +79,14 @@ def test_a_program_flipping_the_full_screen_fast_leaves_one_log_line(server, pro
     entries = server.api("GET", f"session/{sid}/logs?kind=shell&limit=1000").json()["entries"]
     notices = [entry for entry in entries if "full screen" in entry["text"]]
     assert len(notices) == 1 and notices[0]["source"] == "system"
+
+
+def test_keys_a_program_does_not_read_get_a_409_and_stop_still_works(server, project):
+    sid = ready_session(server, project)
+    send(server, sid, python_output("import time, tty; tty.setraw(0); time.sleep(300)"))
+    wait_for(lambda: state(server, sid) == "busy")
+    flood = server.api("POST", f"session/{sid}/keys", json={"keys": ["Space"] * 100_000})
+    assert flood.status_code == 409, flood.text
+    assert "not reading" in flood.json()["message"]
+    assert server.api("POST", f"session/{sid}/interrupt").status_code == 200
+    wait_for(lambda: state(server, sid) == "idle")
