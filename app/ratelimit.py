@@ -33,6 +33,7 @@ KEY_BUDGET_KEY = "maestro.key_budget"
 # REST endpoints that spend the key budget instead of the POST quota.
 KEY_ENDPOINTS = frozenset({"commands.interrupt", "commands.keys", "commands.terminal.input",
                            "commands.terminal.resize"})
+STOP_ENDPOINT, STOP_ACTION = "commands.interrupt", "interrupt"
 MAX_TRACKED_ADDRESSES = 10_000
 
 
@@ -99,7 +100,7 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
     def spend_key_budget() -> None:
         if settings.no_rate_limit or request.endpoint not in KEY_ENDPOINTS:
             return
-        wait = budget.take(client_key())
+        wait = budget.take(key_bucket(client_key(), request.endpoint == STOP_ENDPOINT))
         if wait is not None:
             g.maestro_key_wait = wait
             raise TooManyRequests()
@@ -115,9 +116,16 @@ def client_key() -> str:
     return address if caller_role() in (OWNER, None) else f"{address} ({caller_role()})"
 
 
-def key_hit(budget: KeyBudget, settings: Settings, client_ip: str) -> int | None:
+def key_bucket(client: str, stop: bool) -> str:
+    """The key budget's bucket for a client: Stop (interrupt) has a bucket of its own, so
+    a flood of keystrokes or resizes (a stuck key, a resize loop) can never refuse it."""
+    return f"{client} (stop)" if stop else client
+
+
+def key_hit(budget: KeyBudget, settings: Settings, client_ip: str, stop: bool = False
+            ) -> int | None:
     """Spend one unit of the client's key budget: None when allowed, else seconds to wait."""
-    return None if settings.no_rate_limit else budget.take(client_ip)
+    return None if settings.no_rate_limit else budget.take(key_bucket(client_ip, stop))
 
 
 def retry_after_seconds() -> int:

@@ -18,7 +18,7 @@ from simple_websocket import ConnectionClosed
 
 from ..auth import READ_ONLY_MESSAGE
 from ..errors import ApiError, now_ms
-from ..ratelimit import GET_SCOPE, POST_SCOPE, KeyBudget, key_hit, quota_hit
+from ..ratelimit import GET_SCOPE, POST_SCOPE, STOP_ACTION, KeyBudget, key_hit, quota_hit
 from ..roles import OWNER, caller_role
 from . import reject_invalid_unicode
 
@@ -125,7 +125,7 @@ class MessageHandler:
         """Spend what the message costs; None when allowed, else the seconds to wait."""
         settings = self.services.settings
         if kind in KEY_ACTIONS:
-            return key_hit(self.key_budget, settings, self.limit_key)
+            return key_hit(self.key_budget, settings, self.limit_key, kind == STOP_ACTION)
         scope = POST_SCOPE if kind in ACTIONS else GET_SCOPE if kind in READS else None
         if scope is None:
             return None

@@ -617,6 +617,8 @@ class SessionManager:
             shell.send_keys(keys)
         except ShellClosedError:
             raise ApiError(409, "Nothing is running: the shell has ended") from None
+        except TimeoutError:
+            raise ApiError(409, "The running program is not reading its input") from None
 
     # -- tabs -------------------------------------------------------------------------------
 

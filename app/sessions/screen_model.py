@@ -7,9 +7,11 @@ of plain lines (`seq 1 200000`) is mostly skipped without parsing: see `_skip_sc
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
+import unicodedata
 from typing import Any
 
 import pyte
@@ -28,6 +30,13 @@ _CARRIED_MODES = (1, 1000, 1002, 1003, 1006, 2004)
 # (U+0080-U+009F) among others: one byte class keeps the scan fast.
 _NOT_PLAIN = re.compile(rb"[\x00-\x07\x0b\x0c\x0e-\x1f\x7f\xc2]")
 _CRLF = b"\r\n"
+_MODE_CHANGE = re.compile(rb"\x1b\[\??[0-9;]*[hl]")  # ESC [ (?) modes h|l: autowrap, insert...
+_PRINTABLE = bytes(range(0x20, 0x7F))
+# What follows ESC to end a sequence: a CSI (`[` params intermediates final), a string
+# opener (nothing of the string is plain: it never counts as text), or intermediates + final.
+_CSI_TAIL = re.compile(rb"[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]")
+_ESCAPE_TAIL = re.compile(rb"\[[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]"
+                          rb"|[\x20-\x2f]*[\x30-\x4f\x51-\x57\x59-\x5c\x60-\x7e]")
 
 _FG_CODES = {name: code for code, name in {**graphics.FG_ANSI, **graphics.FG_AIXTERM}.items()}
 _BG_CODES = {name: code for code, name in {**graphics.BG_ANSI, **graphics.BG_AIXTERM}.items()}
@@ -37,6 +46,25 @@ _FLAGS = (("bold", 1), ("italics", 3), ("underscore", 4), ("blink", 5), ("revers
 
 
 TITLE_MAX = 1024  # characters of a window title (or icon name) kept
+# Combining marks kept on one cell. pyte NFC-normalises the whole cell at each mark it adds,
+# so a run of n marks costs O(n^2) or worse: 20,000 took 34 s of the reader's time.
+COMBINING_MAX = 8
+
+
+@functools.cache
+def _combining_runs() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Patterns for a run of more than COMBINING_MAX combining marks, and for the marks a
+    string starts with (the characters pyte adds to the cell before the cursor)."""
+    marks = [code for code in range(0x110000) if unicodedata.combining(chr(code))]
+    ranges: list[list[int]] = []
+    for code in marks:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    mark = "[" + "".join(f"{re.escape(chr(low))}-{re.escape(chr(high))}"
+                         for low, high in ranges) + "]"
+    return re.compile(f"{mark}{{{COMBINING_MAX + 1},}}"), re.compile(f"{mark}+")
 
 
 class _Screen(pyte.Screen):
@@ -46,6 +74,24 @@ class _Screen(pyte.Screen):
     def __init__(self, columns: int, lines: int) -> None:
         super().__init__(columns, lines)
         self.saved_main: tuple[dict, Any] | None = None  # (buffer, cursor) while alternate
+
+    def draw(self, data: str) -> None:
+        """pyte's draw with at most COMBINING_MAX combining marks on a cell."""
+        if not data.isascii():
+            too_many, leading = _combining_runs()
+            data = too_many.sub(lambda run: run.group()[:COMBINING_MAX], data)
+            marks = leading.match(data)
+            if marks:  # they go on the cell before the cursor, which may hold some already
+                room = max(0, COMBINING_MAX + 1 - len(self._cell_before_cursor().data))
+                data = data[:room] + data[marks.end():] if room < marks.end() else data
+        super().draw(data)
+
+    def _cell_before_cursor(self) -> Any:
+        """The cell pyte puts a combining mark on: left of the cursor, or at the end of the
+        row above when the cursor is in the first column."""
+        if self.cursor.x:
+            return self.buffer[self.cursor.y][min(self.cursor.x, self.columns) - 1]
+        return self.buffer[max(self.cursor.y - 1, 0)][self.columns - 1]
 
     def set_title(self, param: str) -> None:
         super().set_title(param[:TITLE_MAX])  # hostile output may send megabytes of title
@@ -104,6 +150,7 @@ class ScreenModel:
         self._screen = _Screen(cols, rows)
         self._stream = pyte.ByteStream(self._screen)
         self._consumed = 0  # bytes parsed or skipped
+        self._plain_tail = True  # the bytes parsed last ended in text, not inside a sequence
 
     def append(self, data: bytes) -> None:
         """Take raw output (reader thread): cheap, unless the backlog passes its bound."""
@@ -144,13 +191,24 @@ class ScreenModel:
         with self._pending_lock:
             data = bytes(self._pending)
             self._pending.clear()
-        for part in _without_scrolled_text(data, self._screen.lines):
-            try:
-                self._stream.feed(part)
-            except Exception:  # a sequence pyte chokes on: the screen stays, the parser restarts
-                logger.exception("the screen model could not parse the output; parsing on")
-                self._stream = pyte.ByteStream(self._screen)
+        screen = self._screen
+        pieces = [data]
+        if (pyte_modes.DECAWM in screen.mode and pyte_modes.IRM not in screen.mode
+                and not _MODE_CHANGE.search(data)):
+            pieces = _without_wrapped_text(data, screen.lines, screen.columns, self._plain_tail)
+        self._plain_tail = _plain_from(data, _last_run_start(data), self._plain_tail) is not None
+        for piece in pieces:
+            for part in _without_scrolled_text(piece, screen.lines):
+                self._feed(part)
         self._consumed += len(data)  # skipped bytes too: the screen is the same without them
+
+    def _feed(self, part: bytes) -> None:
+        """Parse `part` (model lock held); a sequence pyte chokes on restarts its parser."""
+        try:
+            self._stream.feed(part)
+        except Exception:  # a sequence pyte chokes on: the screen stays, the parser restarts
+            logger.exception("the screen model could not parse the output; parsing on")
+            self._stream = pyte.ByteStream(self._screen)
 
 
 def _without_scrolled_text(data: bytes, rows: int) -> list[bytes]:
@@ -175,9 +233,72 @@ def _without_scrolled_text(data: bytes, rows: int) -> list[bytes]:
                 cut = data.rfind(_CRLF, run_start, cut)
             parts.append(data[kept_from:run_start])
             kept_from = cut + len(_CRLF)
-        run_start = special.end() if special else len(data)
+        run_start = _after_sequence(data, special.end()) if special else len(data)
     parts.append(data[kept_from:])
     return [part for part in parts if part]
+
+
+def _after_sequence(data: bytes, start: int) -> int:
+    """Where plain text can start after the special byte before `start`: past the rest of
+    an escape sequence (ESC [ 3 5 m) or a C1 control's UTF-8 form, which are not text; an
+    escape string (OSC, DCS...) runs to a BEL or ST, itself special, so nothing of it is."""
+    lead = data[start - 1]
+    if lead == 0xC2 and start < len(data) and 0x80 <= data[start] <= 0x9F:  # C1 in UTF-8
+        lead, start = data[start] - 0x40, start + 1
+    if lead == 0x1B:
+        match = _ESCAPE_TAIL.match(data, start)
+        return match.end() if match else len(data)
+    if lead == ord("["):  # the 8-bit CSI (from C1 above)
+        match = _CSI_TAIL.match(data, start)
+        return match.end() if match else len(data)
+    if lead in b"]PX^_":  # the other C1 strings
+        return len(data)
+    return start
+
+
+def _without_wrapped_text(data: bytes, rows: int, cols: int, plain_start: bool
+                          ) -> list[bytes]:
+    """`data` without what a long line of printable ASCII wraps away unseen: the pieces to parse.
+
+    With autowrap on and insert mode off, such a line fills rows of `cols` cells from where
+    it starts. Dropping a whole number of rows' worth from its start leaves its characters
+    in the same columns and only scrolls less; when (rows + 1) x cols of them remain, they
+    cover the whole screen either way. So a 10 MB line costs what a screen does (parsed,
+    it kept the reader busy ~7 s per MB). `plain_start`: `data` starts in text, not inside
+    a sequence. (Not exact with a scroll region set, like _without_scrolled_text.)
+    """
+    keep = (rows + 1) * cols
+    pieces: list[bytes] = []
+    kept_from = 0
+    for run in re.finditer(rb"[\x20-\x7e]{%d,}" % (keep + cols), data):
+        start = _plain_from(data, run.start(), plain_start)
+        if start is None or run.end() - start < keep + cols:
+            continue
+        pieces.append(data[kept_from:start])
+        kept_from = start + (run.end() - start - keep) // cols * cols
+    pieces.append(data[kept_from:])
+    return [piece for piece in pieces if piece]
+
+
+def _last_run_start(data: bytes) -> int | None:
+    """Where the printable ASCII that `data` ends with starts (None: it ends otherwise)."""
+    start = len(data.rstrip(_PRINTABLE))
+    return None if start == len(data) else start
+
+
+def _plain_from(data: bytes, start: int | None, plain_start: bool) -> int | None:
+    """Where text starts in the printable run at `start`: past an escape sequence's rest
+    when one precedes it; None when unknown (inside an escape string, or `data` starts
+    inside a sequence)."""
+    if start is None:
+        return None
+    if start == 0:
+        return 0 if plain_start else None
+    before = data[start - 1]
+    if before == 0x1B or (0x80 <= before <= 0x9F and start >= 2 and data[start - 2] == 0xC2):
+        after = _after_sequence(data, start if before == 0x1B else start - 1)
+        return after if after < len(data) else None
+    return start
 
 
 def _paint(screen: _Screen) -> str:

@@ -159,6 +159,7 @@ class TerminalShell:
         self._pty = PtyStream(self._emit_pty)
         self._alternate = AlternateScreenWatch()
         self._log_alternate = False  # the log was told a full-screen program took over
+        self._told_full_screen = False  # this command's notice is in the log (once per command)
         self._at_prompt = False  # between a sentinel and the next begin: prompt, typing
         self._announced_echo = True
         self._quiet_checks = 0  # consecutive checks without output while the program polls
@@ -525,6 +526,9 @@ class TerminalShell:
         self._log_alternate = alternate
         if alternate:
             self._coalescer.flush_all()
+            if self._told_full_screen:  # a program flipping screens fast: one line, not one a flip
+                return
+            self._told_full_screen = True
             program = self._foreground_name() or "A program"
             self._notify(self._listener.on_notice,
                          f"{program} is using the full screen; open the terminal view")
@@ -598,6 +602,7 @@ class TerminalShell:
         self._alternate.reset()  # whatever held the screen has ended
         self._coalescer.end_escape()  # so did any escape sequence it left unterminated
         self._log_alternate = False
+        self._told_full_screen = False
         with self._lock:
             self._cwd = sentinel.cwd
             finished = (self._state in (BUSY, WAITING_INPUT) and not self._typed

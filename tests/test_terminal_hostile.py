@@ -1,0 +1,92 @@
+"""Hostile output and input against the terminal view, black-box: a real server, real bash,
+the raw stream, the screen model, the key paths (see docs/terminal-protocol.md).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.test_terminal_sessions import history, ready_session, send, state
+from tests.test_terminal_view import screen
+from tests.wsclient import LiveClient
+
+
+def python_output(code: str) -> str:
+    """A shell command that runs `code` with this Python (hostile output made to measure)."""
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
+
+
+def test_a_flood_of_combining_marks_neither_stalls_the_shell_nor_the_screen(server, project):
+    sid = ready_session(server, project)
+    # 600 KB of accents on one letter: pyte re-normalised the whole cell at every mark.
+    send(server, sid, python_output(
+        "import sys; sys.stdout.write('a' + chr(0x301) * 300000 + chr(10)); print('after')"))
+    entry = wait_for(lambda: history(server, sid), timeout=60)[0]
+    assert entry["exitCode"] == 0
+    assert server.api("POST", f"session/{sid}/resize", json={"cols": 100, "rows": 30}).ok
+    lines = screen(server, sid)["lines"]
+    accented = next(line for line in lines if line.startswith("a") or line.startswith("\u00e1"))
+    assert len(accented) <= 16 and any(line == "after" for line in lines)
+
+
+@pytest.mark.parametrize("script", ["run.py", "wsgi.py"])
+def test_stop_still_works_after_a_key_and_resize_flood_used_the_key_budget(make_server, project,
+                                                                          script):
+    server = make_server("--key-rate", "2", "--interrupt-grace-s", "1", script=script)
+    sid = ready_session(server, project)
+    send(server, sid, "sleep 300")
+    wait_for(lambda: state(server, sid) == "busy")
+    resized = [server.api("POST", f"session/{sid}/resize", json={"cols": 80, "rows": 24})
+               for _ in range(12)]
+    assert resized[-1].status_code == 429  # a resize loop (or a stuck key) spent the budget
+    client = LiveClient(server, session_id=sid)
+    for _ in range(10):  # the socket's keys are refused as well
+        client.send({"type": "input", "sessionId": sid, "data": "x"})
+    client.wait_for(lambda m: m["type"] == "error" and m.get("code") == "rate_limited")
+    assert server.api("POST", f"session/{sid}/input", json={"data": "x"}).status_code == 429
+    stopped = server.api("POST", f"session/{sid}/interrupt")
+    assert stopped.status_code == 200, stopped.text
+    wait_for(lambda: state(server, sid) == "idle")
+    send(server, sid, "sleep 300")
+    wait_for(lambda: state(server, sid) == "busy")
+    reply = client.request({"type": "interrupt", "sessionId": sid}, "interrupt_result")
+    assert reply["success"] is True
+    wait_for(lambda: state(server, sid) == "idle")
+
+
+def test_a_twenty_megabyte_line_flows_like_a_line_flood(server, project):
+    sid = ready_session(server, project)
+    # Parsed character by character, one long line took the reader ~7 s per MB.
+    send(server, sid, "head -c 20000000 /dev/zero | tr '\\0' x; echo; echo after")
+    entry = wait_for(lambda: history(server, sid), timeout=60)[0]
+    assert entry["exitCode"] == 0
+    lines = screen(server, sid)["lines"]
+    assert "x" * 100 in "".join(lines) and "after" in lines
+
+
+def test_a_program_flipping_the_full_screen_fast_leaves_one_log_line(server, project):
+    sid = ready_session(server, project)
+    send(server, sid, python_output(
+        "import sys, time\n"
+        "for _ in range(300):\n"
+        "    sys.stdout.write('\\x1b[?1049hX\\x1b[?1049l\\n')\n"
+        "    sys.stdout.flush(); time.sleep(0.002)"))
+    wait_for(lambda: history(server, sid), timeout=60)
+    entries = server.api("GET", f"session/{sid}/logs?kind=shell&limit=1000").json()["entries"]
+    notices = [entry for entry in entries if "full screen" in entry["text"]]
+    assert len(notices) == 1 and notices[0]["source"] == "system"
+
+
+def test_keys_a_program_does_not_read_get_a_409_and_stop_still_works(server, project):
+    sid = ready_session(server, project)
+    send(server, sid, python_output("import time, tty; tty.setraw(0); time.sleep(300)"))
+    wait_for(lambda: state(server, sid) == "busy")
+    flood = server.api("POST", f"session/{sid}/keys", json={"keys": ["Space"] * 100_000})
+    assert flood.status_code == 409, flood.text
+    assert "not reading" in flood.json()["message"]
+    assert server.api("POST", f"session/{sid}/interrupt").status_code == 200
+    wait_for(lambda: state(server, sid) == "idle")
