@@ -81,6 +81,19 @@ def test_legitimate_requests_are_served_while_hundreds_of_heads_trickle(make_ser
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
+def test_requests_are_served_at_once_when_a_flood_of_trickling_heads_ends(make_server, script):
+    server = make_server("--no-rate-limit", script=script)
+    with tricklers(server.port, 300) as conns:
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.sendall(b"a")
+        assert server.api("GET", "sessions", timeout=5).status_code == 200
+    for _ in range(5):  # the flood's 300 closing connections stall nothing (was ~10 s)
+        assert server.api("GET", "sessions", timeout=5).status_code == 200
+        assert requests.get(server.base + "/health", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_connections_beyond_the_per_address_cap_get_429(make_server, script):
     server = make_server("--no-rate-limit", "--max-connections-per-address", "3", script=script)
     with tricklers(server.port, 3) as held:
