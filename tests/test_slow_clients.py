@@ -137,13 +137,21 @@ def _served_from_attacker(port: int) -> bool:
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_a_client_that_never_reads_its_responses_is_cut(make_server, script):
+@pytest.mark.parametrize("dribbles", [False, True], ids=["then-quiet", "then-dribbling"])
+def test_a_client_that_sends_more_than_its_request_and_never_reads_is_cut(make_server, script,
+                                                                          dribbles):
     server = make_server("--no-rate-limit", "--request-timeout-s", "1",
                          "--max-connections-per-address", "2", script=script)
     stalled = [_never_reading(server.port) for _ in range(2)]
-    try:
-        # Their slots come back: the server gave up writing to them.
-        wait_for(lambda: _served_from_attacker(server.port), timeout=20, interval=0.5)
+
+    def slot_back() -> bool:
+        for conn in stalled if dribbles else ():
+            with contextlib.suppress(OSError):
+                conn.sendall(b" ")
+        return _served_from_attacker(server.port)
+
+    try:  # their slots come back: the server gave up on them
+        wait_for(slot_back, timeout=20, interval=0.5)
     finally:
         for conn in stalled:
             conn.close()

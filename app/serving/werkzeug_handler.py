@@ -41,6 +41,23 @@ class PacedWriter(io.RawIOBase):
         return len(view)
 
 
+class DrainReader(io.RawIOBase):
+    """The input werkzeug drains after answering (so that a client sending a refused body
+    sees the 413, not a reset), one receive per read: its read(10 MB) would wait for 10 MB
+    or EOF, so a client that sent more than its request and went quiet, or dribbles, held
+    the thread for ever. A read at a time, werkzeug's loop stops at the first 10 ms pause
+    or after 1,000 reads."""
+
+    def __init__(self, wire: io.BufferedIOBase) -> None:
+        self._wire = wire
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._wire.read1(WRITE_PIECE_BYTES if size < 0 else min(size, WRITE_PIECE_BYTES))
+
+
 def request_handler(gate: ConnectionGate, max_body_bytes: int) -> type[WSGIRequestHandler]:
     """A handler class bound to `gate` (one watchdog thread serves all its connections);
     bodies up to `max_body_bytes` are read before the app runs, within the deadline."""
@@ -55,6 +72,7 @@ def request_handler(gate: ConnectionGate, max_body_bytes: int) -> type[WSGIReque
         _counted: str | None = None  # the address, while this HTTP connection is counted
         _ticket: int | None = None  # the watchdog's, while a request head is awaited
         _body: bytes | None = None  # the request's body, read ahead of the app
+        _wire: io.BufferedIOBase | None = None  # the connection's input, behind a DrainReader
 
         def setup(self) -> None:
             super().setup()  # applies `timeout` to the connection
@@ -114,7 +132,15 @@ def request_handler(gate: ConnectionGate, max_body_bytes: int) -> type[WSGIReque
             environ = super().make_environ()
             if self._body is not None:
                 environ["wsgi.input"] = io.BytesIO(self._body)
+            if environ.get("HTTP_UPGRADE", "").lower() != "websocket":
+                self._wire, self.rfile = self.rfile, DrainReader(self.rfile)
             return environ
+
+        def finish(self) -> None:
+            super().finish()
+            if self._wire is not None:
+                self._wire.close()  # else the socket's descriptor outlives its close()
+                self._wire = None
 
         def _end_head(self) -> None:
             if self._ticket is not None:
