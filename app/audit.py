@@ -188,15 +188,18 @@ class AuditLog:
                 logger.exception("could not write the audit log %s", self.path)
 
     def _write(self, line: bytes) -> None:
-        fd = open_private_file(self.path, os.O_WRONLY | os.O_APPEND)
+        fd = open_private_file(self.path, os.O_RDWR | os.O_APPEND)
         try:
             size = os.fstat(fd).st_size
             if size and size + len(line) > self._rotate_bytes:
                 os.close(fd)
                 fd = -1
                 os.replace(self.path, self.rotated_path)
-                fd = open_private_file(self.path, os.O_WRONLY | os.O_APPEND)
-            os.write(fd, line)
+                fd = open_private_file(self.path, os.O_RDWR | os.O_APPEND)
+            elif size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line  # the last line was cut short (a crash, a full disk)
+            while line:  # a full disk may take part of it
+                line = line[os.write(fd, line):]
         finally:
             if fd >= 0:
                 os.close(fd)

@@ -257,3 +257,18 @@ def test_a_flood_of_refused_attempts_cannot_push_real_entries_out(make_server, p
     client.close()
     refused = [e for e in audit_entries(server, limit=100) if e["outcome"] == "forbidden"]
     assert sum(1 + e.get("leftOut", 0) for e in refused) == 201  # every attempt accounted for
+
+
+def test_a_line_cut_short_by_a_crash_does_not_swallow_the_next_entry(make_server, project,
+                                                                    tmp_path):
+    server = make_server("--no-rate-limit")
+    create(server, project)
+    server.stop()
+    path = tmp_path / "data" / "audit.log"
+    with open(path, "ab") as log:  # a write the machine's crash (or a full disk) cut short
+        log.write(b'{"id": 2, "time": "2026-')
+    restarted = server.start()
+    sid = create(restarted, project)["id"]
+    newest = audit_entries(restarted)
+    assert [entry["action"] for entry in newest] == ["create_session", "create_session"]
+    assert newest[0]["sessionId"] == sid and newest[0]["id"] > newest[1]["id"]

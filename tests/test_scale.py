@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import resource
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
 import websocket
 
 from tests.conftest import ROOT, wait_for
+from tests.test_sessions_api import assert_error
 from tests.test_terminal_sessions import ready_session
 from tests.wsclient import LiveClient
 
@@ -18,6 +20,7 @@ CLIENTS = 600
 SHELLS = 3
 FDS_NEEDED = 4096  # ~3 per WebSocket on each side, plus shells and headroom
 FEW_FDS = 200
+SHELL_FDS = 80  # for the server and a dozen shells
 
 
 @pytest.fixture
@@ -56,17 +59,23 @@ def test_600_websocket_clients_and_shells_past_fd_1024(make_server, project, fd_
     assert "filedescriptor out of range" not in server.log_text
 
 
+def _with_few_fds(tmp_path: Path, script: str, limit: int) -> Path:
+    """A launcher that runs `script` under a hard descriptor limit it cannot raise."""
+    launcher = tmp_path / f"few_fds_{script}"
+    launcher.write_text(
+        "import resource, runpy, sys\n"
+        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, {limit}))\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        f"runpy.run_path({str(ROOT / script)!r}, run_name='__main__')\n")
+    return launcher
+
+
 @pytest.mark.parametrize("script", ["run.py", "wsgi.py"])
 def test_running_out_of_descriptors_refuses_connections_and_keeps_serving(
         make_server, tmp_path, script):
-    launcher = tmp_path / f"few_fds_{script}"  # the server under a hard limit it cannot raise
-    launcher.write_text(
-        "import resource, runpy, sys\n"
-        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({FEW_FDS}, {FEW_FDS}))\n"
-        f"sys.path.insert(0, {str(ROOT)!r})\n"
-        f"runpy.run_path({str(ROOT / script)!r}, run_name='__main__')\n")
     server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
-                         "--max-clients", "1000", script=str(launcher))
+                         "--max-clients", "1000",
+                         script=str(_with_few_fds(tmp_path, script, FEW_FDS)))
     clients: list[LiveClient] = []
     refusals: list[str] = []
     try:
@@ -90,4 +99,31 @@ def test_running_out_of_descriptors_refuses_connections_and_keeps_serving(
              timeout=60)
     assert server.api("GET", "sessions").status_code == 200
     LiveClient(server).close()
+    assert server.process.poll() is None
+
+
+@pytest.mark.parametrize("script", ["run.py", "wsgi.py"])
+def test_a_shell_that_cannot_get_descriptors_is_refused_with_507_and_the_server_goes_on(
+        make_server, tmp_path, project, script):
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         script=str(_with_few_fds(tmp_path, script, SHELL_FDS)))
+    body = {"name": "one too many", "cwd": str(project), "toolType": "terminal"}
+    created, refusal = [], None
+    for _ in range(SHELL_FDS):  # each shell holds a few descriptors: the limit comes first
+        response = server.api("POST", "sessions", json=body, timeout=10)
+        if response.status_code == 201:
+            created.append(response.json()["session"]["id"])
+        elif response.status_code == 507:
+            refusal = response
+            break
+        else:  # the one spare descriptor refuses a connection accept() could not take
+            assert response.status_code == 503, response.text
+    assert refusal is not None and created, f"{len(created)} created, never refused"
+    assert_error(refusal, 507, "out of resources for another shell")
+    sessions = server.api("GET", "sessions").json()["sessions"]
+    assert sorted(s["id"] for s in sessions) == sorted(created)  # none half made
+    assert all(s["state"] != "error" for s in sessions)
+    assert server.api("DELETE", f"session/{created[0]}").status_code == 200
+    wait_for(lambda: server.api("POST", "sessions", json=body, timeout=10).status_code == 201,
+             timeout=30)  # its descriptors back, a shell starts again
     assert server.process.poll() is None

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from tests.conftest import wait_for
 from tests.wsclient import LiveClient
 
 SCRIPTS = ["run.py", "wsgi.py"]
@@ -81,6 +82,19 @@ def test_legitimate_requests_are_served_while_hundreds_of_heads_trickle(make_ser
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
+def test_requests_are_served_at_once_when_a_flood_of_trickling_heads_ends(make_server, script):
+    server = make_server("--no-rate-limit", script=script)
+    with tricklers(server.port, 300) as conns:
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.sendall(b"a")
+        assert server.api("GET", "sessions", timeout=5).status_code == 200
+    for _ in range(5):  # the flood's 300 closing connections stall nothing (was ~10 s)
+        assert server.api("GET", "sessions", timeout=5).status_code == 200
+        assert requests.get(server.base + "/health", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_connections_beyond_the_per_address_cap_get_429(make_server, script):
     server = make_server("--no-rate-limit", "--max-connections-per-address", "3", script=script)
     with tricklers(server.port, 3) as held:
@@ -101,6 +115,47 @@ def test_a_late_request_or_an_idle_connection_is_cut(make_server, script, openin
     assert _closed_by_server(_trickler(server.port, opening), timeout=15) is not None
     if opening != KEEP_ALIVE:  # (run.py answers that one with Connection: close at once)
         assert time.monotonic() - started >= 1
+
+
+def _never_reading(port: int) -> socket.socket:
+    """A connection from ATTACKER that pipelines requests until the server's replies, which
+    it never reads, fill both buffers and the server's writes stall."""
+    conn = socket.create_connection(("127.0.0.1", port), source_address=(ATTACKER, 0))
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    conn.settimeout(2)
+    with contextlib.suppress(OSError):  # the server stops reading: our send times out
+        for _ in range(5000):
+            conn.sendall(KEEP_ALIVE * 50)
+    return conn
+
+
+def _served_from_attacker(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=5,
+                                  source_address=(ATTACKER, 0)) as conn:
+        conn.sendall(KEEP_ALIVE.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+        return conn.recv(12) == b"HTTP/1.1 200"
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("dribbles", [False, True], ids=["then-quiet", "then-dribbling"])
+def test_a_client_that_sends_more_than_its_request_and_never_reads_is_cut(make_server, script,
+                                                                          dribbles):
+    server = make_server("--no-rate-limit", "--request-timeout-s", "1",
+                         "--max-connections-per-address", "2", script=script)
+    stalled = [_never_reading(server.port) for _ in range(2)]
+
+    def slot_back() -> bool:
+        for conn in stalled if dribbles else ():
+            with contextlib.suppress(OSError):
+                conn.sendall(b" ")
+        return _served_from_attacker(server.port)
+
+    try:  # their slots come back: the server gave up on them
+        wait_for(slot_back, timeout=20, interval=0.5)
+    finally:
+        for conn in stalled:
+            conn.close()
+    assert server.api("GET", "sessions").status_code == 200
 
 
 def _post_head(server, length: int, extra: bytes = b"") -> bytes:

@@ -405,7 +405,12 @@ class WebSocketServer:
             sweep(now)
             for channel in list(listener.active_channels.values()):
                 if isinstance(channel, WSChannel) and channel.late(now, self.gate.timeout_s):
-                    channel.will_close = True  # the loop closes it on its next pass
+                    if channel.total_outbufs_len:
+                        # A reply its client stopped reading: the loop acts on will_close
+                        # only once the socket is writable, which it never will be again.
+                        channel.handle_close()
+                    else:
+                        channel.will_close = True  # the loop closes it on its next pass
 
         return maintenance
 

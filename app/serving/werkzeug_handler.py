@@ -7,6 +7,7 @@ import contextlib
 import http
 import io
 import logging
+import socket
 import ssl
 from email.message import Message
 from typing import BinaryIO
@@ -19,6 +20,43 @@ from .slow_clients import ConnectionGate, HeadWatchdog, refusal, too_many_connec
 
 logger = logging.getLogger(__name__)
 ERROR_MESSAGE_CAP = 200  # characters of http.server's message kept (it may quote the request)
+WRITE_PIECE_BYTES = 64 * 1024  # a response goes out in pieces, each within the deadline
+
+
+class PacedWriter(io.RawIOBase):
+    """The connection's output, a piece at a time: with the socket's timeout, each piece
+    must go out in time. A client that stops reading its responses is cut (its thread and
+    its address's slot come back), while a slow but steady one still gets any size.
+    (One sendall of a whole response would give a large one the same total deadline.)"""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), WRITE_PIECE_BYTES):
+            self._sock.sendall(view[start:start + WRITE_PIECE_BYTES])
+        return len(view)
+
+
+class DrainReader(io.RawIOBase):
+    """The input werkzeug drains after answering (so that a client sending a refused body
+    sees the 413, not a reset), one receive per read: its read(10 MB) would wait for 10 MB
+    or EOF, so a client that sent more than its request and went quiet, or dribbles, held
+    the thread for ever. A read at a time, werkzeug's loop stops at the first 10 ms pause
+    or after 1,000 reads."""
+
+    def __init__(self, wire: io.BufferedIOBase) -> None:
+        self._wire = wire
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._wire.read1(WRITE_PIECE_BYTES if size < 0 else min(size, WRITE_PIECE_BYTES))
 
 
 def request_handler(gate: ConnectionGate, max_body_bytes: int) -> type[WSGIRequestHandler]:
@@ -29,16 +67,23 @@ def request_handler(gate: ConnectionGate, max_body_bytes: int) -> type[WSGIReque
     class MaestroRequestHandler(WSGIRequestHandler):
         server_version = SERVER_NAME
         sys_version = ""
+        # Every read and every piece written must progress within it (the watchdog gives
+        # the whole request head and body the same deadline); WebSockets have none.
+        timeout = gate.timeout_s
         _counted: str | None = None  # the address, while this HTTP connection is counted
         _ticket: int | None = None  # the watchdog's, while a request head is awaited
         _body: bytes | None = None  # the request's body, read ahead of the app
+        _wire: io.BufferedIOBase | None = None  # the connection's input, behind a DrainReader
+
+        def setup(self) -> None:
+            super().setup()  # applies `timeout` to the connection
+            self.wfile = PacedWriter(self.connection)
 
         def handle(self) -> None:
             """The connection: counted against its address's share while it is HTTP."""
             address = self.client_address[0]
             if not gate.admit(address):
-                # Bounded: over TLS this send first waits for the client's handshake.
-                self.connection.settimeout(gate.timeout_s)
+                # Bounded by `timeout`: over TLS this send first waits for the handshake.
                 with contextlib.suppress(OSError):
                     self.connection.sendall(too_many_connections())
                 return
@@ -68,6 +113,7 @@ def request_handler(gate: ConnectionGate, max_body_bytes: int) -> type[WSGIReque
                 self._end_head()
             if upgrade:
                 self._uncount()  # --max-clients counts it from now on
+                self.connection.settimeout(None)  # pings, not a deadline, find dead peers
             return parsed
 
         def run_wsgi(self) -> None:
@@ -92,7 +138,15 @@ def request_handler(gate: ConnectionGate, max_body_bytes: int) -> type[WSGIReque
             environ = super().make_environ()
             if self._body is not None:
                 environ["wsgi.input"] = io.BytesIO(self._body)
+            if environ.get("HTTP_UPGRADE", "").lower() != "websocket":
+                self._wire, self.rfile = self.rfile, DrainReader(self.rfile)
             return environ
+
+        def finish(self) -> None:
+            super().finish()
+            if self._wire is not None:
+                self._wire.close()  # else the socket's descriptor outlives its close()
+                self._wire = None
 
         def _end_head(self) -> None:
             if self._ticket is not None:

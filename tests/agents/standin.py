@@ -7,7 +7,8 @@ child `sleep` wait forever; their pids go to `.standin-pids` in the folder), and
 `stubborn hang` (the same, ignoring SIGINT), `graceful hang` (the same, but SIGINT ends it as
 it ends the real claude: an error result with zero usage, exit 0), `orphan` (answers normally
 but leaves a child `sleep` running; its pid goes to `.standin-pids`) and `where` (the answer
-names $PWD).
+names $PWD); `escape` (first leave a child that left the session, forked twice and ignores
+SIGHUP; its pid goes to `.standin-escaped`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,17 @@ def hang() -> None:
         pids.write(f"{os.getpid()} {child.pid}\n")
     while True:
         time.sleep(1)
+
+
+def escape() -> None:
+    """Leave a `sleep 600` that escaped as daemons do: a new session (setsid), a double fork
+    (its parent shell exits, so init adopts it) and SIGHUP ignored; its pid goes to
+    `.standin-escaped` in the folder."""
+    started = subprocess.run(
+        ["setsid", "sh", "-c", "trap '' HUP; sleep 600 </dev/null >/dev/null 2>&1 & echo $!"],
+        capture_output=True, text=True, check=True)
+    with open(".standin-escaped", "w", encoding="utf-8") as pids:
+        pids.write(started.stdout.strip() + "\n")
 
 
 def usage_error(program: str, message: str) -> None:
