@@ -8,6 +8,7 @@ the tool calls (fixtures of tests/test_real_agents.py).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import uuid
 from pathlib import Path
@@ -318,6 +319,36 @@ def test_diffs_of_file_changes(tmp_path: Path):
         {"old_string": "missing", "new_string": "x"}]}, str(tmp_path))
     assert multi.endswith("\n-a = 1\n-missing\n+a = 0\n+x\n")  # does not apply: the edits alone
     assert tool_diff("Bash", {"command": "ls"}, str(tmp_path)) is None
+
+
+def test_a_diff_never_shows_a_file_a_symlink_leads_out_of_the_session_folder(asking, project):
+    secret = project.parent / "secret.txt"
+    secret.write_text("root:x:0:0:SECRET\n")
+    (project / "notes.md").symlink_to(secret)
+    sid = create(asking, project, toolType="claude-code")["id"]
+    prompt(asking, sid, "ask write: new")
+    approval = approval_of(asking, sid)
+    assert "SECRET" not in json.dumps(open_approvals(asking, sid))
+    assert approval["diff"].endswith("+new\n")
+    decide(asking, sid, approval["id"], decision="deny")
+    turns_done(asking, sid, 1)
+    assert "SECRET" not in json.dumps(tools(asking, sid))
+
+
+def test_diffs_read_no_file_outside_the_folder_nor_a_fifo_or_binary_one(tmp_path: Path):
+    from app.sessions.agents.diffs import tool_diff
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (tmp_path / "outside.txt").write_text("SECRET line\n")
+    os.mkfifo(folder / "pipe")  # opening it for reading would block the turn for ever
+    (folder / "blob.bin").write_bytes(b"SECRET\0\x01\x02\n")
+    edit = {"old_string": "SECRET line", "new_string": "mine"}
+    for path in ("../outside.txt", str(tmp_path / "outside.txt"), "pipe", "blob.bin"):
+        diff = tool_diff("Edit", {"file_path": path, **edit}, str(folder))
+        assert diff.endswith("\n-SECRET line\n+mine\n")  # the edit alone: nothing was read
+        written = tool_diff("Write", {"file_path": path, "content": "x\n"}, str(folder))
+        assert "SECRET" not in written and written.endswith("+x\n")
 
 
 def test_session_rules_cover_identical_calls_and_the_clis_own_rules():
