@@ -175,6 +175,19 @@ def test_an_unanswered_approval_is_denied_after_the_timeout(make_server, project
     assert tool["result"] == "No answer within 0.5 s: denied by Maestro Web"
 
 
+def test_a_burst_of_requests_beyond_the_cap_is_denied_at_once(make_server, project):
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         "--max-open-approvals", "3", env=agent_env())
+    sid = create(server, project, toolType="claude-code")["id"]
+    prompt(server, sid, "ask burst 50")
+    waiting = wait_for(lambda: len(found := open_approvals(server, sid)) == 3 and found)
+    for approval in waiting:
+        decide(server, sid, approval["id"], decision="allow")
+    turns_done(server, sid, 1)
+    assert ("ai", "allowed 3, denied 47") in ai_log(server, sid)
+    assert open_approvals(server, sid) == []
+
+
 def test_the_websocket_approve_action_is_audited_and_refused_to_a_viewer(asking, project):
     sid = create(asking, project, toolType="claude-code")["id"]
     prompt(asking, sid, "ask to touch")
