@@ -379,6 +379,16 @@ def test_session_rules_cover_identical_calls_and_the_clis_own_rules():
     assert covers(kept, "Bash", {"command": "npm run test"})
     assert not covers(kept, "Bash", {"command": "npm run test; rm -rf ~"})
     assert not covers(kept, "Write", {"command": "ls -l"})
+    prefix = [{"tool": "Bash", "content": "ls:*"}]
+    assert covers(prefix, "Bash", {"command": "ls"})
+    assert covers(prefix, "Bash", {"command": "ls -la"})
+    for other in ("lsblk", "ls-evil --all", "ls; rm -rf ~", "ls\nrm -rf ~", "ls && rm x",
+                  "ls $(rm x)", "ls `rm x`", "ls > ~/.bashrc"):
+        assert not covers(prefix, "Bash", {"command": other}), other
+    exact = remembered(ApprovalRequest("k", "permission", "Edit", "Edit a.py",
+                                       {"file_path": "a.py", "old_string": "a", "new_string": "b"}))
+    assert not covers(exact, "Edit", {"file_path": "../a.py", "old_string": "a", "new_string": "b"})
+    assert not covers(exact, "Edit", {"file_path": "a.py", "old_string": "a", "new_string": "c"})
 
 
 # -- with the real Claude Code --------------------------------------------------------------
