@@ -249,7 +249,10 @@ def test_permission_mode_and_model_per_tab(asking, project):
     assert reset.json()["tab"]["model"] == "opus"
     for body, status, message in (
             ({"permissionMode": "yolo"}, 400, "permissionMode must be one of default"),
-            ({"model": 3}, 400, "'model' must be a non-empty string")):
+            ({"model": 3}, 400, "'model' must be a non-empty string"),
+            ({"model": "--dangerously-skip-permissions"}, 400, "must not start with '-'"),
+            ({"model": "-p"}, 400, "must not start with '-'"),
+            ({"permissionMode": "default\n"}, 400, "control characters")):
         refused = asking.api("PATCH", f"session/{sid}/tabs/{tab}", json=body)
         assert (refused.status_code, message in refused.json()["message"]) == (status, True)
     aider = create(asking, project, toolType="aider")
