@@ -188,6 +188,16 @@ def test_a_burst_of_requests_beyond_the_cap_is_denied_at_once(make_server, proje
     assert open_approvals(server, sid) == []
 
 
+def test_a_request_id_the_agent_repeats_is_asked_once(asking, project):
+    sid = create(asking, project, toolType="claude-code")["id"]
+    prompt(asking, sid, "ask burst twin 5")
+    approval = approval_of(asking, sid)
+    decide(asking, sid, approval["id"], decision="allow")
+    turns_done(asking, sid, 1)
+    assert ("ai", "allowed 1, denied 0") in ai_log(asking, sid)
+    assert open_approvals(asking, sid) == []
+
+
 def test_the_websocket_approve_action_is_audited_and_refused_to_a_viewer(asking, project):
     sid = create(asking, project, toolType="claude-code")["id"]
     prompt(asking, sid, "ask to touch")
