@@ -178,24 +178,24 @@ def test_an_unanswered_approval_is_denied_after_the_timeout(make_server, project
 def test_a_burst_of_requests_beyond_the_cap_is_denied_at_once(make_server, project):
     server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
                          "--max-open-approvals", "3", env=agent_env())
-    sid = create(server, project, toolType="claude-code")["id"]
-    prompt(server, sid, "ask burst 50")
-    waiting = wait_for(lambda: len(found := open_approvals(server, sid)) == 3 and found)
-    for approval in waiting:
-        decide(server, sid, approval["id"], decision="allow")
-    turns_done(server, sid, 1)
-    assert ("ai", "allowed 3, denied 47") in ai_log(server, sid)
-    assert open_approvals(server, sid) == []
+    assert ("ai", "allowed 3, denied 47") in allow_a_burst(server, project, "ask burst 50", 3)
 
 
 def test_a_request_id_the_agent_repeats_is_asked_once(asking, project):
-    sid = create(asking, project, toolType="claude-code")["id"]
-    prompt(asking, sid, "ask burst twin 5")
-    approval = approval_of(asking, sid)
-    decide(asking, sid, approval["id"], decision="allow")
-    turns_done(asking, sid, 1)
-    assert ("ai", "allowed 1, denied 0") in ai_log(asking, sid)
-    assert open_approvals(asking, sid) == []
+    assert ("ai", "allowed 1, denied 0") in allow_a_burst(asking, project, "ask burst twin 5", 1)
+
+
+def allow_a_burst(server, project: Path, text: str, opened: int) -> list[tuple[str, str]]:
+    """Send the stand-in's `ask burst ...`, allow the `opened` approvals it opens (no more, no
+    fewer) and return the log (where the agent says how many verdicts of each it got)."""
+    sid = create(server, project, toolType="claude-code")["id"]
+    prompt(server, sid, text)
+    waiting = wait_for(lambda: len(found := open_approvals(server, sid)) == opened and found)
+    for approval in waiting:
+        decide(server, sid, approval["id"], decision="allow")
+    turns_done(server, sid, 1)
+    assert open_approvals(server, sid) == []
+    return ai_log(server, sid)
 
 
 def test_the_websocket_approve_action_is_audited_and_refused_to_a_viewer(asking, project):
