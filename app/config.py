@@ -245,6 +245,8 @@ OPTIONS: tuple[Option, ...] = (
            "sessions attach to (as tmux -S); default: your tmux's default server"),
     Option("approval_timeout_s", _seconds, None, "seconds an agent's approval request may "
            "stay unanswered before it is denied (default: no limit; 0: no limit)"),
+    Option("max_open_approvals", _integer(1), 20, "approvals one tab may hold open at once; "
+           "an agent's further requests are denied at once with a message"),
     Option("push_max_subscriptions", _integer(1), 50,
            "Web Push subscriptions kept at once (409 beyond)"),
     Option("push_queue_size", _integer(1), 200,
@@ -322,6 +324,7 @@ class Settings:
     shell_ready_timeout_s: float
     tmux_socket: str | None
     approval_timeout_s: float | None
+    max_open_approvals: int
     push_max_subscriptions: int
     push_queue_size: int
     push_timeout_s: float

@@ -8,6 +8,7 @@ the tool calls (fixtures of tests/test_real_agents.py).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import uuid
 from pathlib import Path
@@ -174,6 +175,29 @@ def test_an_unanswered_approval_is_denied_after_the_timeout(make_server, project
     assert tool["result"] == "No answer within 0.5 s: denied by Maestro Web"
 
 
+def test_a_burst_of_requests_beyond_the_cap_is_denied_at_once(make_server, project):
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         "--max-open-approvals", "3", env=agent_env())
+    assert ("ai", "allowed 3, denied 47") in allow_a_burst(server, project, "ask burst 50", 3)
+
+
+def test_a_request_id_the_agent_repeats_is_asked_once(asking, project):
+    assert ("ai", "allowed 1, denied 0") in allow_a_burst(asking, project, "ask burst twin 5", 1)
+
+
+def allow_a_burst(server, project: Path, text: str, opened: int) -> list[tuple[str, str]]:
+    """Send the stand-in's `ask burst ...`, allow the `opened` approvals it opens (no more, no
+    fewer) and return the log (where the agent says how many verdicts of each it got)."""
+    sid = create(server, project, toolType="claude-code")["id"]
+    prompt(server, sid, text)
+    waiting = wait_for(lambda: len(found := open_approvals(server, sid)) == opened and found)
+    for approval in waiting:
+        decide(server, sid, approval["id"], decision="allow")
+    turns_done(server, sid, 1)
+    assert open_approvals(server, sid) == []
+    return ai_log(server, sid)
+
+
 def test_the_websocket_approve_action_is_audited_and_refused_to_a_viewer(asking, project):
     sid = create(asking, project, toolType="claude-code")["id"]
     prompt(asking, sid, "ask to touch")
@@ -235,7 +259,10 @@ def test_permission_mode_and_model_per_tab(asking, project):
     assert reset.json()["tab"]["model"] == "opus"
     for body, status, message in (
             ({"permissionMode": "yolo"}, 400, "permissionMode must be one of default"),
-            ({"model": 3}, 400, "'model' must be a non-empty string")):
+            ({"model": 3}, 400, "'model' must be a non-empty string"),
+            ({"model": "--dangerously-skip-permissions"}, 400, "must not start with '-'"),
+            ({"model": "-p"}, 400, "must not start with '-'"),
+            ({"permissionMode": "default\n"}, 400, "control characters")):
         refused = asking.api("PATCH", f"session/{sid}/tabs/{tab}", json=body)
         assert (refused.status_code, message in refused.json()["message"]) == (status, True)
     aider = create(asking, project, toolType="aider")
@@ -323,6 +350,36 @@ def test_diffs_of_file_changes(tmp_path: Path):
     assert tool_diff("Bash", {"command": "ls"}, str(tmp_path)) is None
 
 
+def test_a_diff_never_shows_a_file_a_symlink_leads_out_of_the_session_folder(asking, project):
+    secret = project.parent / "secret.txt"
+    secret.write_text("root:x:0:0:SECRET\n")
+    (project / "notes.md").symlink_to(secret)
+    sid = create(asking, project, toolType="claude-code")["id"]
+    prompt(asking, sid, "ask write: new")
+    approval = approval_of(asking, sid)
+    assert "SECRET" not in json.dumps(open_approvals(asking, sid))
+    assert approval["diff"].endswith("+new\n")
+    decide(asking, sid, approval["id"], decision="deny")
+    turns_done(asking, sid, 1)
+    assert "SECRET" not in json.dumps(tools(asking, sid))
+
+
+def test_diffs_read_no_file_outside_the_folder_nor_a_fifo_or_binary_one(tmp_path: Path):
+    from app.sessions.agents.diffs import tool_diff
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (tmp_path / "outside.txt").write_text("SECRET line\n")
+    os.mkfifo(folder / "pipe")  # opening it for reading would block the turn for ever
+    (folder / "blob.bin").write_bytes(b"SECRET\0\x01\x02\n")
+    edit = {"old_string": "SECRET line", "new_string": "mine"}
+    for path in ("../outside.txt", str(tmp_path / "outside.txt"), "pipe", "blob.bin"):
+        diff = tool_diff("Edit", {"file_path": path, **edit}, str(folder))
+        assert diff.endswith("\n-SECRET line\n+mine\n")  # the edit alone: nothing was read
+        written = tool_diff("Write", {"file_path": path, "content": "x\n"}, str(folder))
+        assert "SECRET" not in written and written.endswith("+x\n")
+
+
 def test_session_rules_cover_identical_calls_and_the_clis_own_rules():
     from app.sessions.agents.approvals import ApprovalRequest
     from app.sessions.agents.session_rules import covers, remembered, suggested_rules
@@ -338,6 +395,16 @@ def test_session_rules_cover_identical_calls_and_the_clis_own_rules():
     assert covers(kept, "Bash", {"command": "npm run test"})
     assert not covers(kept, "Bash", {"command": "npm run test; rm -rf ~"})
     assert not covers(kept, "Write", {"command": "ls -l"})
+    prefix = [{"tool": "Bash", "content": "ls:*"}]
+    assert covers(prefix, "Bash", {"command": "ls"})
+    assert covers(prefix, "Bash", {"command": "ls -la"})
+    for other in ("lsblk", "ls-evil --all", "ls; rm -rf ~", "ls\nrm -rf ~", "ls && rm x",
+                  "ls $(rm x)", "ls `rm x`", "ls > ~/.bashrc"):
+        assert not covers(prefix, "Bash", {"command": other}), other
+    exact = remembered(ApprovalRequest("k", "permission", "Edit", "Edit a.py",
+                                       {"file_path": "a.py", "old_string": "a", "new_string": "b"}))
+    assert not covers(exact, "Edit", {"file_path": "../a.py", "old_string": "a", "new_string": "b"})
+    assert not covers(exact, "Edit", {"file_path": "a.py", "old_string": "a", "new_string": "c"})
 
 
 # -- with the real Claude Code --------------------------------------------------------------

@@ -138,6 +138,8 @@ def update_tab(session_id: str, tab_id: str):
             value = text_field(body, field, max_length=NAME_MAX)
             if value is not None and not value.isprintable():  # it becomes a CLI argument
                 raise ApiError(400, f"'{field}' must not contain control characters")
+            if value is not None and value.startswith("-"):  # ... never an option of its own
+                raise ApiError(400, f"'{field}' must not start with '-'")
             changes[field] = value
     if not changes or set(body) - set(changes):
         raise ApiError(400, "PATCH a tab with 'name', 'starred', 'permissionMode' and/or "

@@ -269,11 +269,23 @@ function Block({ b }) {
         <summary>Thinking: <span class="muted">${line}</span></summary>
         <pre class="term">${first.text}</pre></details>`;
     }
+    case 'plan':
+      // An agent's plan (ACP): a Markdown checklist, sanitised like the agent's answers.
+      return html`<div class="msg msg-plan markdown" data-source="plan" data-entry-id=${first.id}
+        dangerouslySetInnerHTML=${{ __html: markdownHtml(planMarkdown(first.text)) }} />`;
     case 'error':
       return html`<div class="msg msg-error" role="note" data-source="error" data-entry-id=${first.id}>${first.text}</div>`;
     default:
       return html`<div class="msg msg-system" data-source=${first.source} data-entry-id=${first.id}>${first.text}</div>`;
   }
+}
+
+const PLAN_MARKS = { ' ': '☐', x: '☑', X: '☑', '~': '◐' };
+
+/** A plan's checklist items (`- [x] done`, `- [~] doing`, `- [ ] to do`) with their state as a
+ * glyph: the sanitiser drops Markdown's task-list checkboxes (no <input> from an agent). */
+function planMarkdown(text) {
+  return text.replace(/^(\s*[-*+] )\[([ xX~])\] /gm, (_, item, mark) => `${item}${PLAN_MARKS[mark]} `);
 }
 
 /** What a tool was called with: the command itself, else its arguments as JSON. */

@@ -19,8 +19,8 @@ from tests.test_real_agents import finished, session_for
 from tests.test_sessions_api import create
 
 expect = pytest.importorskip("playwright.sync_api").expect
-# The real CLIs' fixtures (endpoint, real_server, folder).
-pytest_plugins = ("tests.test_real_agents",)
+# The real CLIs' fixtures (endpoint, real_server, folder) and the stand-in ACP agent's.
+pytest_plugins = ("tests.test_real_agents", "tests.test_real_acp")
 
 PHONE, DESKTOP = "iPhone 13", "Desktop Chrome"
 
@@ -335,6 +335,21 @@ def test_hostile_commands_diffs_and_plans_stay_text(agent_server, project, phone
     expect(page.locator("main.log details.msg-tool .tool-input").first).to_have_text(
         f"echo {HOSTILE}")
     assert page.locator("img[onerror], main.log script, .approval script").count() == 0
+    assert page.evaluate("window.__pwned") is None
+
+
+def test_an_agents_plan_is_a_checklist_rendered_as_sanitised_markdown(acp_standin, project,
+                                                                      phone):
+    server = acp_standin
+    sid = create(server, project, toolType="opencode")["id"]
+    page = open_session(phone, server, sid)
+    ask(page, f"make a plan: **Test** it {HOSTILE} [x](javascript:window.__pwned=3)")
+    plan = page.locator("main.log .msg-plan")
+    expect(plan.locator("li")).to_have_count(3)
+    expect(plan.locator("li").nth(0)).to_have_text("☑ Read the code")
+    expect(plan.locator("li").nth(1)).to_have_text("◐ Change it")
+    expect(plan.locator("li strong")).to_have_text("Test")
+    assert plan.locator("script, img[onerror], a[href^='javascript'], input").count() == 0
     assert page.evaluate("window.__pwned") is None
 
 

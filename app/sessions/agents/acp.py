@@ -263,7 +263,7 @@ class AcpAdapter:
 
     def start(self, turn: TurnRequest, sink: TurnSink) -> None:
         self.turn, self.sink = turn, sink
-        self.transcript = Transcript(sink, self.program)
+        self.transcript = Transcript(sink, self.program, turn.cwd)
         connection = IDLE.take(self._key(turn.agent_session_id)) \
             if turn.agent_session_id else None
         if connection is not None:

@@ -64,6 +64,8 @@ class ClaudeControlAdapter(ProcessTurn):
     def _permission(self, event: PermissionRequest) -> None:
         assert self.sink is not None and self.transcript is not None
         self.transcript.answer = None  # an answer that was streaming ends here
+        if event.key in self._asked:
+            return  # a request id still open: one answer per id, so it is asked once
         self._asked[event.key] = event
         decision = self.sink.open_approval(approval_request(event, self.cwd))
         if decision is not None:

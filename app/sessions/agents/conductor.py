@@ -252,12 +252,18 @@ class AgentConductor:
 
     def open_approval(self, turn: Turn, request: ApprovalRequest) -> Decision | None:
         """The agent asks: allowed at once by a rule the user chose for this conversation,
-        else an open approval (the tab `waiting_input`) until decided."""
+        denied at once when the tab already holds `max_open_approvals` (a burst of requests
+        must not flood the store and every client), else an open approval (the tab
+        `waiting_input`) until decided."""
         session, tab = turn.session, turn.tab
         with self.bus.lock:
             rules = tab.session_rules if tab.session_rules_for == tab.agent_session_id else []
             if covers(rules, request.tool, request.input):
                 return Decision("allow")
+        cap = self.manager.settings.max_open_approvals
+        if len(self.approvals.open_approvals(session.id, tab.id)) >= cap:
+            return Decision("deny", f"More than {cap} requests waiting for an answer: "
+                                    "denied by Maestro Web (--max-open-approvals)")
         approval = Approval(new_id(), session.id, tab.id, now_ms(), request)
         # Waiting before anyone can decide, so a quick decision's `busy` is the last word.
         self.set_tab_state(session, tab, "waiting_input")

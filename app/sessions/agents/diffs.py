@@ -2,14 +2,19 @@
 
 Built from the tool call's input (Claude Code's Edit, MultiEdit and Write) and the file as it is
 now in the session's folder; when the file cannot be read (or the edit does not apply to it),
-the diff shows just the replaced text. Codex reports its changes itself (a new file's text, a
-deleted file's text, or an update's hunks): those get the file headers of a unified diff.
+the diff shows just the replaced text. The path comes from the agent, so it is hostile: only a
+regular text file inside the session's folder (after symlinks) is ever read, never one outside
+it (`../../etc/passwd`, an absolute path, a symlink out), a FIFO or device (which would block
+or never end), a file over FILE_MAX_BYTES or a binary one. Codex reports its changes itself
+(a new file's text, a deleted file's text, or an update's hunks): those get the file headers of
+a unified diff.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import stat
 from typing import Any
 
 DIFF_MAX_BYTES = 64 * 1024  # a longer diff is cut, with a last line saying so
@@ -82,15 +87,27 @@ def _apply(text: str, edits: list[tuple[str, str, bool]]) -> str | None:
 
 
 def _read(path: str, cwd: str) -> str | None:
-    """The file's text now; None when it is missing, too big or unreadable."""
-    full = os.path.join(cwd, path)
+    """The file's text now; None when it is missing, outside the session's folder, not a
+    regular file, too big, binary or unreadable."""
+    if not cwd:
+        return None
+    folder = os.path.realpath(cwd)
+    full = os.path.realpath(os.path.join(folder, path))
+    if os.path.commonpath([full, folder]) != folder:
+        return None
     try:
-        if os.path.getsize(full) > FILE_MAX_BYTES:
-            return None
-        with open(full, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
+        # O_NONBLOCK: a FIFO swapped in after realpath must not block the open.
+        descriptor = os.open(full, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return None
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > FILE_MAX_BYTES:
+            return None
+        data = handle.read(FILE_MAX_BYTES + 1)
+    if len(data) > FILE_MAX_BYTES or b"\0" in data:
+        return None
+    return data.decode("utf-8", errors="replace")
 
 
 def _unified(path: str, before: str, after: str, new_file: bool) -> str:

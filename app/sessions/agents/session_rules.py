@@ -54,5 +54,9 @@ def _covers(rule: dict[str, Any], tool: str, arguments: dict[str, Any]) -> bool:
     if subject is None:
         return False
     if content.endswith(":*"):
-        return subject.startswith(content[:-2]) and not _COMPOUND.search(subject)
+        prefix = content[:-2]
+        # Whole words: `ls:*` covers `ls -la`, never `lsblk` or `ls-evil`.
+        whole_word = subject == prefix or (subject.startswith(prefix)
+                                           and subject[len(prefix)] in " \t")
+        return whole_word and not _COMPOUND.search(subject)
     return subject == content
