@@ -154,8 +154,8 @@ def test_interrupt_with_nothing_running_says_so(server, project):
 
 def test_special_keys_reach_the_program(server, project):
     sid = ready_session(server, project)
-    send(server, sid, "sleep 100")
-    wait_for(lambda: state(server, sid) == "busy")
+    send(server, sid, "sleep 101")
+    wait_for(lambda: _processes_named("sleep 101", sid))  # a C-c sooner would reach bash only
     assert server.api("POST", f"session/{sid}/keys", json={"keys": ["C-c"]}).status_code == 200
     entry = wait_for(lambda: history(server, sid))[0]
     assert entry["exitCode"] == 130
