@@ -294,9 +294,13 @@ class PortableLayer:
 def _ps_command() -> list[str]:
     """ps(1) listing every process with its environment after its command line: BSD
     and macOS ps say so with -E, procps (Linux) with the BSD-style `e`."""
+    # One -o per column: BSD ps takes everything after "=" as the header, commas included.
     if sys.platform.startswith(("darwin", "freebsd", "openbsd", "netbsd")):
-        return ["ps", "-A", "-E", "-ww", "-o", "pid=,pgid=,stat=,wchan=,command="]
-    return ["ps", "-A", "-ww", "-o", "pid=,pgid=,stat=,wchan:40=,args=", "e"]
+        columns, environment = ("pid", "pgid", "stat", "wchan", "command"), ["-E"]
+    else:
+        columns, environment = ("pid", "pgid", "stat", "wchan:40", "args"), ["e"]
+    return ["ps", "-A", "-ww", *environment,
+            *(argument for column in columns for argument in ("-o", column + "="))]
 
 
 def _ps_rows() -> list[_PsRow]:
