@@ -159,15 +159,9 @@ class LinuxLayer:
 
     def scan(self, cgroup_key: str | None) -> list[Proc]:
         """The live (not zombie) processes; cgroups from hierarchy `cgroup_key` (None: none)."""
-        procs = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                stat = _proc_stat(entry)
-                if stat is not None and stat[0] not in "ZX":
-                    cgroup = "" if cgroup_key is None else cgroups.membership(entry, cgroup_key)
-                    procs.append(Proc(int(entry), stat[1], stat[2], _environ_owner(entry),
-                                      cgroup))
-        return procs
+        return [Proc(int(pid), group, session, _environ_owner(pid),
+                     "" if cgroup_key is None else cgroups.membership(pid, cgroup_key))
+                for pid, group, session in _live_processes()]
 
     def program_name(self, pid: int) -> str | None:
         try:
@@ -179,11 +173,20 @@ class LinuxLayer:
     def group_waits_on_tty(self, group: int, tty_device: int) -> tuple[bool, bool]:
         """Whether a task of process group `group` is blocked reading the terminal, and
         whether one is blocked polling it (poll, select, epoll)."""
-        foreground = [task for proc in self.scan(None) if proc.group == group
-                      for task in _tasks(proc.pid)]
+        foreground = [task for pid, its_group, _ in _live_processes() if its_group == group
+                      for task in _tasks(pid)]
         if any(_task_reads_tty(task, tty_device) for task in foreground):
             return True, False
         return False, any(task_polls_tty(task, tty_device) for task in foreground)
+
+
+def _live_processes() -> Iterator[tuple[str, int, int]]:
+    """(pid, process group, session) of every live (not zombie) process."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _proc_stat(entry)
+            if stat is not None and stat[0] not in "ZX":
+                yield entry, stat[1], stat[2]
 
 
 def _proc_stat(pid: str) -> tuple[str, int, int] | None:
