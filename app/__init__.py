@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .audit import init_audit
@@ -45,14 +45,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(refuse_viewer_changes)
     init_audit(app)
     cors.init_app(app, resources={r"/api/*": {"origins": settings.cors_origins}},
-                  supports_credentials=False)
+                  supports_credentials=False, always_send=False)
+    _only_with_origin(app)
     sock.init_app(app)
     register_error_handlers(app)
 
-    from .api import audit, commands, history, meta, sessions, theme, whoami, ws
+    from .api import audit, commands, history, meta, push, sessions, theme, whoami, ws
 
     for blueprint in (meta.bp, sessions.bp, commands.bp, theme.bp, history.bp, ws.bp,
-                      whoami.bp, audit.bp):
+                      whoami.bp, audit.bp, push.bp):
         app.register_blueprint(blueprint)
     register_web(app)  # the mobile web UI (static/)
 
@@ -70,6 +71,20 @@ def create_app(settings: Settings | None = None) -> Flask:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)
     return app
+
+
+def _only_with_origin(app: Flask) -> None:
+    """Run flask-cors' after-request hook (the one init_app just added) only for a request
+    with an Origin header: only browsers send one, and without it the hook's path matching
+    is wasted work on every API call (always_send=False: it would add nothing anyway)."""
+    cors_hook = app.after_request_funcs[None].pop()
+    if getattr(cors_hook, "__name__", "") != "cors_after_request":  # a flask-cors upgrade
+        raise RuntimeError("flask-cors no longer adds its hook as expected")
+
+    def cors_if_origin(response: Response) -> Response:
+        return cors_hook(response) if "Origin" in request.headers else response
+
+    app.after_request(cors_if_origin)
 
 
 def _finish_response(response: Response) -> Response:

@@ -274,6 +274,6 @@ class RedactingFilter(logging.Filter):
         scrubbed = message
         for secret in self._secrets:
             scrubbed = scrubbed.replace(secret, REDACTED)
-        if scrubbed != message:
-            record.msg, record.args = scrubbed, None
+        # Keep the formatted text: the handler's formatter then does not format it again.
+        record.msg, record.args = scrubbed, None
         return True

@@ -118,6 +118,13 @@ def _origins(text: Any) -> list[str]:
     return [part.strip() for part in str(text).split(",") if part.strip()] or ["*"]
 
 
+def _push_contact(text: Any) -> str:
+    value = str(text).strip()
+    if not value.startswith(("mailto:", "https://")) or len(value) < 10:
+        raise ValueError(f"must be a mailto: address or an https:// URL, got {text!r}")
+    return value
+
+
 def _names(text: Any) -> list[str]:
     """A comma-separated list (or a TOML list), blanks dropped; may be empty."""
     items = text if isinstance(text, list) else str(text).split(",")
@@ -234,8 +241,22 @@ OPTIONS: tuple[Option, ...] = (
            "client IP (bursts of twice that), outside the POST quota"),
     Option("shell_ready_timeout_s", _seconds, 3.0, "seconds a send waits for a starting "
            "shell before it is queued with a note that the start-up files are slow"),
+    Option("tmux_socket", _path, None, "socket of the tmux server whose sessions terminal "
+           "sessions attach to (as tmux -S); default: your tmux's default server"),
     Option("approval_timeout_s", _seconds, None, "seconds an agent's approval request may "
            "stay unanswered before it is denied (default: no limit; 0: no limit)"),
+    Option("push_max_subscriptions", _integer(1), 50,
+           "Web Push subscriptions kept at once (409 beyond)"),
+    Option("push_queue_size", _integer(1), 200,
+           "notifications waiting to be pushed (newer ones are dropped beyond)"),
+    Option("push_timeout_s", _seconds, 10.0, "seconds a push service has to answer a push"),
+    Option("push_contact", _push_contact, "https://runmaestro.ai",
+           "the VAPID 'sub' claim: a mailto: or https: contact for the push services (Apple's "
+           "refuses one whose host does not resolve, such as @localhost)"),
+    Option("push_allow_loopback_http", _boolean, False,
+           "accept http:// push endpoints on 127.0.0.1, ::1 and localhost (a local push "
+           "service stand-in, for tests; real ones are https)",
+           {"action": "store_const", "const": True}),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -299,7 +320,13 @@ class Settings:
     history_cap: int
     key_rate: int
     shell_ready_timeout_s: float
+    tmux_socket: str | None
     approval_timeout_s: float | None
+    push_max_subscriptions: int
+    push_queue_size: int
+    push_timeout_s: float
+    push_contact: str
+    push_allow_loopback_http: bool
     commands: list[dict[str, str]] = dataclasses.field(default_factory=list)
     # Agent toolTypes: the built-ins, adjusted and extended by the config file's [agents.*].
     agents: dict[str, AgentSpec] = dataclasses.field(default_factory=builtin_agents)

@@ -41,3 +41,13 @@ CREATE TABLE IF NOT EXISTS approvals (
     doc        TEXT NOT NULL           -- the approval as the API shows it (with its decision)
 );
 CREATE INDEX IF NOT EXISTS approvals_by_session ON approvals (session_id, open, created_at);
+
+-- Web Push subscriptions: one per browser (its endpoint), with the categories it wants.
+CREATE TABLE IF NOT EXISTS push_subscriptions (
+    id         TEXT PRIMARY KEY,
+    endpoint   TEXT NOT NULL UNIQUE,
+    p256dh     TEXT NOT NULL,          -- the browser's public key (base64url)
+    auth       TEXT NOT NULL,          -- the browser's auth secret (base64url)
+    categories TEXT NOT NULL,          -- JSON list: needs_input, finished, failed
+    created_at INTEGER NOT NULL
+);

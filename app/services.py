@@ -16,6 +16,8 @@ from .audit import AUDIT_FILE, AuditLog
 from .config import ConfigError, Settings, read_token_file
 from .errors import ApiError, now_ms
 from .events import EventBus
+from .push.keys import load_vapid
+from .push.notifier import PushNotifier
 from .sessions.manager import SessionManager
 from .store import Store, make_private_dir, open_private_file, write_private_file
 
@@ -149,6 +151,7 @@ class Services:
     token: str
     audit: AuditLog
     viewer_token: str | None = None
+    push: PushNotifier | None = None  # set by start(), once the services exist
     _stopped: bool = False
     _data_lock: TextIO | None = None
     # Open WebSocket clients, closed with 1001 at shutdown; guarded by _clients_lock.
@@ -175,10 +178,18 @@ class Services:
                        replay_bytes=settings.replay_buffer_bytes)
         manager = SessionManager(store, bus, settings)
         make_private_dir(manager.rc_dir)  # the rc files hold the shells' nonces
+        try:
+            vapid = load_vapid(settings.data_dir)
+        except OSError as exc:
+            raise ConfigError(str(exc)) from None
         manager.restore()
-        return cls(settings=settings, store=store, bus=bus, manager=manager, token=token,
-                   audit=AuditLog(os.path.join(settings.data_dir, AUDIT_FILE)),
-                   viewer_token=viewer_token, _data_lock=data_lock)
+        services = cls(settings=settings, store=store, bus=bus, manager=manager, token=token,
+                       audit=AuditLog(os.path.join(settings.data_dir, AUDIT_FILE)),
+                       viewer_token=viewer_token, _data_lock=data_lock)
+        services.push = PushNotifier(store, vapid, settings, manager.shell_state,
+                                     services.session_name, services.session_in_view)
+        bus.add_listener(services.push.on_event)
+        return services
 
     def shutdown(self) -> None:
         """End every session process, save the seq and close the database; idempotent."""
@@ -188,6 +199,8 @@ class Services:
         self.manager.announce_shutdown()
         self.close_ws_clients()
         self.manager.shutdown()
+        if self.push is not None:
+            self.push.stop(SHUTDOWN_DRAIN_S)
         self.store.set_setting(LAST_SEQ_KEY, str(self.bus.last_seq))
         self.store.close()
         if self._data_lock is not None:
@@ -216,6 +229,18 @@ class Services:
     def remove_ws_client(self, client: Any) -> None:
         with self._clients_lock:
             self._clients.discard(client)
+
+    def session_in_view(self, session_id: str) -> bool:
+        """Does some open page show this session in the foreground (its `presence`)?"""
+        with self._clients_lock:
+            return any(client.presence == (session_id, True) for client in self._clients)
+
+    def session_name(self, session_id: str) -> str | None:
+        """The session's name for a notification; None when it is gone."""
+        try:
+            return self.manager.get(session_id).name or "Maestro"
+        except ApiError:
+            return None
 
     @property
     def ws_client_count(self) -> int:

@@ -366,3 +366,47 @@ class Store:
                 "SELECT doc FROM approvals WHERE session_id = ? AND open = 1 "
                 "ORDER BY created_at, id", (session_id,)).fetchall()
         return [json.loads(row["doc"]) for row in rows]
+
+    # -- push subscriptions -----------------------------------------------------------------
+
+    def save_push_subscription(self, doc: dict[str, Any],
+                               limit: int) -> tuple[dict[str, Any], bool]:
+        """Add a subscription, or update the one with the same endpoint (its keys and
+        categories; it keeps its id); return it and whether it is new, or raise
+        OverflowError when it is new and `limit` are already kept."""
+        with self._lock, self._transaction():
+            row = self._db.execute("SELECT id, created_at FROM push_subscriptions "
+                                   "WHERE endpoint = ?", (doc["endpoint"],)).fetchone()
+            if row is None:
+                count = self._db.execute("SELECT COUNT(*) FROM push_subscriptions").fetchone()[0]
+                if count >= limit:
+                    raise OverflowError(limit)
+                self._db.execute(
+                    "INSERT INTO push_subscriptions (id, endpoint, p256dh, auth, categories, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (doc["id"], doc["endpoint"], doc["p256dh"], doc["auth"],
+                     json.dumps(doc["categories"]), doc["createdAt"]))
+                return doc, True
+            self._db.execute(
+                "UPDATE push_subscriptions SET p256dh = ?, auth = ?, categories = ? WHERE id = ?",
+                (doc["p256dh"], doc["auth"], json.dumps(doc["categories"]), row["id"]))
+        return {**doc, "id": row["id"], "createdAt": row["created_at"]}, False
+
+    def push_subscriptions(self, category: str | None = None) -> list[dict[str, Any]]:
+        """Every subscription (oldest first), or those that want `category`."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM push_subscriptions "
+                                    "ORDER BY created_at, id").fetchall()
+        subscriptions = [{"id": row["id"], "endpoint": row["endpoint"], "p256dh": row["p256dh"],
+                          "auth": row["auth"], "categories": json.loads(row["categories"]),
+                          "createdAt": row["created_at"]} for row in rows]
+        return [item for item in subscriptions
+                if category is None or category in item["categories"]]
+
+    def delete_push_subscription(self, subscription_id: str) -> bool:
+        """Forget a subscription; False when there was none with this id."""
+        with self._lock:
+            cursor = self._db.execute("DELETE FROM push_subscriptions WHERE id = ?",
+                                      (subscription_id,))
+        return cursor.rowcount > 0
+

@@ -6,6 +6,12 @@ for this machine's names and addresses; a phone that trusts the CA once (its `ca
 served under the token) then gets a real secure context on the LAN. The server certificate is
 issued again when the names or addresses change or it nears its end; the CA is kept, so the
 phone stays trusting.
+
+A CA that a phone trusts could vouch for any site: ours carries X.509 name constraints, so
+its key, if stolen, can only sign for this machine's names, localhost, the addresses it was
+made for and the private and loopback address ranges (kept so that a new Wi-Fi network does
+not need a new CA). A CA made before it had constraints is kept as it is (a new one would
+break every phone that trusts it) with a warning saying how to replace it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import base64
 import datetime
 import hashlib
 import ipaddress
+import logging
 import os
 import ssl
 from collections.abc import Iterable
@@ -39,6 +46,12 @@ CA_DAYS = 3650
 SERVER_DAYS = 397
 RENEW_BEFORE = datetime.timedelta(days=30)
 ALWAYS_SERVED = ("localhost", "127.0.0.1", "::1")
+# Where the CA may vouch besides the names and addresses it was made for: loopback, the
+# private ranges a LAN uses (RFC 1918, RFC 4193) and the carrier-grade NAT range Tailscale uses.
+PERMITTED_NETWORKS = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12",
+                      "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+
+logger = logging.getLogger(__name__)
 
 
 class DrainingSSLSocket(ssl.SSLSocket):
@@ -150,10 +163,11 @@ def ensure_local_ca(data_dir: str, names: Iterable[str], addresses: Iterable[str
              (CA_CERT_FILE, CA_KEY_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE)}
     now = datetime.datetime.now(datetime.UTC)
     ca_cert, ca_key = _load_pair(paths[CA_CERT_FILE], paths[CA_KEY_FILE])
-    if ca_cert is None or ca_cert.not_valid_after_utc - now < RENEW_BEFORE:
-        ca_cert, ca_key = _new_ca(now)
-        _write_pair(paths[CA_CERT_FILE], paths[CA_KEY_FILE], ca_cert, ca_key)
     wanted = _subject_names(names, addresses)
+    if ca_cert is None or ca_cert.not_valid_after_utc - now < RENEW_BEFORE:
+        ca_cert, ca_key = _new_ca(now, wanted)
+        _write_pair(paths[CA_CERT_FILE], paths[CA_KEY_FILE], ca_cert, ca_key)
+    wanted = _within_constraints(ca_cert, wanted, folder)
     server_cert, _ = _load_pair(paths[SERVER_CERT_FILE], paths[SERVER_KEY_FILE])
     if (server_cert is None or server_cert.issuer != ca_cert.subject
             or server_cert.not_valid_after_utc - now < RENEW_BEFORE
@@ -177,6 +191,48 @@ def _subject_names(names: Iterable[str], addresses: Iterable[str]) -> list[Gener
         except ValueError:
             result[text] = x509.DNSName(text)
     return list(result.values())
+
+
+def _within_constraints(ca_cert: x509.Certificate, wanted: list[GeneralName],
+                        folder: str) -> list[GeneralName]:
+    """The names the CA may vouch for; the others are left out of the server certificate,
+    with a warning (a browser would refuse a certificate that names them)."""
+    try:
+        constraints = ca_cert.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        logger.warning("the local CA in %s predates name constraints: a stolen ca.key could "
+                       "vouch for any site. Delete ca.crt and ca.key there to get a new one "
+                       "(then trust the new ca.crt on your phone again)", folder)
+        return wanted
+    permitted = list(constraints.permitted_subtrees or ())
+    inside = [name for name in wanted if _permitted(name, permitted)]
+    for name in wanted:
+        if name not in inside:
+            logger.warning("TLS: %s is outside what the local CA may vouch for (it was made "
+                           "for other names); delete ca.crt and ca.key in %s to make a CA that "
+                           "covers it (then trust it on your phone again)", name.value, folder)
+    return inside
+
+
+def _permitted(name: GeneralName, permitted: list[GeneralName]) -> bool:
+    """RFC 5280 4.2.1.10 for the two kinds we use; a kind with no subtree is unconstrained."""
+    if isinstance(name, x509.DNSName):
+        domains = [tree.value for tree in permitted if isinstance(tree, x509.DNSName)]
+        return not domains or any(name.value == domain or name.value.endswith("." + domain)
+                                  for domain in domains)
+    networks = [tree.value for tree in permitted if isinstance(tree, x509.IPAddress)]
+    return not networks or any(name.value in network for network in networks)
+
+
+def _name_constraints(names: list[GeneralName]) -> x509.NameConstraints:
+    """Permitted: the DNS names given, and the addresses given beside PERMITTED_NETWORKS."""
+    networks = [ipaddress.ip_network(text) for text in PERMITTED_NETWORKS]
+    for name in names:
+        if isinstance(name, x509.IPAddress) and not any(name.value in net for net in networks):
+            networks.append(ipaddress.ip_network(name.value))
+    trees: list[GeneralName] = [name for name in names if isinstance(name, x509.DNSName)]
+    trees += [x509.IPAddress(network) for network in networks]
+    return x509.NameConstraints(permitted_subtrees=trees, excluded_subtrees=None)
 
 
 def _names_of(cert: x509.Certificate) -> set[GeneralName]:
@@ -210,7 +266,8 @@ def _write_pair(cert_path: str, key_path: str, cert: x509.Certificate,
     write_private_file(cert_path, cert.public_bytes(serialization.Encoding.PEM).decode("ascii"))
 
 
-def _new_ca(now: datetime.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def _new_ca(now: datetime.datetime, names: list[GeneralName],
+            ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Maestro Web"),
                       x509.NameAttribute(NameOID.COMMON_NAME,
@@ -229,6 +286,7 @@ def _new_ca(now: datetime.datetime) -> tuple[x509.Certificate, ec.EllipticCurveP
                                          decipher_only=False), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                            critical=False)
+            .add_extension(_name_constraints(names), critical=True)
             .sign(key, hashes.SHA256()))
     return cert, key
 

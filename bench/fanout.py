@@ -16,12 +16,15 @@ import json
 import os
 import statistics
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
 import websocket
 
 from bench import temporary_server
+from bench.reference import Reference
 
 ROUNDS = 3
 LINES = 20000
@@ -34,8 +37,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def watch(url: str, session_id: str, ready: threading.Barrier, totals: list[int]) -> None:
-    """One client: count messages and bytes until the session's exit (or the timeout)."""
+def watch(url: str, is_last: Callable[[str], bool], ready: threading.Barrier,
+          totals: list[int], kept: list[str] | None = None) -> None:
+    """One client: count messages and bytes until `is_last` says so (or the timeout)."""
     ws = websocket.create_connection(url, timeout=CLIENT_TIMEOUT_S)
     ws.recv()  # init
     ready.wait()
@@ -45,8 +49,9 @@ def watch(url: str, session_id: str, ready: threading.Barrier, totals: list[int]
             data = ws.recv()
             messages += 1
             size += len(data)
-            event = json.loads(data)
-            if event.get("type") == "session:exit" and event.get("sessionId") == session_id:
+            if kept is not None:
+                kept.append(data)
+            if is_last(data):
                 break
     finally:
         ws.close()
@@ -54,8 +59,33 @@ def watch(url: str, session_id: str, ready: threading.Barrier, totals: list[int]
         totals.append(size)
 
 
-def measure(script: str, clients: int) -> tuple[float, float]:
-    """CPU seconds per 1,000 messages and per MB delivered, for one server."""
+def watchers(url: str, clients: int, is_last: Callable[[str], bool],
+             kept: list[str] | None = None) -> tuple[list[threading.Thread], list[int]]:
+    """N client threads, started and connected; the caller's ready.wait() releases them."""
+    ready = threading.Barrier(clients + 1)
+    totals: list[int] = []
+    threads = [threading.Thread(target=watch, args=(url, is_last, ready, totals,
+                                                    kept if n == 0 else None))
+               for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    ready.wait(timeout=CLIENT_TIMEOUT_S)
+    return threads, totals
+
+
+def summary(spent: float, seconds: float, clients: int, totals: list[int]) -> dict[str, float]:
+    messages, size = sum(totals[0::2]), sum(totals[1::2])
+    return {"cpu_s_per_1000_messages": spent / messages * 1000,
+            "cpu_s_per_mb": spent / (size / 1e6),
+            "messages_per_s_per_client": messages / clients / seconds,
+            "messages_per_client": messages / clients}
+
+
+def measure_run(script: str, clients: int, lines: int = LINES,
+                kept: list[str] | None = None) -> dict[str, float]:
+    """Per delivered message and MB: server CPU seconds; and messages/s per client.
+
+    `kept` receives what the first client received (the reference replays it)."""
     with temporary_server(script) as (server, project):
         base = f"http://127.0.0.1:{server.port}/{server.token}/api"
         created = requests.post(f"{base}/sessions", json={
@@ -63,21 +93,39 @@ def measure(script: str, clients: int) -> tuple[float, float]:
             "toolType": "terminal"}, timeout=30).json()
         session_id = created["session"]["id"]
         url = f"ws://127.0.0.1:{server.port}/{server.token}/ws"
-        ready = threading.Barrier(clients + 1)
-        totals: list[int] = []
-        threads = [threading.Thread(target=watch, args=(url, session_id, ready, totals))
-                   for _ in range(clients)]
-        for thread in threads:
-            thread.start()
-        ready.wait(timeout=CLIENT_TIMEOUT_S)
-        before = cpu_seconds(server.process.pid)
+
+        def is_exit(data: str) -> bool:
+            event = json.loads(data)
+            return event.get("type") == "session:exit" and event.get("sessionId") == session_id
+
+        threads, totals = watchers(url, clients, is_exit, kept)
+        before, started = cpu_seconds(server.process.pid), time.perf_counter()
         requests.post(f"{base}/session/{session_id}/send",
-                      json={"command": f"seq 1 {LINES}; exit"}, timeout=30)
+                      json={"command": f"seq 1 {lines}; exit"}, timeout=30)
         for thread in threads:
             thread.join(CLIENT_TIMEOUT_S)
+        seconds = time.perf_counter() - started
         spent = cpu_seconds(server.process.pid) - before
-    messages, size = sum(totals[0::2]), sum(totals[1::2])
-    return spent / messages * 1000, spent / (size / 1e6)
+    return summary(spent, seconds, clients, totals)
+
+
+def measure(script: str, clients: int) -> tuple[float, float]:
+    """CPU seconds per 1,000 messages and per MB delivered, for one server."""
+    result = measure_run(script, clients)
+    return result["cpu_s_per_1000_messages"], result["cpu_s_per_mb"]
+
+
+def measure_reference(reference: Reference, clients: int, messages: list[str]) -> dict[str, float]:
+    """The same as measure_run for the bare Fastify + ws server broadcasting `messages`."""
+    last = messages[-1]
+    url = reference.url.replace("http", "ws", 1) + "/ws"
+    threads, totals = watchers(url, clients, lambda data: data == last)
+    before, started = cpu_seconds(reference.pid), time.perf_counter()
+    requests.post(f"{reference.url}/broadcast", timeout=CLIENT_TIMEOUT_S)
+    for thread in threads:
+        thread.join(CLIENT_TIMEOUT_S)
+    seconds = time.perf_counter() - started
+    return summary(cpu_seconds(reference.pid) - before, seconds, clients, totals)
 
 
 def main() -> None:

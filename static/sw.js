@@ -1,14 +1,15 @@
 // Maestro service worker: caches the static shell so the app opens on a flaky connection.
 // Never caches the API (`api/`) or the WebSocket (`ws`): live data always comes from the server.
-const VERSION = 'maestro-shell-v2';
+const VERSION = 'maestro-shell-v3';
 const SCOPE = new URL('./', self.location).pathname; // /<token>/
 const SHELL = [
   './', 'session/_',
   'manifest.json',
   'static/css/app.css',
   'static/js/app.js', 'static/js/actions.js', 'static/js/ansi.js', 'static/js/api.js',
+  'static/js/approvals.js', 'static/js/diff.js',
   'static/js/conn.js', 'static/js/dashboard.js', 'static/js/keys.js', 'static/js/log-window.js',
-  'static/js/pty.js', 'static/js/render.js', 'static/js/router.js', 'static/js/sanitise.js',
+  'static/js/pty.js', 'static/js/push.js', 'static/js/render.js', 'static/js/router.js', 'static/js/sanitise.js',
   'static/js/session.js', 'static/js/store.js', 'static/js/terminal.js', 'static/js/ui.js',
   'static/vendor/preact/preact.mjs', 'static/vendor/preact/hooks.mjs', 'static/vendor/htm/htm.mjs',
   'static/vendor/marked/marked.mjs', 'static/vendor/dompurify/purify.mjs',
@@ -53,6 +54,25 @@ self.addEventListener('fetch', (event) => {
     return response;
   }).catch(async () => (await caches.match(key)) ||
     new Response('Offline', { status: 503, headers: { 'Content-Type': 'text/plain' } })));
+});
+
+// Web Push from the server: { title, body, category, sessionId, url } (url relative to the
+// token root). Shown at once, even on a locked phone; one notification per session (tag), the
+// newest replacing the older.
+self.addEventListener('push', (event) => {
+  let data = {};
+  try { data = event.data ? event.data.json() : {}; } catch (err) { data = {}; }
+  let url = new URL(typeof data.url === 'string' ? data.url : '', self.registration.scope).href;
+  if (!url.startsWith(self.registration.scope)) url = self.registration.scope; // ours only
+  const options = {
+    body: typeof data.body === 'string' ? data.body : '',
+    tag: 'maestro-' + (data.sessionId || 'server'),
+    renotify: true,
+    data: { url },
+    icon: new URL('static/icons/icon-192.png', self.registration.scope).href,
+  };
+  event.waitUntil(self.registration.showNotification(
+    typeof data.title === 'string' && data.title ? data.title : 'Maestro', options));
 });
 
 self.addEventListener('notificationclick', (event) => {

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.tmuxdesk import Desk
+
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 20
 # The base path (--base-path) between port and token is skipped.
@@ -137,6 +139,16 @@ def server(make_server) -> ServerProcess:
 
 
 @pytest.fixture
+def push_service():
+    """A stand-in push service on 127.0.0.1 (tests/push_service.py)."""
+    from tests.push_service import PushService
+
+    service = PushService()
+    yield service
+    service.close()
+
+
+@pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A folder to run sessions in."""
     path = tmp_path / "project"
@@ -154,3 +166,18 @@ def wait_for(predicate, timeout: float = 15, interval: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+@pytest.fixture
+def desk(tmp_path: Path, home: Path) -> Iterator[Desk]:
+    """tmux at the desk, on a server socket of its own (killed at the end)."""
+    desk = Desk(tmp_path / "tmux.sock", home)
+    yield desk
+    desk.tmux("kill-server", check=False)
+
+
+@pytest.fixture
+def tmux_server(make_server, desk: Desk) -> ServerProcess:
+    """A server whose terminal sessions attach to `desk`'s tmux server."""
+    return make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                       "--tmux-socket", str(desk.socket))

@@ -263,7 +263,8 @@ def as_viewer(watched, method: str, path: str, **kwargs) -> requests.Response:
 def test_a_viewer_can_watch_everything(watched):
     sid = watched.session["id"]
     for path in ("api/sessions", f"api/session/{sid}", f"api/session/{sid}/logs?kind=shell",
-                 "api/history", "api/theme", "api/themes", "api/commands", "api/openapi.json",
+                 "api/history", "api/theme", "api/themes", "api/commands", "api/agents",
+                 "api/openapi.json",
                  "", f"session/{sid}", "static/js/app.js", "manifest.json", "sw.js"):
         assert as_viewer(watched, "GET", path).status_code == 200, path
     assert as_viewer(watched, "GET", "api/whoami").json()["role"] == "viewer"

@@ -272,7 +272,16 @@ def test_codex_turns_stream_and_resume_the_thread(agents, project):
     assert ("error", "codex app-server ended before the turn finished") in log
 
 
-def test_gemini_deltas_are_joined_and_the_session_resumed(agents, project):
+def test_gemini_deltas_are_joined_and_the_session_resumed(make_server, project, tmp_path):
+    # Gemini CLI's one-shot stream-json run, as a config file can still choose it.
+    config = tmp_path / "config.toml"
+    config.write_text("""
+[agents.gemini-cli]
+command = ["gemini", "--output-format", "stream-json", "--skip-trust", "--resume",
+           "{agentSessionId}", "--prompt={prompt}"]
+""")
+    agents = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         "--config", str(config), env=agent_env())
     sid = create(agents, project, toolType="gemini-cli")["id"]
     prompt(agents, sid, "slow tool answer")
     (entry,) = turns_done(agents, sid, 1)

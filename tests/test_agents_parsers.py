@@ -11,6 +11,7 @@ import pytest
 
 from app.sessions.agents.codex_app_server import AppServerParser, RpcReply, RpcRequest
 from app.sessions.agents.parsers import (
+    SLASH_COMMANDS_MAX,
     TOOL_DETAIL_BYTES,
     Conversation,
     Output,
@@ -80,6 +81,20 @@ def test_claude_recorded_turn_gives_answer_usage_and_conversation():
     assert usage.stats["contextWindow"] == 1_000_000
     assert of_type(events, Result) == [
         Result("Hello from mock. MOCKREPLY\n```python\nprint(1)\n```", False, None)]
+
+
+def test_claude_init_gives_the_slash_commands_it_advertises():
+    conversation = of_type(recorded("claude-stream-json",
+                                    "claude-control-protocol-allow.jsonl"), Conversation)[0]
+    assert conversation.slash_commands[:3] == ("deep-research", "update-config", "verify")
+    assert "compact" in conversation.slash_commands and len(conversation.slash_commands) == 25
+    init = {"type": "system", "subtype": "init", "session_id": "s1"}
+    (odd,) = feed("claude-stream-json", {**init, "slash_commands": [
+        "/review", "review", 7, None, "two words", "x" * 101, "", "ok"]})
+    assert odd.slash_commands == ("review", "ok")  # no doubles, no spaces, none too long
+    many = feed("claude-stream-json", {**init, "slash_commands": [f"c{n}" for n in range(999)]})
+    assert len(many[0].slash_commands) == SLASH_COMMANDS_MAX
+    assert feed("claude-stream-json", init) == [Conversation("s1")]  # it did not say
 
 
 def test_claude_tool_call_keeps_its_full_input_and_result():
@@ -324,7 +339,10 @@ def test_usage_sums_and_tool_lines():
 
 
 def test_argv_templates_drop_the_resume_pair_on_the_first_turn():
-    opencode = builtin_agents()["opencode"]
+    opencode = agents_from_config({"opencode": {  # its one-shot run, chosen in the config
+        "command": "opencode run --format json --session {agentSessionId} {args} -- {prompt}"}
+    })["opencode"]
+    assert opencode.protocol == "oneshot" and opencode.format == "opencode-json"
     assert opencode.argv("hi", None) == ["opencode", "run", "--format", "json", "--", "hi"]
     assert opencode.argv("hi", "T") == ["opencode", "run", "--format", "json",
                                         "--session", "T", "--", "hi"]
@@ -362,18 +380,16 @@ def test_a_command_with_the_prompt_in_it_runs_once_per_prompt_and_modes_are_chec
             agents_from_config(table)
 
 
-@pytest.mark.parametrize(("agent", "tail"), [
-    ("gemini-cli", ["--prompt=-v please"]),
-    ("aider", ["--message=-v please"]),
-    ("opencode", ["--", "-v please"]),
-])
-def test_a_prompt_starting_with_a_dash_is_never_an_option(agent, tail):
-    assert builtin_agents()[agent].argv("-v please", "S")[-len(tail):] == tail
+def test_a_prompt_starting_with_a_dash_is_never_an_option():
+    # (the agents with a protocol get the prompt in a message: tests/test_real_agents.py)
+    assert builtin_agents()["aider"].argv("-v please", "S")[-1] == "--message=-v please"
 
 
 def test_first_run_refusals_are_avoided_and_aider_asks_nothing_by_default():
     agents = builtin_agents()
-    assert "--skip-trust" in agents["gemini-cli"].argv("p", None)
+    # Gemini CLI and opencode get the prompt over ACP; Gemini runs in an untrusted folder.
+    assert agents["gemini-cli"].argv("p", None) == ["gemini", "--acp", "--skip-trust"]
+    assert agents["opencode"].argv("p", None) == ["opencode", "acp"]
     # Codex's app-server gets the prompt in a JSON-RPC message and runs outside a git repo.
     assert agents["codex"].argv("p", None) == ["codex", "app-server"]
     aider = agents["aider"].argv("p", None)

@@ -76,6 +76,17 @@ def test_cors_allows_configured_origins_without_credentials(make_server):
     assert "Access-Control-Allow-Origin" not in other.headers
 
 
+def test_cors_headers_go_to_browsers_only_and_cover_errors(make_server):
+    server = make_server("--cors-origins", "http://allowed.example", "--no-rate-limit")
+    origin = {"Origin": "http://allowed.example"}
+    missing = server.api("GET", "session/no-such-session", headers=origin)
+    assert missing.status_code == 404  # a page can read why its request failed
+    assert missing.headers["Access-Control-Allow-Origin"] == "http://allowed.example"
+    no_origin = server.api("GET", "theme")  # curl, a script: no CORS work, no CORS headers
+    assert no_origin.status_code == 200
+    assert not [name for name in no_origin.headers if name.startswith("Access-Control-")]
+
+
 def test_websocket_reads_draw_on_the_get_quota(make_server):
     from tests.wsclient import LiveClient
 

@@ -73,7 +73,7 @@ stream_max_retries = 0
     (home / ".config" / "opencode" / "opencode.json").write_text(json.dumps({
         "provider": {"mock": {"npm": "@ai-sdk/openai-compatible", "name": "mock",
                               "options": {"baseURL": f"{url}/v1", "apiKey": "x"},
-                              "models": {"m": {"name": "m"}}}},
+                              "models": {"m": {"name": "m"}, "m2": {"name": "m2"}}}},
         "model": "mock/m"}))
     return {
         "PATH": f"{AGENT_BIN}:{os.environ['PATH']}",
@@ -196,12 +196,26 @@ def test_an_interrupted_turn_is_not_a_success_nor_an_agent_error(real_server, en
 TOOL_CALLS = {
     "claude-code": ("[[ls]]", "Bash ls\n→ README.md", "Bash", "command"),
     "codex": ("[[ls]]", "$ /bin/bash -lc ls\n→ README.md", "command_execution", "command"),
-    "gemini-cli": ("[[ls]]", "list_directory .\n→ done", "list_directory", "dir_path"),
-    "opencode": ("[[touch]]", "bash touch approved.txt\n→ (no output)", "bash", "command"),
+    "gemini-cli": ("[[ls]]", "$ ls\n→ done", "execute", "command"),
+    "opencode": ("[[touch]]", "$ touch approved.txt\n→ (no output)", "execute", "command"),
 }
 # Codex's default mode asks before every command (`ls` too): this test is about the log entry,
 # so its tab reads freely (a read-only sandbox, asking only to go beyond it).
 TOOL_MODES = {"codex": "read-only"}
+# The agents whose default mode asks before this command (opencode over ACP; Gemini CLI runs
+# a read-only `ls` without asking): the test allows it.
+ASKS_FIRST = ("opencode",)
+
+
+def allow_what_is_asked(server: ServerProcess, sid: str) -> None:
+    """Allow the session's first approval, once it is asked."""
+    def asked() -> list[dict]:
+        return server.api("GET", f"session/{sid}/approvals").json()["approvals"]
+
+    (approval,) = wait_for(asked, timeout=TURN_TIMEOUT_S)
+    decided = server.api("POST", f"session/{sid}/approvals/{approval['id']}",
+                         json={"decision": "allow"})
+    assert decided.status_code == 200, decided.text
 
 
 @pytest.mark.parametrize("agent", list(TOOL_CALLS))
@@ -214,6 +228,8 @@ def test_a_tool_call_keeps_its_input_and_result_and_runs_in_the_session_folder(
         assert real_server.api("PATCH", f"session/{sid}/tabs/{tab}", json={
             "permissionMode": TOOL_MODES[agent]}).status_code == 200
     prompt(real_server, sid, f"Use a tool {marker}")
+    if agent in ASKS_FIRST:
+        allow_what_is_asked(real_server, sid)
     (entry,) = finished(real_server, sid, 1)
     assert entry["success"] is True, ai_log(real_server, sid)
     tools = [e for e in detail(real_server, sid)["aiLogs"] if e["source"] == "tool"]
@@ -224,7 +240,7 @@ def test_a_tool_call_keeps_its_input_and_result_and_runs_in_the_session_folder(
     if agent == "opencode":  # it takes its folder from $PWD: the session's, not the server's
         assert (folder / "approved.txt").exists()
         assert not (ROOT / "approved.txt").exists()
-    elif agent != "gemini-cli":  # gemini reports no output for its tools
+    elif agent != "gemini-cli":  # gemini reports no output for its tools, also over ACP
         assert "README.md" in tool["result"]
 
 

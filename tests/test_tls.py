@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import os
 import socket
 import ssl
@@ -18,6 +19,9 @@ import pytest
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from app import tls
 from tests.conftest import ROOT
@@ -186,3 +190,97 @@ def test_the_server_certificate_is_renewed_when_names_change_or_it_nears_its_end
     assert again.not_valid_after_utc - now > datetime.timedelta(days=300)
     context = tls.server_context(tls.CertFiles(first.cert, first.key))
     assert isinstance(context, ssl.SSLContext)
+
+
+def _verifies(ca_path: str, leaf: x509.Certificate, name: x509.GeneralName) -> bool:
+    """Does a client that trusts the CA accept `leaf` for `name` (RFC 5280, name constraints
+    included)?"""
+    ca = x509.load_pem_x509_certificate(Path(ca_path).read_bytes())
+    verifier = PolicyBuilder().store(Store([ca])).build_server_verifier(name)
+    try:
+        verifier.verify(leaf, [])
+    except VerificationError:
+        return False
+    return True
+
+
+def _minted(folder: Path, name: x509.GeneralName) -> x509.Certificate:
+    """What a thief holding our ca.key could sign: a server certificate for `name`."""
+    ca = x509.load_pem_x509_certificate((folder / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    return (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "thief")]))
+            .issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([name]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                ca.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+
+
+def _ip(text: str) -> x509.IPAddress:
+    return x509.IPAddress(ipaddress.ip_address(text))
+
+
+def test_a_stolen_ca_key_cannot_vouch_for_other_sites(tmp_path, caplog):
+    files = tls.ensure_local_ca(str(tmp_path), ["box", "box.local"], ["192.168.1.20",
+                                                                       "203.0.113.7"])
+    folder = tmp_path / "tls"
+    served = x509.load_pem_x509_certificate(Path(files.cert).read_bytes())
+    for name in (x509.DNSName("box"), x509.DNSName("localhost"), _ip("192.168.1.20"),
+                 _ip("203.0.113.7"), _ip("127.0.0.1")):
+        assert _verifies(files.ca_cert, served, name), name
+    for name in (x509.DNSName("bank.example.com"), x509.DNSName("box.example.com"),
+                 _ip("8.8.8.8"), _ip("203.0.113.8")):
+        assert not _verifies(files.ca_cert, _minted(folder, name), name), name
+    # Another private network needs no new CA: the phone keeps trusting it.
+    ca = Path(files.ca_cert).read_bytes()
+    assert _verifies(files.ca_cert, _minted(folder, _ip("10.0.0.7")), _ip("10.0.0.7"))
+    tls.ensure_local_ca(str(tmp_path), ["box"], ["10.0.0.7", "198.51.100.9"])
+    assert Path(files.ca_cert).read_bytes() == ca
+    names = _names(files.cert)
+    assert "10.0.0.7" in names and "198.51.100.9" not in names  # outside: left out, said so
+    assert "198.51.100.9 is outside what the local CA may vouch for" in caplog.text
+
+
+def test_a_ca_made_before_name_constraints_is_kept_with_a_warning(tmp_path, caplog):
+    folder = tmp_path / "tls"
+    folder.mkdir(mode=0o700)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Maestro Web local CA (old)")])
+    now = datetime.datetime.now(datetime.UTC)
+    old = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+           .public_key(key.public_key()).serial_number(x509.random_serial_number())
+           .not_valid_before(now - datetime.timedelta(days=1))
+           .not_valid_after(now + datetime.timedelta(days=3000))
+           .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+           .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
+                                        key_encipherment=False, data_encipherment=False,
+                                        key_agreement=False, key_cert_sign=True, crl_sign=True,
+                                        encipher_only=False, decipher_only=False), critical=True)
+           .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                          critical=False)
+           .sign(key, hashes.SHA256()))  # as the CAs of earlier versions were made
+    tls._write_pair(str(folder / "ca.crt"), str(folder / "ca.key"), old, key)
+    before = (folder / "ca.crt").read_bytes()
+    files = tls.ensure_local_ca(str(tmp_path), ["box"], ["192.168.1.20"])
+    assert (folder / "ca.crt").read_bytes() == before  # phones that trust it keep working
+    assert _verifies(files.ca_cert, x509.load_pem_x509_certificate(
+        Path(files.cert).read_bytes()), x509.DNSName("box"))
+    assert "predates name constraints" in caplog.text
+
+
+def test_plain_http_to_the_https_port_gets_a_one_line_hint(tls_server):
+    response = requests.get(f"http://127.0.0.1:{tls_server.port}/{tls_server.token}/api/whoami",
+                            timeout=10, allow_redirects=False)
+    assert response.status_code == 400
+    assert response.text == ("This server speaks HTTPS only: open the same address with "
+                             "https:// instead of http://.\n")
+    assert tls_server.api("GET", "whoami").status_code == 200  # HTTPS goes on as before

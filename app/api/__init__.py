@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import current_app, request
@@ -10,6 +11,7 @@ from flask import current_app, request
 from ..errors import ApiError, now_ms
 from ..services import Services
 from ..sessions.manager import is_utf8
+from . import openapi
 
 API_PREFIX = "/api"
 
@@ -42,7 +44,21 @@ def json_body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object")
     reject_invalid_unicode(body)
+    _refuse_unknown_fields(body)
     return body
+
+
+def _refuse_unknown_fields(body: dict[str, Any]) -> None:
+    """Hold the body to its route's OpenAPI schema (additionalProperties: false): a field
+    the route does not take is a mistake (a typo, a wrong endpoint), never silently dropped.
+
+    :raise ApiError 400: naming the first unknown field and the fields the route takes.
+    """
+    allowed = openapi.body_fields(request.url_rule.rule, request.method)
+    unknown = sorted(set(body) - allowed) if allowed is not None else []
+    if unknown:
+        takes = ", ".join(sorted(allowed)) or "no fields"
+        raise ApiError(400, f"Unknown field '{unknown[0]}'; this endpoint takes {takes}")
 
 
 def _refuse_cut_chunked_body(received: int) -> None:
@@ -98,18 +114,30 @@ def text_field(body: dict[str, Any], name: str, *, required: bool = False,
 
 
 SQLITE_INT_MAX = 2**63 - 1
+INTEGER = re.compile(r"-?[0-9]+")  # what int() takes, less spaces, underscores and other digits
+
+
+def query_arg(name: str) -> str | None:
+    """A query argument given at most once (None when absent).
+
+    :raise ApiError 400: the argument is given more than once.
+    """
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise ApiError(400, f"Query parameter '{name}' is given more than once")
+    return values[0] if values else None
 
 
 def int_arg(name: str, *, default: int | None = None, low: int = 0,
             high: int = SQLITE_INT_MAX) -> int | None:
-    """An integer query argument; ApiError 400 when it is not one or out of range."""
-    raw = request.args.get(name)
-    if raw is None or raw == "":
+    """An integer query argument (decimal digits); ApiError 400 when it is not one (an empty
+    value included) or out of range."""
+    raw = query_arg(name)
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"Query parameter '{name}' must be an integer") from None
+    if not INTEGER.fullmatch(raw):
+        raise ApiError(400, f"Query parameter '{name}' must be an integer")
+    value = int(raw)
     if not low <= value <= high:
         raise ApiError(400, f"Query parameter '{name}' must be between {low} and {high}")
     return value

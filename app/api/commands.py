@@ -1,5 +1,6 @@
-"""Commands blueprint: send text, interrupt, special keys, the slash-command list, and (from
-app/api/terminal.py) the terminal view's screen, input and resize."""
+"""Commands blueprint: send text, interrupt, special keys, the configured commands, the agents
+and what each can be told (modes, model), and (from app/api/terminal.py) the terminal view's
+screen, input and resize."""
 
 from __future__ import annotations
 
@@ -10,16 +11,6 @@ from . import API_PREFIX, json_body, ok, services, terminal, text_field
 
 bp = Blueprint("commands", __name__, url_prefix=API_PREFIX)
 bp.register_blueprint(terminal.bp)
-
-# Offered when the config file lists none: the agents' common built-ins.
-DEFAULT_COMMANDS = (
-    {"command": "/help", "description": "Show the agent's help"},
-    {"command": "/clear", "description": "Start a fresh conversation"},
-    {"command": "/compact", "description": "Summarise the conversation to save context"},
-    {"command": "/cost", "description": "Show token usage and cost"},
-    {"command": "/model", "description": "Show or change the model"},
-    {"command": "/review", "description": "Review the current changes"},
-)
 
 
 @bp.post("/session/<session_id>/send")
@@ -55,5 +46,17 @@ def keys(session_id: str):
 
 @bp.get("/commands")
 def list_commands():
-    commands = services().settings.commands or [dict(item) for item in DEFAULT_COMMANDS]
+    """The config file's own commands; an agent's slash commands are those it advertises
+    (a tab's `slashCommands`), never a list of ours."""
+    commands = [dict(item) for item in services().settings.commands]
     return ok({"commands": commands, "count": len(commands)})
+
+
+@bp.get("/agents")
+def list_agents():
+    agents = [{"id": spec.id, "protocol": spec.protocol, "canAsk": bool(spec.permission_modes),
+               "permissionModes": list(spec.permission_modes),
+               "permissionMode": spec.permission_mode, "model": spec.model,
+               "canChooseModel": spec.model_flag is not None}
+              for spec in services().settings.agents.values()]
+    return ok({"agents": agents, "count": len(agents)})

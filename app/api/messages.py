@@ -54,6 +54,7 @@ class MessageHandler:
         self.role = caller_role()
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "ping": lambda message: {"type": "pong"},
+            "presence": self._presence,
             "subscribe": self._subscribe,
             "get_sessions": lambda message: {
                 "type": "sessions_list", "sessions": self.services.manager.list_public()},
@@ -144,6 +145,20 @@ class MessageHandler:
             self.services.manager.get(_text(message, "sessionId"))
         self.client.set_scope(session_id, message.get("pty") is True)
         return {"type": "subscribed", "sessionId": session_id, "pty": self.client.pty}
+
+    def _presence(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The page says which session it shows (null: the dashboard) and whether it is in
+        the foreground: no push about a session an owner's page shows in the foreground."""
+        session_id = _optional_text(message, "sessionId")
+        visible = message.get("visible")
+        if not isinstance(visible, bool):
+            raise ApiError(400, "'visible' is required and must be true or false")
+        if session_id is not None:
+            self.services.manager.get(session_id)
+        # A viewer watching holds back no push: the owner is not the one looking.
+        self.client.presence = (session_id, visible) if self.role == OWNER else (None, False)
+        return {"type": "presence_result", "success": True, "sessionId": session_id,
+                "visible": visible}
 
     def _input(self, message: dict[str, Any]) -> dict[str, Any]:
         session_id = _text(message, "sessionId")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from . import API_PREFIX, ok
+from ..sessions.model import TERMINAL_TOOL
+from . import API_PREFIX, ok, services
 from .openapi import document
 
 bp = Blueprint("meta", __name__)
@@ -17,4 +18,6 @@ def health():
 
 @bp.get(f"{API_PREFIX}/openapi.json")
 def openapi():
-    return document(request.script_root + API_PREFIX)
+    settings = services().settings
+    return document(request.script_root + API_PREFIX, (TERMINAL_TOOL, *settings.agents),
+                    settings.max_command_chars)

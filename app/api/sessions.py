@@ -7,18 +7,16 @@ from typing import Any
 from flask import Blueprint, request
 
 from ..errors import ApiError
-from . import API_PREFIX, approvals, int_arg, json_body, ok, services, text_field
+from ..roles import VIEWER, caller_role
+from ..sessions import tmux
+from . import API_PREFIX, approvals, int_arg, json_body, ok, query_arg, services, text_field
+from .limits import GROUP_FIELD_MAX, LOGS_PAGE_MAX, NAME_MAX, PATH_MAX
 
 bp = Blueprint("sessions", __name__, url_prefix=API_PREFIX)
 bp.register_blueprint(approvals.bp)
 
-NAME_MAX = 200
-PATH_MAX = 4096
 LOGS_PAGE_DEFAULT = 100
-LOGS_PAGE_MAX = 1000
 GROUP_FIELDS = ("groupId", "groupName", "groupEmoji")
-# Longest accepted value of each: every session list and event carries them.
-GROUP_FIELD_MAX = {"groupId": 200, "groupName": 200, "groupEmoji": 16}
 
 
 @bp.get("/sessions")
@@ -36,8 +34,18 @@ def create_session():
         tool_type=text_field(body, "toolType", required=True),
         input_mode=text_field(body, "inputMode"),
         groups=_groups(body),
+        tmux=text_field(body, "tmux", max_length=tmux.NAME_MAX),
     )
     return ok({"session": session.public()}, 201)
+
+
+@bp.get("/tmux")
+def list_tmux():
+    """The host's tmux sessions with their windows, to attach a terminal session to."""
+    if caller_role() == VIEWER:  # what runs at the desk is not for a view-only link
+        raise ApiError(403, "A view-only link cannot list the machine's tmux sessions")
+    sessions = services().manager.tmux.sessions()
+    return ok({"sessions": sessions, "count": len(sessions)})
 
 
 @bp.get("/session/<session_id>")
@@ -91,7 +99,9 @@ def get_logs(session_id: str):
     limit = int_arg("limit", default=LOGS_PAGE_DEFAULT, low=1, high=LOGS_PAGE_MAX)
     tab_id = request.args.get("tabId") or None
     manager = services().manager
-    kind = request.args.get("kind") or _default_kind(session_id, tab_id)
+    kind = query_arg("kind")
+    if kind is None:
+        kind = _default_kind(session_id, tab_id)
     if kind not in ("ai", "shell"):
         raise ApiError(400, "Query parameter 'kind' must be 'ai' or 'shell'")
     page = manager.logs(session_id, kind, tab_id, after=after, before=before, limit=limit)

@@ -6,6 +6,7 @@ from flask import Blueprint
 
 from .. import themes
 from . import API_PREFIX, json_body, ok, services, text_field
+from .limits import THEME_ID_MAX
 
 bp = Blueprint("theme", __name__, url_prefix=API_PREFIX)
 
@@ -24,5 +25,5 @@ def list_themes():
 
 @bp.put("/theme")
 def set_theme():
-    theme_id = text_field(json_body(), "id", required=True, max_length=100)
+    theme_id = text_field(json_body(), "id", required=True, max_length=THEME_ID_MAX)
     return ok({"success": True, "theme": services().set_theme(theme_id)})

@@ -55,6 +55,10 @@ class WsClient:
         # single reference assignments, so no lock is needed.
         self.session_id = session_id
         self.pty = False
+        # What the page reports it shows (`presence`): a session id or None (the
+        # dashboard), and whether it is in the foreground. Read by the push notifier's
+        # thread; one tuple, replaced whole, so it is never half updated.
+        self.presence: tuple[str | None, bool] = (None, False)
         self._watch_pty = watch_pty  # counts the session's raw-stream watchers
         # Guards ws.send: the queue drainer and the message reader both send. One for the
         # socket's life: a new one per `subscribe` would let two writers in at once.

@@ -39,6 +39,7 @@ from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask, WSGITask
 
 from .fd_reserve import FdReserve
+from .plain_http import answer_plain_http, is_plain_http
 from .slow_clients import ConnectionGate, too_many_connections
 
 log = logging.getLogger(__name__)
@@ -307,7 +308,9 @@ class WSChannel(HTTPChannel):
             data = self.socket.recv(self.adj.recv_bytes)  # all that OpenSSL decrypted
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return  # the handshake, or a record, is not complete yet
-        except OSError:  # a failed handshake (plain HTTP on the TLS port), a reset
+        except OSError as error:  # a failed handshake (plain HTTP on the TLS port), a reset
+            if is_plain_http(error):
+                answer_plain_http(self.socket)
             self.handle_close()
             return
         if not data:

@@ -14,6 +14,7 @@ from typing import BinaryIO
 from werkzeug.serving import BaseWSGIServer, DechunkedInput, WSGIRequestHandler
 
 from . import SERVER_NAME
+from .plain_http import answer_plain_http, is_plain_http
 from .slow_clients import ConnectionGate, HeadWatchdog, refusal, too_many_connections
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,11 @@ def request_handler(gate: ConnectionGate, max_body_bytes: int) -> type[WSGIReque
             self._ticket = watchdog.watch(self.connection, gate.timeout_s)
             try:
                 super().handle_one_request()
+            except ssl.SSLError as error:  # the TLS handshake happens on the first read
+                if not is_plain_http(error):
+                    raise
+                answer_plain_http(self.connection)
+                self.close_connection = True
             finally:
                 self._end_head()
 

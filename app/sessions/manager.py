@@ -31,6 +31,7 @@ from .screen_model import ScreenModel
 from .shell_bridge import ShellBridge, history_entry
 from .shell_protocol import KEYS
 from .terminal import ShellClosedError, ShellStartError, TerminalShell
+from .tmux import Tmux
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class SessionManager:
                                                         use_cgroups=not settings.no_cgroups),
                     LAYER.name, LAYER.input_detection)
         self.closing = False
+        self.tmux = Tmux(settings.tmux_socket)
         # All three guarded by bus.lock.
         self._sessions: dict[str, Session] = {}
         self._shells: dict[str, TerminalShell] = {}
@@ -191,6 +193,11 @@ class SessionManager:
             activity.add(self._shell_states.get(session.id, "idle"))
             state = next((s for s in ACTIVITY_PRECEDENCE if s in activity), "idle")
             self.set_state(session, state)
+
+    def shell_state(self, session_id: str) -> str:
+        """What the session's shell is doing now ("idle" when it has none)."""
+        with self.bus.lock:
+            return self._shell_states.get(session_id, "idle")
 
     def shell_state_changed(self, session: Session, state: str) -> None:
         """The shell reports its state (reader thread, or a shell being started)."""
@@ -338,7 +345,30 @@ class SessionManager:
             self.set_state(session, "error")
             self.append_log(session, None, "system", f"The shell could not start: {failure}")
             return None
+        if session.tmux is not None:
+            self._attach_tmux(session, shell)
         return shell
+
+    def _attach_tmux(self, session: Session, shell: TerminalShell) -> None:
+        """Run `tmux attach` as the shell's first command (it waits for the shell to be
+        ready): the terminal then shows the tmux session, and the shell's prompt comes back
+        when the desk detaches this client or ends the session."""
+        try:
+            command = self.tmux.attach_command(session.tmux)
+        except ApiError as exc:  # tmux was uninstalled since: say so, keep the shell
+            self.append_log(session, None, "system", exc.description)
+            return
+        self.append_log(session, None, "system",
+                        f"Attached to tmux session '{session.tmux}': the terminal view shares "
+                        "its screen; deleting this session only detaches")
+        with self.log_lock(session):
+            with self.bus.lock:
+                session.running_command = {"text": command, "startedAt": now_ms()}
+            try:
+                _submit(shell, command)
+            except ApiError:
+                with self.bus.lock:
+                    session.running_command = None
 
     def _ready_shell(self, session: Session) -> TerminalShell:
         """The session's running shell, started if needed; ApiError 503 if it cannot start.
@@ -371,14 +401,24 @@ class SessionManager:
     # -- actions ----------------------------------------------------------------------------
 
     def create(self, name: str, cwd: str, tool_type: str, input_mode: str | None = None,
-               groups: dict[str, str | None] | None = None) -> Session:
+               groups: dict[str, str | None] | None = None, tmux: str | None = None) -> Session:
+        """A new session; with `tmux`, a terminal session attached to that tmux session.
+
+        :raise ApiError 400/404/501: a bad field, no such tmux session, no tmux installed.
+        """
         _check_folder(cwd)
         if tool_type != TERMINAL_TOOL and tool_type not in self.settings.agents:
             known = [TERMINAL_TOOL, *self.settings.agents]
             raise ApiError(400, f"Unknown toolType '{tool_type}'; use one of {', '.join(known)}")
         mode = input_mode or ("terminal" if tool_type == TERMINAL_TOOL else "ai")
         _check_mode(mode)
+        if tmux is not None:
+            if tool_type != TERMINAL_TOOL:
+                raise ApiError(400, "Only a terminal session (toolType 'terminal') attaches "
+                                    "to tmux")
+            self.tmux.require_session(tmux)
         session = Session.create(name, tool_type, mode, cwd)
+        session.tmux = tmux
         _apply(session, groups or {})
         limit = self.settings.max_sessions
         with self.bus.lock:

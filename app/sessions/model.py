@@ -41,6 +41,8 @@ class Tab:
     # default from the config file, else its own).
     permission_mode: str | None = None
     model: str | None = None
+    # The slash commands the agent advertised (names without "/"; None: it never said).
+    slash_commands: list[str] | None = None
     # What "Allow for this session" remembered, and for which conversation (agents.session_rules).
     session_rules: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     session_rules_for: str | None = None
@@ -63,6 +65,7 @@ class Tab:
             "queuedPrompts": [dict(item) for item in self.queue],
             "permissionMode": self.permission_mode,
             "model": self.model,
+            "slashCommands": self.slash_commands,
         }
 
     def doc(self) -> dict[str, Any]:
@@ -91,6 +94,7 @@ class Tab:
             usage_baseline_for=doc.get("usageBaselineFor"),
             permission_mode=doc.get("permissionMode"),
             model=doc.get("model"),
+            slash_commands=doc.get("slashCommands"),
             session_rules=list(doc.get("sessionRules") or []),
             session_rules_for=doc.get("sessionRulesFor"),
         )
@@ -109,6 +113,8 @@ class Session:
     tabs: list[Tab]
     active_tab_id: str
     shell_cwd: str | None = None
+    # The tmux session its terminal attaches to (terminal sessions only; never changes).
+    tmux: str | None = None
     group_id: str | None = None
     group_name: str | None = None
     group_emoji: str | None = None
@@ -146,6 +152,7 @@ class Session:
             "inputMode": self.input_mode,
             "cwd": self.cwd,
             "shellCwd": self.shell_cwd or self.cwd,
+            "tmux": self.tmux,
             "groupId": self.group_id,
             "groupName": self.group_name,
             "groupEmoji": self.group_emoji,
@@ -186,6 +193,7 @@ class Session:
             tabs=tabs,
             active_tab_id=doc.get("activeTabId") or tabs[0].id,
             shell_cwd=doc.get("shellCwd"),
+            tmux=doc.get("tmux"),
             group_id=doc.get("groupId"),
             group_name=doc.get("groupName"),
             group_emoji=doc.get("groupEmoji"),

@@ -37,6 +37,7 @@ OWNER_VAR = "MAESTRO_OWNER"
 _OWNER_PREFIX = OWNER_VAR.encode() + b"="
 EXIT_POLL = 0.05  # portable: seconds between checks whether a child has exited
 _PS_TIMEOUT = 10.0
+_TREE_LIMIT = 4096  # processes walked below one shell, at most
 
 # Syscall numbers of read(2) and readv(2): a task blocked in one of them on the
 # pty slave is waiting for the user (Linux /proc/<pid>/syscall, decimal).
@@ -170,11 +171,15 @@ class LinuxLayer:
         except OSError:
             return None
 
-    def group_waits_on_tty(self, group: int, tty_device: int) -> tuple[bool, bool]:
-        """Whether a task of process group `group` is blocked reading the terminal, and
-        whether one is blocked polling it (poll, select, epoll)."""
-        foreground = [task for pid, its_group, _ in _live_processes() if its_group == group
-                      for task in _tasks(pid)]
+    def group_waits_on_tty(self, group: int, tty_device: int,
+                           shell: int | None) -> tuple[bool, bool]:
+        """Whether a task of process group `group` (looked for below `shell` first) is
+        blocked reading the terminal, and whether one is blocked polling it (poll, select,
+        epoll)."""
+        members = _group_members(shell, group) if shell is not None else []
+        if not members:  # reparented out of the shell's tree, or gone: look everywhere
+            members = [int(pid) for pid, its_group, _ in _live_processes() if its_group == group]
+        foreground = [task for pid in members for task in _tasks(pid)]
         if any(_task_reads_tty(task, tty_device) for task in foreground):
             return True, False
         return False, any(task_polls_tty(task, tty_device) for task in foreground)
@@ -187,6 +192,32 @@ def _live_processes() -> Iterator[tuple[str, int, int]]:
             stat = _proc_stat(entry)
             if stat is not None and stat[0] not in "ZX":
                 yield entry, stat[1], stat[2]
+
+
+def _group_members(root: int, group: int) -> list[int]:
+    """Pids of live processes in `group` among `root` and its descendants.
+
+    Walks /proc/<pid>/task/<tid>/children from `root` (a few reads) instead of reading every
+    process's stat on the machine; a member that has left the tree (its parent exited and it
+    was reparented) is missed, so a caller that finds none looks everywhere."""
+    members, pending, seen = [], [root], set()
+    while pending and len(seen) < _TREE_LIMIT:
+        pid = pending.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        stat = _proc_stat(str(pid))
+        if stat is None or stat[0] in "ZX":
+            continue
+        if stat[1] == group:
+            members.append(pid)
+        for task in _tasks(pid):
+            try:
+                with open(f"{task}/children") as children:
+                    pending.extend(int(child) for child in children.read().split())
+            except OSError:
+                continue
+    return members
 
 
 def _proc_stat(pid: str) -> tuple[str, int, int] | None:
@@ -286,7 +317,8 @@ class PortableLayer:
             return None
         return os.path.basename(result.stdout.strip()) or None
 
-    def group_waits_on_tty(self, group: int, tty_device: int) -> tuple[bool, bool]:
+    def group_waits_on_tty(self, group: int, tty_device: int,
+                           shell: int | None) -> tuple[bool, bool]:
         channels = [row.wait_channel for row in _ps_rows()
                     if row.group == group and row.state[:1] not in "ZX"]
         if any(_TTY_READ_CHANNEL.search(channel) for channel in channels):

@@ -649,7 +649,7 @@ class TerminalShell:
             group = os.tcgetpgrp(self._fd)
         except OSError:
             return False, False
-        return LAYER.group_waits_on_tty(group, self._tty_rdev)
+        return LAYER.group_waits_on_tty(group, self._tty_rdev, self.pid)
 
     def _sync_echo(self) -> None:
         """Tell the listener when a program starts or stops reading a secret."""

@@ -28,6 +28,12 @@ export function sendInput(sessionId, data) {
   return now({ type: 'input', sessionId, data });
 }
 
+/** Named keys (the log view's key bar: "C-c", "Up"...) for the running program, over the
+ * socket: like the terminal view's keys they spend the key budget, never the POST quota. */
+export function sendKeys(sessionId, keys) {
+  return now({ type: 'keys', sessionId, keys });
+}
+
 export function sendResize(sessionId, cols, rows) {
   return now({ type: 'resize', sessionId, cols, rows });
 }

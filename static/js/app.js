@@ -7,8 +7,9 @@ import { get, put, rootUrl, save } from './api.js';
 import { connect, initialScope, on, refreshSessions, setScope } from './conn.js';
 import { ActionsSheet, Dashboard, NewSessionSheet } from './dashboard.js';
 import { STATE_LABELS, stripAnsi, timeAgo } from './render.js';
+import { CATEGORIES, disablePush, enablePush, pushSubscription, pushUnavailable, reportPresence } from './push.js';
 import { navigate, onRoute, parseRoute } from './router.js';
-import { RecentSheet, SessionView, TabSheet, loadNewest } from './session.js';
+import { ModelSheet, RecentSheet, SessionView, TabSheet, loadNewest } from './session.js';
 import { changed, isViewer, logKey, state, subscribe, toast } from './store.js';
 import { ConnBanner, Icon, Sheet, Toasts, html } from './ui.js';
 
@@ -59,6 +60,11 @@ on('event', (event) => {
       refreshTimer = setTimeout(refreshSessions, 150);
     }
   }
+  if (event.type === 'approval:requested') {
+    const s = state.sessions.get(event.sessionId);
+    // Same tag as the session's other notes: it replaces "Waiting for your input".
+    if (s) notify(s, `${event.approval.kind === 'permission' ? 'May I' : 'Asks'}: ${event.approval.title}`);
+  }
   if (event.type === 'theme:change') applyTheme(event.theme);
 });
 
@@ -90,16 +96,6 @@ function SettingsSheet() {
   }, []);
   const choose = (id) => put('theme', { id }).then((data) => applyTheme(data.theme))
     .catch((err) => toast(err.message, 'error'));
-  const toggleNotify = async () => {
-    if (!state.notify) {
-      if (!('Notification' in window)) { toast('This browser has no notifications', 'error'); return; }
-      const permission = await Notification.requestPermission();
-      if (permission !== 'granted') { toast('Notifications are blocked for this site', 'error'); return; }
-    }
-    state.notify = !state.notify;
-    save('notify', state.notify);
-    changed();
-  };
   const current = state.theme && state.theme.id;
   return html`<${Sheet} title="Settings" onClose=${closeSheet}>
     ${isViewer() ? null : html`<h3 class="section-title">Theme</h3>
@@ -113,10 +109,61 @@ function SettingsSheet() {
         <span>${t.name}</span></button>`)}
     </div>`}
     <${SecureContextNote} />
-    <h3 class="section-title">Notifications</h3>
-    <label class="switch-row"><input type="checkbox" role="switch" checked=${state.notify} onChange=${toggleNotify} />
-      Notify me when a session finishes or waits for input (while this page is in the background)</label>
+    <${NotificationSettings} />
   </${Sheet}>`;
+}
+
+// "Enable notifications": Web Push (reaches a locked phone) with a switch per category; where
+// the browser has no push, notifications from this page while it is open in the background.
+function NotificationSettings() {
+  const [kept, setKept] = useState(pushSubscription());
+  const [busy, setBusy] = useState(false);
+  const [categories, setCategories] = useState((kept && kept.categories) || CATEGORIES.map(([id]) => id));
+  const unavailable = pushUnavailable();
+  const run = async (work) => {
+    setBusy(true);
+    try { await work(); } catch (err) { toast(err.message, 'error'); } finally { setBusy(false); }
+  };
+  const subscribe = (wanted) => run(async () => {
+    const saved = await enablePush(wanted);
+    if (state.notify) { state.notify = false; save('notify', false); } // push covers it now
+    setKept({ id: saved.id, categories: saved.categories });
+    setCategories(saved.categories);
+  });
+  const toggle = () => {
+    if (unavailable) return toggleInPage();
+    if (kept) return run(async () => { await disablePush(); setKept(null); });
+    return subscribe(categories);
+  };
+  const choose = (id, on) => {
+    const wanted = CATEGORIES.map(([c]) => c).filter((c) => (c === id ? on : categories.includes(c)));
+    if (!wanted.length) { toast('Keep at least one, or turn notifications off', 'error'); return; }
+    setCategories(wanted);
+    if (kept) subscribe(wanted);
+  };
+  const enabled = unavailable ? state.notify : Boolean(kept);
+  return html`<h3 class="section-title">Notifications</h3>
+    <label class="switch-row"><input type="checkbox" role="switch" data-push-toggle checked=${enabled}
+      disabled=${busy} onChange=${toggle} />
+      Enable notifications</label>
+    ${unavailable
+    ? html`<p class="muted">${unavailable} This page can still notify you while it is open in the background.</p>`
+    : html`<fieldset class="push-categories" disabled=${busy}><legend class="muted">Notify me when a session</legend>
+      ${CATEGORIES.map(([id, label]) => html`<label class="switch-row" key=${id}>
+        <input type="checkbox" data-push-category=${id} checked=${categories.includes(id)}
+          onChange=${(e) => choose(id, e.target.checked)} /> ${label}</label>`)}
+      </fieldset>`}`;
+}
+
+async function toggleInPage() {
+  if (!state.notify) {
+    if (!('Notification' in window)) { toast('This browser has no notifications', 'error'); return; }
+    const permission = await Notification.requestPermission();
+    if (permission !== 'granted') { toast('Notifications are blocked for this site', 'error'); return; }
+  }
+  state.notify = !state.notify;
+  save('notify', state.notify);
+  changed();
 }
 
 // Browsers give offline start, install, the clipboard and notifications only to secure
@@ -172,6 +219,7 @@ function SheetHost() {
     case 'history': return html`<${HistorySheet} />`;
     case 'tab': return html`<${TabSheet} id=${sheet.id} tabId=${sheet.tabId} />`;
     case 'recent': return html`<${RecentSheet} id=${sheet.id} insert=${sheet.insert} />`;
+    case 'model': return html`<${ModelSheet} id=${sheet.id} tabId=${sheet.tabId} />`;
     default: return null;
   }
 }
@@ -205,6 +253,7 @@ function start() {
   applyTheme(JSON.parse(localStorage.getItem('maestro.theme') || 'null'));
   onRoute((route) => {
     setScope(route.view === 'session' ? route.id : null);
+    reportPresence();
   });
   // Keep the command bar above the on-screen keyboard: size the app to the visual viewport
   // (iOS does not shrink the layout viewport when the keyboard opens).
@@ -222,6 +271,8 @@ function start() {
   connect();
   loadRole();
   get('commands').then((data) => { state.commands = data.commands; }).catch(() => {});
+  get('agents').then((data) => { state.agents = new Map(data.agents.map((a) => [a.id, a])); changed(); })
+    .catch(() => {});
   render(html`<${App} />`, document.getElementById('app'));
   if ('serviceWorker' in navigator) {
     navigator.serviceWorker.register(rootUrl('sw.js'), { scope: rootUrl('') }).catch(() => {});

@@ -1,7 +1,8 @@
 // The dashboard: every session as a card, grouped, searchable; new/rename/live/delete sheets.
 
-import { useState } from '../vendor/preact/hooks.mjs';
-import { del, post, patch } from './api.js';
+import { useEffect, useState } from '../vendor/preact/hooks.mjs';
+import { del, get, post, patch } from './api.js';
+import { openApprovals } from './approvals.js';
 import { navigate } from './router.js';
 import { TOOL_LABELS, formatCost, shortPath, stripAnsi, timeAgo } from './render.js';
 import { changed, isViewer, state, toast } from './store.js';
@@ -50,6 +51,11 @@ export function Dashboard() {
       <${Icon} name="plus" /> New session</button>`}`;
 }
 
+/** An agent asks something (an approval is open) or the session waits for input. */
+function needsYou(s) {
+  return s.state === 'waiting_input' || openApprovals(s.id).length > 0;
+}
+
 function Card({ s }) {
   const preview = s.lastResponse ? stripAnsi(s.lastResponse.text).trim() : '';
   const cost = formatCost(s.usageStats);
@@ -59,6 +65,7 @@ function Card({ s }) {
       aria-label=${`${s.name}, ${TOOL_LABELS[s.toolType] || s.toolType}`}>
       <div class="card-row">
         <${StateDot} value=${s.state} />
+        ${needsYou(s) ? html`<span class="badge badge-needs" data-testid="needs-you">Needs you</span>` : null}
         <span class="spacer"></span>
         <span class=${'badge ' + (s.isLive ? 'badge-live' : 'badge-off')}>${s.isLive ? 'Live' : 'Offline'}</span>
       </div>
@@ -81,10 +88,16 @@ function Card({ s }) {
 const closeSheet = () => { state.sheet = null; changed(); };
 
 export function NewSessionSheet() {
-  const [form, setForm] = useState({ name: '', cwd: lastCwd(), toolType: 'terminal', groupName: '' });
+  const [form, setForm] = useState({ name: '', cwd: lastCwd(), toolType: 'terminal', groupName: '', tmux: '' });
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState('');
+  const tmuxSessions = useTmuxSessions();
   const set = (field) => (e) => setForm({ ...form, [field]: e.target.value });
+  const pickTmux = (e) => {
+    const tmux = e.target.value;
+    setForm({ ...form, tmux, name: form.name || (tmux ? 'tmux ' + tmux : '') });
+  };
+  const offerTmux = form.toolType === 'terminal' && tmuxSessions.length > 0;
   const submit = async (e) => {
     e.preventDefault();
     setBusy(true);
@@ -92,6 +105,7 @@ export function NewSessionSheet() {
     try {
       const body = { name: form.name.trim(), cwd: form.cwd.trim(), toolType: form.toolType };
       if (form.groupName.trim()) body.groupName = form.groupName.trim();
+      if (offerTmux && form.tmux) body.tmux = form.tmux;
       const data = await post('sessions', body);
       try { localStorage.setItem('maestro.lastCwd', body.cwd); } catch (err) { /* ignore */ }
       state.sessions.set(data.session.id, data.session);
@@ -113,12 +127,34 @@ export function NewSessionSheet() {
         <select name="toolType" value=${form.toolType} onChange=${set('toolType')}>
           ${Object.entries(TOOL_LABELS).map(([id, label]) => html`<option value=${id}>${label}</option>`)}
         </select></label>
+      ${offerTmux ? html`<label>Attach to tmux (shared with the desk)
+        <select name="tmux" value=${form.tmux} onChange=${pickTmux}>
+          <option value="">No: a new shell</option>
+          ${tmuxSessions.map((t) => html`<option value=${t.name} disabled=${!t.attachable}>${tmuxLabel(t)}</option>`)}
+        </select></label>` : null}
       <label>Group (optional)<input name="groupName" value=${form.groupName} onInput=${set('groupName')}
         autocomplete="off" /></label>
       ${error ? html`<p class="form-error" role="alert">${error}</p>` : null}
       <button type="submit" class="btn btn-primary" disabled=${busy}>${busy ? 'Creating…' : 'Create session'}</button>
     </form>
   </${Sheet}>`;
+}
+
+/** The host's tmux sessions ([] while loading, or when tmux is missing or unreachable). */
+function useTmuxSessions() {
+  const [sessions, setSessions] = useState([]);
+  useEffect(() => {
+    let live = true;
+    get('tmux').then((data) => { if (live) setSessions(data.sessions); }, () => {});
+    return () => { live = false; };
+  }, []);
+  return sessions;
+}
+
+function tmuxLabel(t) {
+  const windows = t.windows.map((w) => `${w.index}:${w.name}${w.active ? '*' : ''}`).join(' ');
+  const attached = t.attached ? ` · ${t.attached} attached` : '';
+  return `${t.name} — ${windows}${attached}`;
 }
 
 function lastCwd() {

@@ -3,12 +3,14 @@
 // terminal sessions switch between that log view and the terminal view (static/js/terminal.js).
 
 import { useEffect, useLayoutEffect, useRef, useState } from '../vendor/preact/hooks.mjs';
-import { interruptSession, sendSecret } from './actions.js';
-import { get, load, post, save } from './api.js';
+import { interruptSession, sendKeys, sendSecret } from './actions.js';
+import { get, load, patch, post, save } from './api.js';
+import { ApprovalCard, loadApprovals, openApprovals } from './approvals.js';
 import { enqueue, request, setScope } from './conn.js';
 import {
   WINDOW_CHARS, capWindow, forgettable, growDown, growUp, indexOfId, tailWindow,
 } from './log-window.js';
+import { DiffView } from './diff.js';
 import { navigate } from './router.js';
 import { TOOL_LABELS, ansiHtml, copyText, markdownHtml, shortPath } from './render.js';
 import {
@@ -89,6 +91,7 @@ export function SessionView({ id }) {
   useEffect(() => {
     setScope(id);
     for (const k of [...state.logs.keys()]) if (!k.startsWith(id + '|')) state.logs.delete(k);
+    loadApprovals(id);
   }, [id]);
   useEffect(() => {
     const log = getLog(key);
@@ -106,7 +109,7 @@ export function SessionView({ id }) {
       <div class="title-box">
         <h1 class="title">${s.name}</h1>
         <div class="subtitle"><${StateDot} value=${s.state} />
-          <span class="muted">· ${TOOL_LABELS[s.toolType] || s.toolType} · ${shortPath(s.shellCwd || s.cwd)}</span></div>
+          <span class="muted">· ${TOOL_LABELS[s.toolType] || s.toolType}${s.tmux ? ` · tmux ${s.tmux}` : ''} · ${shortPath(s.shellCwd || s.cwd)}</span></div>
       </div>
       <${ConnPill} />
       ${s.toolType === 'terminal' ? html`<button type="button" class="icon-btn view-toggle" aria-label="Terminal view"
@@ -121,6 +124,7 @@ export function SessionView({ id }) {
     ${terminalView ? html`<${TerminalView} s=${s} readOnly=${isViewer()} />`
       : html`<${LogView} key=${key} s=${s} logKeyName=${key} tabId=${tabId} mode=${mode} />
         <${QueueBanner} sessionId=${id} />`}
+    ${terminalView ? null : html`<${ApprovalCard} s=${s} />`}
     ${isViewer() ? html`<footer class="banner viewonly" role="note">View only: this link can watch, not act.</footer>`
       : terminalView ? null : html`<${CommandBar} s=${s} mode=${mode} tabId=${s.activeTabId} />`}`;
 }
@@ -138,19 +142,71 @@ function TabBar({ s }) {
             : act({ type: 'select_tab', tabId: t.id }))}>
           ${t.starred ? html`<span aria-hidden="true">★ </span>` : null}${t.name || `Tab ${i + 1}`}
           ${t.state === 'busy' ? html`<span class="tab-busy" aria-label="busy"></span>` : null}
+          ${t.state === 'waiting_input' ? html`<span class="tab-asks" aria-label="waiting for you"></span>` : null}
         </button>`;
       })}
     </div>
     ${isViewer() ? null : html`<button type="button" class="icon-btn" aria-label="New tab" onClick=${() => act({ type: 'new_tab' })}>
       <${Icon} name="plus" /></button>`}
-  </nav>`;
+  </nav>
+  <${TabChips} s=${s} />`;
+}
+
+/** Change the active tab's permission mode or model (from its next turn). */
+function patchTab(s, tabId, changes) {
+  return patch(`session/${s.id}/tabs/${tabId}`, changes).catch((e) => toast(e.message, 'error'));
+}
+
+/** The active tab's permission mode and model, as chips under the tabs (for agents that take them). */
+function TabChips({ s }) {
+  const agent = state.agents.get(s.toolType);
+  const tab = s.aiTabs.find((t) => t.id === s.activeTabId);
+  if (!agent || !tab || (!agent.permissionModes.length && !agent.canChooseModel)) return null;
+  const mode = tab.permissionMode || '';
+  const model = tab.model || agent.model;
+  return html`<div class="tabchips" role="toolbar" aria-label="Tab settings">
+    ${agent.permissionModes.length ? html`<label class=${'chip chip-select' + (mode ? ' chip-set' : '')}>
+      <span class="muted">Mode</span>
+      <select aria-label="Permission mode" value=${mode} disabled=${isViewer()}
+        onChange=${(e) => patchTab(s, tab.id, { permissionMode: e.target.value || null })}>
+        <option value="">${agent.permissionMode ? `${agent.permissionMode} (default)` : 'default (asks)'}</option>
+        ${agent.permissionModes.map((m) => html`<option key=${m} value=${m}>${m}</option>`)}
+      </select></label>` : null}
+    ${agent.canChooseModel ? html`<button type="button" class=${'chip' + (tab.model ? ' chip-set' : '')}
+      aria-label=${'Model: ' + (model || 'the agent\'s default')} disabled=${isViewer()}
+      onClick=${() => { state.sheet = { kind: 'model', id: s.id, tabId: tab.id }; changed(); }}>
+      <span class="muted">Model</span> ${model || 'default'}</button>` : null}
+  </div>`;
+}
+
+/** A sheet that edits one field of a tab: its session, the tab, the value typed, and close. */
+function useTabField(id, tabId, field) {
+  const s = state.sessions.get(id);
+  const tab = s && s.aiTabs.find((t) => t.id === tabId);
+  const [value, setValue] = useState(tab ? tab[field] || '' : '');
+  const close = () => { state.sheet = null; changed(); };
+  return [s, tab, value, setValue, close];
+}
+
+export function ModelSheet({ id, tabId }) {
+  const [s, tab, model, setModel, close] = useTabField(id, tabId, 'model');
+  if (!tab) { close(); return null; }
+  const agent = state.agents.get(s.toolType);
+  const choose = (value) => patchTab(s, tabId, { model: value }).then(close);
+  return html`<${Sheet} title="Model" onClose=${close}>
+    <form class="form" onSubmit=${(e) => { e.preventDefault(); choose(model.trim() || null); }}>
+      <label>Model for this tab's next turns<input name="model" value=${model} autocomplete="off"
+        autocapitalize="off" spellcheck="false" onInput=${(e) => setModel(e.target.value)}
+        placeholder=${(agent && agent.model) || 'e.g. opus, sonnet, gpt-5'} /></label>
+      <div class="row-buttons">
+        <button type="button" class="btn" onClick=${() => choose(null)}>Agent's default</button>
+        <button type="submit" class="btn btn-primary">Use this model</button>
+      </div>
+    </form></${Sheet}>`;
 }
 
 export function TabSheet({ id, tabId }) {
-  const s = state.sessions.get(id);
-  const tab = s && s.aiTabs.find((t) => t.id === tabId);
-  const [name, setName] = useState(tab ? tab.name || '' : '');
-  const close = () => { state.sheet = null; changed(); };
+  const [s, tab, name, setName, close] = useTabField(id, tabId, 'name');
   if (!tab) { close(); return null; }
   const act = (message) => request({ sessionId: id, tabId, ...message })
     .then(close).catch((e) => toast(e.message, 'error'));
@@ -205,11 +261,12 @@ function Block({ b }) {
     case 'user':
       return html`<div class="msg msg-user" data-source="user" data-entry-id=${first.id}>
         <span class="prompt" aria-hidden="true">❯</span><span class="user-text">${first.text}</span></div>`;
-    case 'thinking':
-    case 'tool': {
+    case 'tool':
+      return html`<${ToolEntry} e=${first} />`;
+    case 'thinking': {
       const line = first.text.split('\n')[0].slice(0, 80);
-      return html`<details class=${'msg msg-' + b.kind} data-source=${b.kind} data-entry-id=${first.id}>
-        <summary>${b.kind === 'tool' ? 'Tool' : 'Thinking'}: <span class="muted">${line}</span></summary>
+      return html`<details class="msg msg-thinking" data-source="thinking" data-entry-id=${first.id}>
+        <summary>Thinking: <span class="muted">${line}</span></summary>
         <pre class="term">${first.text}</pre></details>`;
     }
     case 'error':
@@ -217,6 +274,30 @@ function Block({ b }) {
     default:
       return html`<div class="msg msg-system" data-source=${first.source} data-entry-id=${first.id}>${first.text}</div>`;
   }
+}
+
+/** What a tool was called with: the command itself, else its arguments as JSON. */
+function toolInput(e) {
+  const input = e.input;
+  if (input && typeof input === 'object' && typeof input.command === 'string') return input.command;
+  if (typeof input === 'string') return input;
+  return input === undefined || input === null ? '' : JSON.stringify(input, null, 2);
+}
+
+/** A tool call: one line (the call and its outcome), expanding to the command and its output,
+ * or to the file change as a coloured diff. */
+function ToolEntry({ e }) {
+  const [call, outcome] = e.text.split('\n');
+  const input = e.diff ? '' : toolInput(e);
+  return html`<details class=${'msg msg-tool' + (e.isError ? ' tool-failed' : '')} data-source="tool" data-entry-id=${e.id}>
+    <summary><span class="tool-call">${call}</span>${outcome ? html` <span class="muted tool-outcome">${outcome}</span>` : null}</summary>
+    ${e.diff ? html`<${DiffView} diff=${e.diff} label=${'Changes by ' + (e.toolName || 'the tool')} />` : null}
+    ${input ? html`<pre class="term tool-input" aria-label="Input">${input}</pre>` : null}
+    ${typeof e.result === 'string' ? html`<pre class=${'term tool-result' + (e.isError ? ' tool-error' : '')}
+      aria-label="Output">${e.result || '(no output)'}</pre>` : null}
+    ${e.truncated ? html`<p class="muted">Cut at 64 KiB.</p>` : null}
+    ${e.toolName === undefined ? html`<pre class="term">${e.text}</pre>` : null}
+  </details>`;
 }
 
 function LogView({ s, logKeyName, tabId, mode }) {
@@ -330,7 +411,8 @@ function LogView({ s, logKeyName, tabId, mode }) {
     ${!log.loaded && log.loading ? html`<div class="log-more">Loading…</div>` : null}
     ${empty ? html`<div class="empty">${mode === 'ai' ? 'Ask the agent something below.' : 'Run a command below.'}</div>` : null}
     ${blocks(entries, start, end).map((b) => html`<${Block} key=${b.key} b=${b} />`)}
-    ${s.state === 'waiting_input' ? html`<div class="waiting" role="status">Waiting for your input — type it below.</div>` : null}
+    ${s.state === 'waiting_input' ? html`<div class="waiting" role="status">${openApprovals(s.id).length
+      ? 'The agent is waiting for your answer below.' : 'Waiting for your input — type it below.'}</div>` : null}
     ${unseen > 0 ? html`<button type="button" class="jump" onClick=${follow}>
       <${Icon} name="down" size=${16} /> Jump to latest (${unseen})</button>` : null}
   </main>`;
@@ -345,10 +427,19 @@ const KEYS = [
 
 async function sendKey(sessionId, key) {
   try {
-    await post(`session/${sessionId}/keys`, { keys: [key] });
+    await sendKeys(sessionId, [key]);
   } catch (err) {
     toast(err.status === 409 ? 'Nothing is running' : err.message, 'error');
   }
+}
+
+/** The slash commands the tab's agent advertised (another tab's until this one has run a
+ * turn), then the config file's own commands. */
+function slashCommands(s, tabId) {
+  const tab = s.aiTabs.find((t) => t.id === tabId);
+  const advertised = (tab && tab.slashCommands) || (s.aiTabs.find((t) => t.slashCommands) || {}).slashCommands || [];
+  const agent = TOOL_LABELS[s.toolType] || s.toolType;
+  return [...advertised.map((name) => ({ command: '/' + name, description: agent })), ...state.commands];
 }
 
 function CommandBar({ s, mode, tabId }) {
@@ -357,6 +448,10 @@ function CommandBar({ s, mode, tabId }) {
   const [focused, setFocused] = useState(false);
   const area = useRef(null);
   const busy = s.state === 'busy' || s.state === 'waiting_input';
+  // An agent waits for an approval (answered in the card, not here): the shell does not wait
+  // for typed input, and the phone's keyboard would cover the card.
+  const agentAsks = s.aiTabs.some((t) => t.state === 'waiting_input');
+  const typedAnswer = s.state === 'waiting_input' && !agentAsks;
   // The terminal does not echo (a password prompt): what is typed is never kept anywhere.
   const secret = mode === 'terminal' && s.echo === false;
 
@@ -368,8 +463,8 @@ function CommandBar({ s, mode, tabId }) {
     el.style.height = Math.min(el.scrollHeight, 160) + 'px';
   }, [text, secret]);
   useEffect(() => {
-    if (s.state === 'waiting_input') area.current.focus({ preventScroll: true });
-  }, [s.state]);
+    if (typedAnswer) area.current.focus({ preventScroll: true });
+  }, [typedAnswer]);
 
   const update = (value) => {
     setText(value);
@@ -401,7 +496,7 @@ function CommandBar({ s, mode, tabId }) {
   };
 
   const slash = mode === 'ai' && /^\/\S*$/.test(text)
-    ? state.commands.filter((c) => c.command.startsWith(text)).slice(0, 6) : [];
+    ? slashCommands(s, tabId).filter((c) => c.command.startsWith(text)).slice(0, 8) : [];
   const recent = !text && !secret ? recentCommands(s.id).slice(0, 8) : [];
 
   return html`<footer class="commandbar" aria-label="Command bar">
@@ -429,7 +524,7 @@ function CommandBar({ s, mode, tabId }) {
       <label class="sr-only" for="command-input">${secret ? 'Secret input' : mode === 'ai' ? 'Message to the agent' : 'Command'}</label>
       <${secret ? 'input' : 'textarea'} id="command-input" ref=${area} value=${text}
         type=${secret ? 'password' : undefined} rows=${secret ? undefined : 1}
-        placeholder=${secret ? 'Secret input: not shown, not kept' : s.state === 'waiting_input' ? 'Type your answer…'
+        placeholder=${secret ? 'Secret input: not shown, not kept' : typedAnswer ? 'Type your answer…'
           : mode === 'ai' ? 'Ask the agent…' : 'Type a command…'}
         autocapitalize="off" autocomplete="off" autocorrect="off" spellcheck=${mode === 'ai'}
         enterkeyhint="send"

@@ -7,7 +7,10 @@ export const state = {
   sessions: new Map(load('sessions', []).map((s) => [s.id, s])), // last known, until init
   theme: null,
   themes: [],
-  commands: [],
+  commands: [],               // the config file's own commands (GET commands)
+  agents: new Map(),          // agent id → what it can be told: modes, model (GET agents)
+  approvals: new Map(),       // session id → its open approvals, oldest first
+  approvalNotes: new Map(),   // session id → why its approval went away without us
   conn: { status: 'connecting', attempt: 0, maxAttempts: 10, retryAt: 0, everConnected: false },
   queue: load('queue', []),   // offline queue of commands, oldest first
   logs: new Map(),            // logKey → { entries: [], ids: Set, hasMore, loaded, loading }
@@ -15,6 +18,7 @@ export const state = {
   route: { view: 'dashboard' },
   sheet: null,                // the open bottom sheet: {kind, ...}
   notify: load('notify', false),
+  presence: null,             // {sessionId, visible}: what the server last confirmed this page shows
   role: null,                 // 'owner' or 'viewer' (a view-only token), from GET whoami
 };
 

@@ -30,12 +30,12 @@ def test_ai_tabs_and_streamed_markdown(agent_server, project, phone, screenshot)
     expect(page.get_by_text("Ask the agent something below.")).to_be_visible()
 
     box = page.get_by_role("textbox", name="Message to the agent")
-    box.fill("/")  # slash commands from GET commands
+    box.fill("/")  # the slash commands the agent advertised (in the first tab's turn)
     suggestions = page.get_by_role("listbox", name="Slash commands")
     expect(suggestions.get_by_role("option")).not_to_have_count(0)
-    box.fill("/he")
-    suggestions.get_by_role("option", name=re.compile("help")).click()
-    expect(box).to_have_value("/help ")
+    box.fill("/com")
+    suggestions.get_by_role("option", name=re.compile("compact")).click()
+    expect(box).to_have_value("/compact ")
     box.fill("slow: use a tool, **bold** and\n\n```\nprint(42)\n```")
     page.get_by_role("button", name="Send", exact=True).click()
     answer = page.locator("main.log .msg-ai").last

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -12,6 +13,7 @@ import requests
 from tests.conftest import wait_for
 
 expect = pytest.importorskip("playwright.sync_api").expect
+MODULES = Path(__file__).resolve().parents[2] / "static" / "js"
 PlaywrightTimeout = pytest.importorskip("playwright.sync_api").TimeoutError
 
 
@@ -140,6 +142,31 @@ def test_key_bar_and_waiting_for_input(ui_server, project, phone, screenshot):
     toolbar = page.get_by_role("toolbar", name="Terminal keys")
     for name in ("Escape", "Tab", "Shift+Tab", "Control C", "Control D", "Up arrow", "Enter"):
         expect(toolbar.get_by_role("button", name=name, exact=True)).to_be_visible()
+    toolbar.get_by_role("button", name="Control C").click()
+    expect(page.locator(".session-top .state-idle")).to_be_visible()
+
+
+def test_key_bar_taps_go_over_the_socket_and_never_spend_the_post_quota(make_server, project,
+                                                                        phone):
+    server = make_server("--token", str(uuid.uuid4()), "--rate-limit-post", "3")
+    session = create_session(server, project, "keys")  # one POST of three
+    wait_idle(server, session["id"])
+    page = open_session(server, phone("iPhone 13"), session)
+    posted: list[str] = []
+    page.on("request", lambda request: posted.append(request.url)
+            if request.method == "POST" else None)
+    run(page, "cat -v")  # a second POST (over the socket)
+    expect(page.locator(".session-top .state-waiting_input")).to_be_visible()
+    toolbar = page.get_by_role("toolbar", name="Terminal keys")
+    for _ in range(15):  # 30 taps: ten times what is left of the POST quota
+        toolbar.get_by_role("button", name="Escape", exact=True).click()
+        toolbar.get_by_role("button", name="Up arrow", exact=True).click()
+    toolbar.get_by_role("button", name="Enter", exact=True).click()
+    expect(page.locator("main.log")).to_contain_text("^[^[[A" * 15)  # cat -v shows each key
+    run(page, "still-accepted")  # the third POST: the taps left the quota alone
+    expect(page.locator("main.log")).to_contain_text("still-accepted")
+    expect(page.get_by_role("alert")).to_have_count(0)
+    assert posted == []  # no REST call: keys and commands went over the socket
     toolbar.get_by_role("button", name="Control C").click()
     expect(page.locator(".session-top .state-idle")).to_be_visible()
 
@@ -292,7 +319,9 @@ def test_pwa_files(ui_server, phone):
         }
         return keys;
     }""")
-    assert any(url.endswith("/static/js/app.js") for url in cached)
+    # Every module of the UI, or the page cannot start offline.
+    assert {m.name for m in MODULES.glob("*.js")} <= {
+        url.rsplit("/", 1)[1] for url in cached if "/static/js/" in url}
     assert not any("/api/" in url or url.endswith("/ws") for url in cached)
 
 

@@ -58,8 +58,10 @@ class TurnSink(Protocol):
     def set_state(self, state: str) -> None:
         """The tab is `busy` (the agent has started answering)."""
 
-    def set_conversation(self, agent_session_id: str) -> None:
-        """The agent's own conversation id, to resume the tab's next turn."""
+    def set_conversation(self, agent_session_id: str,
+                         slash_commands: tuple[str, ...] | None = None) -> None:
+        """The agent's own conversation id, to resume the tab's next turn, and the slash
+        commands it advertises (None: it did not say)."""
 
     def record_usage(self, usage: Usage) -> None:
         """Tokens and cost the agent reported."""

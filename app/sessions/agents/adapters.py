@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .acp import AcpAdapter
 from .adapter import AgentAdapter
 from .claude import ClaudeControlAdapter
 from .codex_app_server import CodexAppServerAdapter
@@ -9,10 +10,11 @@ from .oneshot import OneShotAdapter
 from .registry import AgentSpec
 
 ADAPTERS: dict[str, type[OneShotAdapter] | type[ClaudeControlAdapter]
-               | type[CodexAppServerAdapter]] = {
+               | type[CodexAppServerAdapter] | type[AcpAdapter]] = {
     "oneshot": OneShotAdapter,
     "claude-control": ClaudeControlAdapter,
     "codex-app-server": CodexAppServerAdapter,
+    "acp": AcpAdapter,
 }
 
 

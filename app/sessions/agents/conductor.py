@@ -64,8 +64,10 @@ class Turn:
     def set_state(self, state: str) -> None:
         self.conductor.set_tab_state(self.session, self.tab, state)
 
-    def set_conversation(self, agent_session_id: str) -> None:
-        self.conductor.set_conversation(self.session, self.tab, agent_session_id)
+    def set_conversation(self, agent_session_id: str,
+                         slash_commands: tuple[str, ...] | None = None) -> None:
+        self.conductor.set_conversation(self.session, self.tab, agent_session_id,
+                                        slash_commands)
 
     def record_usage(self, usage: Usage) -> None:
         stats = self.conductor.turn_usage(self.tab, usage)
@@ -198,10 +200,13 @@ class AgentConductor:
         self.manager.publish_tabs(session)
         self.sync_state(session)
 
-    def set_conversation(self, session: Session, tab: Tab, agent_session_id: str) -> None:
+    def set_conversation(self, session: Session, tab: Tab, agent_session_id: str,
+                         slash_commands: tuple[str, ...] | None = None) -> None:
+        commands = list(slash_commands) if slash_commands is not None else tab.slash_commands
         with self.bus.lock:
-            if tab.agent_session_id == agent_session_id:
+            if (tab.agent_session_id, tab.slash_commands) == (agent_session_id, commands):
                 return
+            tab.slash_commands = commands
             tab.agent_session_id = agent_session_id
             session.agent_session_id = agent_session_id
         self.manager.publish_tabs(session)

@@ -40,8 +40,7 @@ def tool_diff(tool: str, arguments: dict[str, Any], cwd: str) -> str | None:
 def change_diff(path: str, kind: str, text: str, cwd: str) -> str:
     """The unified diff of one file change an agent reports: `kind` add (`text` is the new
     file), delete (`text` is the old one) or update (`text` holds the hunks, `@@ ...`)."""
-    name = os.path.relpath(path, cwd) if os.path.isabs(path) and \
-        os.path.commonpath([path, cwd]) == cwd else path
+    name = _relative(path, cwd)
     if kind == "add":
         return _unified(name, "", text, True)
     if kind == "delete":
@@ -49,6 +48,18 @@ def change_diff(path: str, kind: str, text: str, cwd: str) -> str:
     if text.startswith("--- "):
         return _cut(text)
     return _cut(f"--- a/{name.lstrip('/')}\n+++ b/{name.lstrip('/')}\n{text}")
+
+
+def content_diff(path: str, old: str | None, new: str, cwd: str) -> str:
+    """The unified diff of a change an agent describes as whole texts (ACP's `diff` content:
+    `oldText` None for a new file)."""
+    return _unified(_relative(path, cwd), old or "", new, old is None)
+
+
+def _relative(path: str, cwd: str) -> str:
+    """A path as shown in a diff: relative to the session's folder when inside it."""
+    return os.path.relpath(path, cwd) if os.path.isabs(path) and \
+        os.path.commonpath([path, cwd]) == cwd else path
 
 
 def _edits(tool: str, arguments: dict[str, Any]) -> list[tuple[str, str, bool]]:

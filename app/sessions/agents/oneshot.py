@@ -1,8 +1,8 @@
 """The one-shot adapter: each turn runs the agent's CLI once with the prompt as an argument.
 
-For agents whose non-interactive mode cannot ask anything (aider, custom agents, and until
-their own protocols are spoken: Gemini CLI, opencode). Interrupting is SIGINT to the
-process group, then SIGTERM and SIGKILL.
+For agents whose non-interactive mode cannot ask anything (aider, custom agents, and any
+agent whose config `command` holds {prompt}). Interrupting is SIGINT to the process group, then
+SIGTERM and SIGKILL.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class ProcessTurn:
               parser: TextParser | JsonLinesParser | None = None) -> AgentProcess:
         """`parser`: the protocol's own (default: the one of the spec's output format)."""
         self.sink = sink
-        self.transcript = Transcript(sink, self.program)
+        self.transcript = Transcript(sink, self.program, turn.cwd)
         self.process = AgentProcess(argv, turn.cwd, turn.env,
                                     parser or make_parser(self.spec.format), self,
                                     turn.interrupt_grace, talks=talks)

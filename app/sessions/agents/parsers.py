@@ -28,6 +28,9 @@ from ..screen import OutputCleaner
 TOOL_LINE_CHARS = 200
 # A tool call's input (as JSON) and its result are each kept up to this many bytes of UTF-8.
 TOOL_DETAIL_BYTES = 64 * 1024
+# The slash commands an agent advertises that a tab keeps (more are dropped), and their length.
+SLASH_COMMANDS_MAX = 200
+SLASH_COMMAND_CHARS = 100
 # Tool inputs worth one readable line, most telling first.
 _TOOL_KEYS = ("file_path", "path", "filePath", "dir_path", "command", "cmd", "pattern", "url",
               "query", "description", "prompt")
@@ -82,7 +85,11 @@ class ToolCall:
 
 @dataclasses.dataclass(frozen=True)
 class Conversation:
+    """The agent's conversation id; `slash_commands` are the commands it advertises (Claude's
+    `system/init`), None when it does not say."""
+
     agent_session_id: str
+    slash_commands: tuple[str, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +166,17 @@ def tool_line(name: str, arguments: Any) -> str:
         detail = arguments
     line = f"{name} {detail}".strip().replace("\n", " ")
     return line if len(line) <= TOOL_LINE_CHARS else line[:TOOL_LINE_CHARS - 3] + "..."
+
+
+def slash_commands(raw: Any) -> tuple[str, ...] | None:
+    """The command names an agent advertises (without "/"), capped; None when it names none
+    or not as a list of strings."""
+    if not isinstance(raw, list):
+        return None
+    names = (str(name).strip().lstrip("/") for name in raw if isinstance(name, str))
+    return tuple(dict.fromkeys(name for name in names
+                               if name and len(name) <= SLASH_COMMAND_CHARS
+                               and not any(c.isspace() for c in name)))[:SLASH_COMMANDS_MAX]
 
 
 def _result_line(text: str) -> str:
@@ -284,7 +302,8 @@ class ClaudeStreamParser(JsonLinesParser):
     def event(self, event: dict[str, Any]) -> list[Event]:
         kind = event.get("type")
         if kind == "system" and event.get("subtype") == "init" and event.get("session_id"):
-            return [Conversation(str(event["session_id"]))]
+            return [Conversation(str(event["session_id"]),
+                                 slash_commands(event.get("slash_commands")))]
         if kind == "assistant":
             message = event.get("message") or {}
             if isinstance(message.get("usage"), dict) and message.get("id"):

@@ -40,7 +40,7 @@ class AgentSpec:
     # Where to look for the program when it is not an absolute path: PATH, or this file.
     path: str | None = None
     # How a turn runs (adapters.ADAPTERS): "oneshot" (the command once per prompt) or an
-    # agent's own protocol ("claude-control", "codex-app-server").
+    # agent's own protocol ("claude-control", "codex-app-server", "acp").
     protocol: str = "oneshot"
     # The permission modes the protocol can set per tab (none: the agent cannot ask), and the
     # tab's defaults; None: the agent's own default (which asks).
@@ -76,18 +76,24 @@ class AgentSpec:
 
 
 # Claude Code speaks its control protocol (the prompt on stdin, approvals asked), Codex its
-# app-server protocol; the others run in their non-interactive mode. The prompt is passed so
-# that it is never read as an option (`--`, `--prompt=`, `--message=`, or in a protocol
-# message), even when it starts with "-". We pass no permission or sandbox flags but the tab's
-# mode and model (`args` in the config file is the user's). We do pass what a CLI needs to run
-# at all in a folder it has not seen: Gemini in a folder it was never told to trust (Codex's
-# app-server runs outside a git repo; its `exec` needs --skip-git-repo-check).
+# app-server protocol, Gemini CLI and opencode the Agent Client Protocol; the others run in
+# their non-interactive mode. The prompt is passed so that it is never read as an option (`--`,
+# `--prompt=`, `--message=`, or in a protocol message), even when it starts with "-". We pass no
+# permission or sandbox flags but the tab's mode and model, and opencode's "ask" (`args` in the
+# config file is the user's). We do pass what a CLI needs to run at all in a folder it has not
+# seen: Gemini in a folder it was never told to trust (Codex's app-server runs outside a git
+# repo; its `exec` needs --skip-git-repo-check).
 # Claude Code's permission modes (2.1.197); `default` asks before edits and commands.
 CLAUDE_PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions", "dontAsk",
                            "auto")
 # Codex's modes: an approval policy and a sandbox each (codex_app_server.CODEX_MODES); the
 # first, `untrusted`, asks before commands and file changes.
 CODEX_PERMISSION_MODES = ("untrusted", "on-request", "read-only", "never", "danger-full-access")
+# Gemini CLI's approval modes (0.61, ACP `session/set_mode`; `default` asks) and opencode's
+# agents (1.18, ACP config option `mode`), whose tool permissions OPENCODE_ASKS sets to ask.
+GEMINI_PERMISSION_MODES = ("default", "autoEdit", "yolo", "plan")
+OPENCODE_PERMISSION_MODES = ("build", "plan")
+OPENCODE_ASKS = '{"permission": {"edit": "ask", "bash": "ask", "webfetch": "ask"}}'
 BUILTIN_AGENTS: tuple[AgentSpec, ...] = (
     # The control protocol: the prompt goes to stdin, tool calls may be asked about.
     AgentSpec("claude-code",
@@ -101,9 +107,10 @@ BUILTIN_AGENTS: tuple[AgentSpec, ...] = (
     AgentSpec("codex", ("codex", "app-server", "{args}"), "codex-jsonl",
               protocol="codex-app-server", permission_modes=CODEX_PERMISSION_MODES,
               model_flag="--model"),
-    AgentSpec("gemini-cli", ("gemini", "--output-format", "stream-json", "--skip-trust",
-                             "--resume", AGENT_SESSION_ID, "{args}", f"--prompt={PROMPT}"),
-              "gemini-stream-json", model_flag="--model"),
+    # The Agent Client Protocol (acp.py): tool calls may be asked about. `format` is what a
+    # one-shot `command` (with {prompt}) in the config file would print.
+    AgentSpec("gemini-cli", ("gemini", "--acp", "--skip-trust", "{args}"), "gemini-stream-json",
+              protocol="acp", permission_modes=GEMINI_PERMISSION_MODES, model_flag="--model"),
     # Aider continues the conversation from its history file in the folder. With stdin at
     # its end it would answer "yes" to all its questions; by default it does not commit, edit
     # .gitignore or offer shell commands (`args` can turn each back on: the last flag wins).
@@ -111,9 +118,10 @@ BUILTIN_AGENTS: tuple[AgentSpec, ...] = (
                         "--restore-chat-history", "--no-auto-commits", "--no-gitignore",
                         "--no-suggest-shell-commands", "{args}", f"--message={PROMPT}"),
               "aider", model_flag="--model"),
-    AgentSpec("opencode", ("opencode", "run", "--format", "json",
-                           "--session", AGENT_SESSION_ID, "{args}", "--", PROMPT),
-              "opencode-json", model_flag="--model"),
+    # opencode runs every tool without asking unless its config says "ask".
+    AgentSpec("opencode", ("opencode", "acp", "{args}"), "opencode-json",
+              env={"OPENCODE_CONFIG_CONTENT": OPENCODE_ASKS}, protocol="acp",
+              permission_modes=OPENCODE_PERMISSION_MODES, model_flag="--model"),
 )
 
 

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from .adapter import TurnSink
+from .diffs import tool_diff
 from .parsers import Conversation, Event, Output, Result, ToolCall, Usage
 
 STDERR_TAIL_LINES = 5  # kept to say why an agent that exited non-zero failed
@@ -22,8 +23,9 @@ _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 class Transcript:
     """Collects a turn's text, verdict and stderr tail while logging its events."""
 
-    def __init__(self, sink: TurnSink, program: str) -> None:
+    def __init__(self, sink: TurnSink, program: str, cwd: str) -> None:
         self.sink = sink
+        self.cwd = cwd  # where the agent works: file changes are diffed against it
         self.program = os.path.basename(program)
         self.texts: list[str] = []  # the turn's answers, as the agent gave them
         self.answer: dict[str, Any] | None = None  # the entry of the answer still streaming
@@ -43,7 +45,7 @@ class Transcript:
         elif isinstance(event, ToolCall):
             self._tool(event)
         elif isinstance(event, Conversation):
-            self.sink.set_conversation(event.agent_session_id)
+            self.sink.set_conversation(event.agent_session_id, event.slash_commands)
         elif isinstance(event, Usage):
             self.sink.record_usage(event)
         elif isinstance(event, Result):
@@ -99,8 +101,12 @@ class Transcript:
         self.answer = None
         entry = self.tool_entries.get(call.call_id)
         if entry is None:
-            self.tool_entries[call.call_id] = self.sink.append("tool", call.summary,
-                                                               **call.detail())
+            # The CLI's own diff, else one made when the call is first reported: before it
+            # runs, the file is as it was.
+            made = tool_diff(call.name, call.input, self.cwd) if isinstance(call.input, dict) \
+                else None
+            self.tool_entries[call.call_id] = self.sink.append(
+                "tool", call.summary, **{"diff": made, **call.detail()})
             return
         entry = {**entry, "text": call.summary, **call.detail()}
         self.tool_entries[call.call_id] = entry

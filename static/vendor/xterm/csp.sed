@@ -7,7 +7,7 @@
 # 2. Truecolor cells get their colour through the CSSOM (el.style) instead of a style attribute.
 # 3. The source-map comment goes (the map is not shipped).
 1i\
-/* Maestro: patched by csp.sed (see README.md). */\
+/* Maestro: patched by csp.sed and scroll.sed (see README.md). */\
 function cspStyleElement(doc){const element=doc.createElement("template"),sheet=new doc.defaultView.CSSStyleSheet();let text="";doc.adoptedStyleSheets=[...doc.adoptedStyleSheets,sheet];Object.defineProperty(element,"textContent",{get:()=>text,set(value){text=String(value);sheet.replaceSync(text)}});element.remove=()=>{doc.adoptedStyleSheets=doc.adoptedStyleSheets.filter(s=>s!==sheet);Element.prototype.remove.call(element)};return element}
 s/\([A-Za-z_$][A-Za-z0-9_$.]*\)\.createElement("style")/cspStyleElement(\1)/g
 s/t\.setAttribute("style",`${t\.getAttribute("style")||""}${e};`)/t.style.cssText+=e+";"/

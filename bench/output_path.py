@@ -1,0 +1,161 @@
+"""Goals 1 and 2 of issue 14: output throughput and the latency of `echo hi`.
+
+Throughput: `seq 1 N` from a terminal session of our server (wsgi.py) to one WebSocket
+client, against the same command read through a PTY alone (ptyprocess, in Python) and a
+raw pipe; ttyd when it is on PATH is not measured (see BENCHMARKS.md: no Debian package).
+Latency: `echo hi` → the first byte of its output at a WebSocket client, sent over the
+WebSocket (`send_command`) and over REST (`POST session/<id>/send`).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import time
+
+from ptyprocess import PtyProcess
+
+from bench import temporary_server
+from bench.fanout import cpu_seconds
+from tests.wsclient import LiveClient
+
+READ = 65536
+TIMEOUT_S = 300
+
+
+def seq_bytes(lines: int) -> int:
+    """How many bytes `seq 1 lines` writes (a pty adds a CR per line)."""
+    return sum(len(str(n)) + 1 for n in range(1, lines + 1))
+
+
+def pipe_seconds(lines: int) -> float:
+    started = time.perf_counter()
+    with subprocess.Popen(["seq", "1", str(lines)], stdout=subprocess.PIPE) as process:
+        while process.stdout.read(READ):
+            pass
+    return time.perf_counter() - started
+
+
+def pty_seconds(lines: int) -> float:
+    started = time.perf_counter()
+    process = PtyProcess.spawn(["seq", "1", str(lines)])
+    try:
+        while True:
+            try:
+                process.read(READ)
+            except EOFError:
+                break
+    finally:
+        process.close(force=True)
+    return time.perf_counter() - started
+
+
+def _terminal(server, project) -> str:
+    created = server.api("POST", "sessions", json={
+        "name": "bench", "cwd": str(project), "toolType": "terminal"}).json()
+    return created["session"]["id"]
+
+
+def _is_output(message: dict, session_id: str) -> bool:
+    return (message["type"] == "session:output" and message.get("sessionId") == session_id
+            and message["entry"]["source"] != "user")
+
+
+def ours_throughput(lines: int) -> dict[str, float]:
+    """Seconds and server CPU-seconds for `seq` through a terminal session to one client."""
+    with temporary_server("wsgi.py") as (server, project):
+        session_id = _terminal(server, project)
+        client = LiveClient(server, session_id=session_id, timeout=TIMEOUT_S)
+        time.sleep(0.5)  # the shell's prompt is up
+        before = cpu_seconds(server.process.pid)
+        started = time.perf_counter()
+        server.api("POST", f"session/{session_id}/send", json={"command": f"seq 1 {lines}"})
+        received = 0
+        while True:
+            message = client.next(TIMEOUT_S)
+            if _is_output(message, session_id):
+                received += len(message["entry"]["text"].encode())
+            elif message["type"] == "session:exit" and message["sessionId"] == session_id:
+                break
+            client.messages.clear()
+        seconds = time.perf_counter() - started
+        spent = cpu_seconds(server.process.pid) - before
+        client.ws.close()
+    return {"seconds": seconds, "cpu_s": spent, "received_bytes": received}
+
+
+def echo_latencies(count: int) -> dict[str, list[float]]:
+    """Milliseconds from sending `echo hi` to its first output at the client, per path."""
+    results: dict[str, list[float]] = {"websocket": [], "rest": []}
+    with temporary_server("wsgi.py") as (server, project):
+        session_id = _terminal(server, project)
+        client = LiveClient(server, session_id=session_id)
+        time.sleep(0.5)
+        for _ in range(count):
+            for path in results:  # interleaved
+                started = time.perf_counter()
+                if path == "websocket":
+                    client.send({"type": "send_command", "sessionId": session_id,
+                                 "command": "echo hi"})
+                else:
+                    server.api("POST", f"session/{session_id}/send", json={"command": "echo hi"})
+                client.wait_for(lambda m: _is_output(m, session_id))
+                results[path].append((time.perf_counter() - started) * 1000)
+                client.wait_for(lambda m: m["type"] == "session:state"
+                                and m.get("sessionId") == session_id and m["state"] == "idle")
+                client.messages.clear()
+                client._cursor = 0
+        client.ws.close()
+    return results
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def throughput(lines: int, rounds: int) -> dict:
+    """MB/s per path (medians of interleaved rounds), ours' CPU per MB, and the ratios."""
+    size_mb = seq_bytes(lines) / 1e6
+    runs: dict[str, list[float]] = {"ours (wsgi.py → 1 WS client)": [], "pty alone (Python)": [],
+                                    "raw pipe": []}
+    cpu_per_mb: list[float] = []
+    for _ in range(rounds):
+        ours = ours_throughput(lines)
+        runs["ours (wsgi.py → 1 WS client)"].append(size_mb / ours["seconds"])
+        cpu_per_mb.append(ours["cpu_s"] / size_mb)
+        runs["pty alone (Python)"].append(size_mb / pty_seconds(lines))
+        runs["raw pipe"].append(size_mb / pipe_seconds(lines))
+    mb_s = {name: statistics.median(values) for name, values in runs.items()}
+    ours_mb_s = mb_s["ours (wsgi.py → 1 WS client)"]
+    return {
+        "command": f"seq 1 {lines}", "megabytes": round(size_mb, 2), "rounds": rounds,
+        "mb_per_s": mb_s, "runs_mb_per_s": runs,
+        "ours_server_cpu_s_per_mb": statistics.median(cpu_per_mb),
+        "ratio_ours_to_pty": ours_mb_s / mb_s["pty alone (Python)"],
+        "ratio_ours_to_pipe": ours_mb_s / mb_s["raw pipe"],
+        "ttyd": ttyd_status(),
+        "goal": "≥ 0.5× ttyd and ≥ 0.5× the PTY alone; server CPU per MB ≤ 5× ttyd",
+        "met_vs_pty": ours_mb_s / mb_s["pty alone (Python)"] >= 0.5,
+    }
+
+
+def ttyd_status() -> str:
+    if os.path.exists("/usr/bin/ttyd"):
+        return "installed but not yet measured by this bench"
+    return ("not measured: Debian 12 (this machine and CI) has no ttyd package, and its source "
+            "release cannot be fetched here (only the package registries are reachable)")
+
+
+def latency(count: int) -> dict:
+    measured = echo_latencies(count)
+    summary = {path: {"p50_ms": percentile(values, 0.5), "p99_ms": percentile(values, 0.99),
+                      "samples": len(values)} for path, values in measured.items()}
+    return {
+        "command": "echo hi", **summary,
+        "goal": "WebSocket send_command p50 ≤ 1 ms, p99 ≤ 8 ms; REST send p50 ≤ 2 ms "
+                "(ttyd 0.15 / 4.2 ms, from the issue)",
+        "met": summary["websocket"]["p50_ms"] <= 1 and summary["websocket"]["p99_ms"] <= 8
+        and summary["rest"]["p50_ms"] <= 2,
+    }

@@ -1,0 +1,59 @@
+"""The results table of BENCHMARKS.md, from `python3 -m bench all`'s JSON.
+
+    python3 -m bench.report [bench/results/all.json]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from bench.__main__ import RESULTS
+
+
+def rows(results: dict) -> list[str]:
+    goals = results["goals"]
+    out = goals["output_throughput"]
+    lines = ["| goal | measured | reference | ratio | target |", "|---|---|---|---|---|"]
+    ours_mb = out["mb_per_s"]["ours (wsgi.py → 1 WS client)"]
+    lines.append(f"| 1. output `{out['command']}` → 1 WS client | {ours_mb:.2f} MB/s, "
+                 f"{out['ours_server_cpu_s_per_mb']:.3f} server CPU-s/MB | PTY alone "
+                 f"{out['mb_per_s']['pty alone (Python)']:.2f} MB/s; raw pipe "
+                 f"{out['mb_per_s']['raw pipe']:.0f} MB/s | {out['ratio_ours_to_pty']:.2f}× PTY; "
+                 f"{out['ratio_ours_to_pipe']:.3f}× pipe | ≥ 0.5× PTY and ttyd (ttyd: not "
+                 "measurable here) |")
+    lat = goals["latency"]
+    lines.append(f"| 2. `echo hi` → first byte | WS p50 {lat['websocket']['p50_ms']:.1f} / "
+                 f"p99 {lat['websocket']['p99_ms']:.1f} ms; REST p50 {lat['rest']['p50_ms']:.1f} "
+                 f"/ p99 {lat['rest']['p99_ms']:.1f} ms | ttyd 0.15 / 4.2 ms (issue) | — | "
+                 "WS ≤ 1 / 8 ms, REST p50 ≤ 2 ms |")
+    for clients, entry in goals["fan_out"]["by_clients"].items():
+        ours = entry["ours"]
+        ref = entry.get("fastify+ws")
+        ratio = (f"CPU/msg {entry['ratio_cpu_per_message_ours_to_fastify']:.2f}×; msg/s "
+                 f"{entry['ratio_msg_per_s_ours_to_fastify']:.2f}×" if ref else "—")
+        reference = (f"{ref['cpu_s_per_1000_messages']:.3f} CPU-s/1k msg, "
+                     f"{ref['messages_per_s_per_client']:.0f} msg/s/client" if ref else "n/a")
+        lines.append(f"| 3. fan-out, {clients} clients | {ours['cpu_s_per_1000_messages']:.3f} "
+                     f"CPU-s/1k msg, {ours['messages_per_s_per_client']:.0f} msg/s/client | "
+                     f"Fastify + ws: {reference} | {ratio} | CPU ≤ 1.5×, msg/s ≥ 1× |")
+    rest = goals["rest"]
+    for endpoint, rate in rest["requests_per_s"]["ours"].items():
+        refs = "; ".join(f"{name} {rates[endpoint]:,.0f}/s"
+                         for name, rates in rest["requests_per_s"].items() if name != "ours")
+        ratios = "; ".join(f"{name.split('/')[1]} {by[endpoint]:.2f}×"
+                           for name, by in rest["ratios"].items())
+        target = "≥ 0.8× Fastify" if endpoint == "GET sessions" else "≥ 0.4× Fastify"
+        lines.append(f"| 4. REST {endpoint} ({rest['body_bytes'][endpoint]:,} bytes) | "
+                     f"{rate:,.0f}/s | {refs} | {ratios} | {target} |")
+    return lines
+
+
+def main() -> None:
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS / "all.json"
+    print("\n".join(rows(json.loads(path.read_text()))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""`python3 -m bench all --quick` runs end to end and reports every goal of issue 14."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_bench_writes_results_with_every_goal(tmp_path):
+    out = tmp_path / "quick.json"
+    done = subprocess.run([sys.executable, "-m", "bench", "all", "--quick", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    goals = json.loads(out.read_text())["goals"]
+    assert set(goals) == {"output_throughput", "latency", "fan_out", "rest"}
+    assert all(speed > 0 for speed in goals["output_throughput"]["mb_per_s"].values())
+    assert goals["latency"]["websocket"]["samples"] > 0
+    assert goals["latency"]["rest"]["samples"] > 0
+    assert all(entry["ours"]["messages_per_client"] > 0
+               for entry in goals["fan_out"]["by_clients"].values())
+    assert all(rate > 0 for rate in goals["rest"]["requests_per_s"]["ours"].values())
