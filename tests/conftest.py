@@ -44,7 +44,9 @@ class ServerProcess:
         self.errors: list[str] = []
 
     def start(self, extra: list[str] | None = None) -> ServerProcess:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("MAESTRO_")}
+        # MAESTRO_PLATFORM passes: CI runs the suites again with the portable layer forced.
+        env = {key: value for key, value in os.environ.items()
+               if not key.startswith("MAESTRO_") or key == "MAESTRO_PLATFORM"}
         env.update(HOME=str(self.home), PYTHONUNBUFFERED="1", **self.extra_env)
         command = [sys.executable, str(ROOT / self.script), "--host", "127.0.0.1",
                    *self.port_args, "--data-dir", str(self.data_dir), *self.args,

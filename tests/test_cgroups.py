@@ -16,14 +16,18 @@ import time
 import pytest
 
 from app.sessions import cgroups, procs
+from app.sessions.oslayer import LAYER
 from app.sessions.procs import OWNER_VAR, ProcessTable, child_setup, end_marked
 from tests.conftest import wait_for
+from tests.test_agents import alive
 from tests.test_sessions_api import create
 from tests.test_terminal_sessions import _processes_named, ready_session, send
 
 TEST_SERVER = f"cgroup-tests-{os.getpid()}"
-USABLE = [tree for tree in cgroups.candidates() if cgroups.can_move_children(tree, TEST_SERVER)]
-needs_cgroups = pytest.mark.skipif(not USABLE, reason="no cgroup hierarchy we may write to")
+USABLE = [tree for tree in cgroups.candidates() if cgroups.can_move_children(tree, TEST_SERVER)
+          ] if LAYER.has_cgroups else []
+needs_cgroups = pytest.mark.skipif(not USABLE, reason="no cgroup hierarchy we may write to"
+                                   if LAYER.has_cgroups else "the portable layer has no cgroups")
 
 # Forks twice, leaves its session, ignores SIGHUP and runs with an empty environment: neither
 # its process group nor an environment mark leads back to the session that started it.
@@ -44,11 +48,6 @@ VANISHING = (
 def vanishing_command(tag: int) -> str:
     return (f"env -i setsid sh -c 'trap \"\" HUP; exec sleep {tag}' "
             "</dev/null >/dev/null 2>&1 &")
-
-
-def alive(pid: int) -> bool:
-    stat = procs.proc_stat(str(pid))
-    return stat is not None and stat.state not in "ZX"
 
 
 @needs_cgroups

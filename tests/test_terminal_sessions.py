@@ -135,11 +135,11 @@ def test_interrupt_stops_a_runaway_command(server, project):
 def test_interrupt_escalates_to_sigterm_and_sigkill(server, project):
     sid = ready_session(server, project)
     send(server, sid, "bash -c 'trap \"\" INT; sleep 100'")
-    wait_for(lambda: state(server, sid) == "busy")
+    wait_for(lambda: _processes_named("sleep 100", sid))  # the trap is set by then
     assert server.api("POST", f"session/{sid}/interrupt").json()["stoppedBy"] == "SIGTERM"
     wait_for(lambda: state(server, sid) == "idle")
     send(server, sid, "bash -c 'trap \"\" INT TERM; sleep 100'")
-    wait_for(lambda: state(server, sid) == "busy")
+    wait_for(lambda: _processes_named("sleep 100", sid))
     assert server.api("POST", f"session/{sid}/interrupt").json()["stoppedBy"] == "SIGKILL"
     wait_for(lambda: state(server, sid) == "idle")
     send(server, sid, "echo still-alive")
@@ -154,8 +154,8 @@ def test_interrupt_with_nothing_running_says_so(server, project):
 
 def test_special_keys_reach_the_program(server, project):
     sid = ready_session(server, project)
-    send(server, sid, "sleep 100")
-    wait_for(lambda: state(server, sid) == "busy")
+    send(server, sid, "sleep 101")
+    wait_for(lambda: _processes_named("sleep 101", sid))  # a C-c sooner would reach bash only
     assert server.api("POST", f"session/{sid}/keys", json={"keys": ["C-c"]}).status_code == 200
     entry = wait_for(lambda: history(server, sid))[0]
     assert entry["exitCode"] == 130

@@ -25,6 +25,7 @@ from ..events import EventBus
 from ..store import Store
 from .agents.conductor import AgentConductor
 from .model import INPUT_MODES, TERMINAL_TOOL, Session, Tab, new_id
+from .oslayer import LAYER
 from .procs import OWNER_VAR, PROCESS_TABLE, end_marked, owner_tag, server_id
 from .screen_model import ScreenModel
 from .shell_bridge import ShellBridge, history_entry
@@ -55,8 +56,10 @@ class SessionManager:
         self.rc_dir = os.path.join(settings.data_dir, "run")
         os.makedirs(self.rc_dir, mode=0o700, exist_ok=True)
         self.server_id = server_id(settings.data_dir)
-        logger.info("Processes of sessions tracked by %s",
-                    PROCESS_TABLE.track(self.server_id, use_cgroups=not settings.no_cgroups))
+        logger.info("Processes of sessions tracked by %s; %s OS layer, waiting-for-input "
+                    "detection %s", PROCESS_TABLE.track(self.server_id,
+                                                        use_cgroups=not settings.no_cgroups),
+                    LAYER.name, LAYER.input_detection)
         self.closing = False
         self.tmux = Tmux(settings.tmux_socket)
         # All three guarded by bus.lock.

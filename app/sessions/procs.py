@@ -1,4 +1,5 @@
-"""Process helpers for the engines: a clean child before exec, and Linux /proc queries.
+"""Process helpers for the engines: a clean child before exec, and the process table
+(listed by the operating-system layer, oslayer.py).
 
 Every process a session starts carries MAESTRO_OWNER=<server id>/<session id>/<role> in its
 environment, which survives `setsid`, double forks and a crash of the server, and, where the
@@ -13,25 +14,17 @@ import contextlib
 import hashlib
 import math
 import os
-import platform
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import NamedTuple
 
 from . import cgroups
+from .oslayer import LAYER, OWNER_VAR, Proc
 
-OWNER_VAR = "MAESTRO_OWNER"
-_OWNER_PREFIX = OWNER_VAR.encode() + b"="
-_SCAN_MAX_AGE = 0.02  # callers within this many seconds share one scan of /proc
+_SCAN_MAX_AGE = 0.02  # callers within this many seconds share one scan of the processes
 _END_POLL = 0.02
-_TREE_LIMIT = 4096  # processes walked below one shell, at most
-
-# Syscall numbers of read(2) and readv(2): a task blocked in one of them on the
-# pty slave is waiting for the user (Linux /proc/<pid>/syscall, decimal).
-_READ_SYSCALLS = {"x86_64": ("0", "19"), "aarch64": ("63", "65")}.get(platform.machine(), ())
 
 # Python ignores SIGPIPE and SIGXFSZ, and a server started in the background may ignore
 # SIGINT: ignored signals survive exec, so without this `yes | head` would spin and an
@@ -58,93 +51,9 @@ def child_setup(cwd: str, env: Mapping[str, str]) -> Callable[[], None]:
     return partial(prepare_child, cwd, procs_file)
 
 
-class ProcStat(NamedTuple):
-    state: str
-    group: int
-    session: int
-
-
-def proc_stat(pid: str) -> ProcStat | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat_file:
-            text = stat_file.read()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses.
-    fields = text[text.rindex(")") + 2:].split()
-    return ProcStat(fields[0], int(fields[2]), int(fields[3]))
-
-
-def processes(match: Callable[[ProcStat], bool]) -> list[int]:
-    """Pids of live (not zombie) processes whose stat matches."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            stat = proc_stat(entry)
-            if stat is not None and stat.state not in "ZX" and match(stat):
-                pids.append(int(entry))
-    return pids
-
-
-def group_members(root: int, group: int) -> list[int]:
-    """Pids of live processes in `group` among `root` and its descendants.
-
-    Walks /proc/<pid>/task/<tid>/children from `root` (a few reads) instead of reading every
-    process's stat on the machine; a member that has left the tree (its parent exited and it
-    was reparented) is missed, so a caller that finds none falls back to `processes()`."""
-    members, pending, seen = [], [root], set()
-    while pending and len(seen) < _TREE_LIMIT:
-        pid = pending.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        stat = proc_stat(str(pid))
-        if stat is None or stat.state in "ZX":
-            continue
-        if stat.group == group:
-            members.append(pid)
-        for task in tasks(pid):
-            try:
-                with open(f"{task}/children") as children:
-                    pending.extend(int(child) for child in children.read().split())
-            except OSError:
-                continue
-    return members
-
-
-def tasks(pid: int) -> Iterator[str]:
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return
-    for tid in tids:
-        yield f"/proc/{pid}/task/{tid}"
-
-
-def task_reads_tty(task: str, tty_rdev: int) -> bool:
-    """Is this thread blocked in read(2) on the terminal? (/proc/<pid>/syscall
-    is "running" or "<nr> <arg1> ..." with arg1, the fd, in hex.)"""
-    try:
-        with open(f"{task}/syscall", encoding="ascii") as syscall_file:
-            fields = syscall_file.read().split()
-        if len(fields) < 2 or fields[0] not in _READ_SYSCALLS:
-            return False
-        return os.stat(f"{task}/fd/{int(fields[1], 16)}").st_rdev == tty_rdev
-    except (OSError, ValueError):
-        return False
-
-
 def kill_quietly(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-
-
-class Proc(NamedTuple):
-    pid: int
-    group: int
-    session: int
-    owner: str  # MAESTRO_OWNER from its environment; "" when unset or unreadable
-    cgroup: str  # its cgroup in the tracked hierarchy; "" without one
 
 
 def server_id(data_dir: str) -> str:
@@ -154,18 +63,6 @@ def server_id(data_dir: str) -> str:
 
 def owner_tag(server: str, session_id: str, role: str) -> str:
     return f"{server}/{session_id}/{role}"
-
-
-def _owner(pid: str) -> str:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as environ_file:
-            environ = environ_file.read()
-    except OSError:
-        return ""
-    for entry in environ.split(b"\0"):
-        if entry.startswith(_OWNER_PREFIX):
-            return entry[len(_OWNER_PREFIX):].decode("utf-8", "replace")
-    return ""
 
 
 class ProcessTable:
@@ -184,6 +81,7 @@ class ProcessTable:
 
     def track(self, server: str, use_cgroups: bool) -> str:
         """Track `server`'s processes in cgroups where possible (and allowed); say how."""
+        use_cgroups = use_cgroups and LAYER.has_cgroups
         self.cgroups = cgroups.find_tree(server) if use_cgroups else None
         if self.cgroups is None:
             return "process groups and the MAESTRO_OWNER environment mark"
@@ -213,16 +111,7 @@ class ProcessTable:
             return self._procs
 
     def _scan(self) -> list[Proc]:
-        procs = []
-        key = None if self.cgroups is None else self.cgroups.key
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                stat = proc_stat(entry)
-                if stat is not None and stat.state not in "ZX":
-                    cgroup = "" if key is None else cgroups.membership(entry, key)
-                    procs.append(Proc(int(entry), stat.group, stat.session, _owner(entry),
-                                      cgroup))
-        return procs
+        return LAYER.scan(None if self.cgroups is None else self.cgroups.key)
 
 
 PROCESS_TABLE = ProcessTable()

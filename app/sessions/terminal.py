@@ -34,22 +34,12 @@ from typing import Protocol
 
 from ptyprocess import PtyProcess
 
-from .procs import (
-    OWNER_VAR,
-    Proc,
-    child_setup,
-    end_marked,
-    end_processes,
-    group_members,
-    processes,
-    task_reads_tty,
-    tasks,
-)
+from .oslayer import LAYER, ExitWatch, Waker
+from .procs import OWNER_VAR, Proc, child_setup, end_marked, end_processes
 from .pty_stream import AlternateScreenWatch, PtyStream
 from .screen import OutputCoalescer, strip_controls
 from .screen_model import ScreenModel
 from .shell_protocol import KEYS, KILL_LINE, SUBMIT_KEYS, Begin, Sentinel, SentinelParser, rc_script
-from .tty_wait import task_polls_tty
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +55,8 @@ _EXIT_DRAIN = 0.5  # at most this long to collect output after the shell died
 _POLL_QUIET_CHECKS = 2  # checks without output before a program polling the tty waits
 _RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM})
 # Descriptors start() needs at once: ptyprocess's exec-error pipe and the pty pair while it
-# forks (it leaks the pipe if the pty cannot be had), then the pidfd and the wake eventfd.
+# forks (it leaks the pipe if the pty cannot be had), then the exit watch (a pidfd) and the
+# waker (an eventfd, or a pipe's two ends).
 _SPAWN_DESCRIPTORS = 6
 
 
@@ -189,7 +180,7 @@ class TerminalShell:
         # open: the reader closes them under this lock when the shell ends.
         self._io_lock = threading.Lock()
         self._fd = -1
-        self._wake_fd = -1
+        self._waker: Waker | None = None  # wakes the reader (see _wake_reader)
 
         # Guards signalling the shell's session against reaping the shell:
         # until it is reaped, its pid (the session id) cannot be reused.
@@ -254,15 +245,14 @@ class TerminalShell:
                                   cause=exc) from exc
         proc.delayafterclose = proc.delayafterterminate = 0  # we reap it ourselves
         os.set_blocking(proc.fd, False)
-        with contextlib.suppress(OSError):  # fails only if the shell already died
-            self._tty_rdev = os.stat(f"/proc/{proc.pid}/fd/0").st_rdev
-        pidfd = -1
+        self._tty_rdev = LAYER.tty_device(proc.pid)  # 0 if the shell already died
+        watch: ExitWatch | None = None
         try:
-            pidfd = os.pidfd_open(proc.pid)
-            wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+            watch = LAYER.exit_watch(proc.pid, lambda: not proc.isalive())
+            waker = LAYER.waker()
         except OSError as exc:  # out of descriptors: undo the spawn, leave nothing behind
-            if pidfd >= 0:
-                os.close(pidfd)
+            if watch is not None:
+                watch.close()
             proc.kill(signal.SIGKILL)
             proc.wait()
             proc.close()
@@ -271,10 +261,10 @@ class TerminalShell:
                                   cause=exc) from exc
         with self._io_lock:
             self._fd = proc.fd
-            self._wake_fd = wake_fd
+            self._waker = waker
         with self._lock:
             self._proc = proc
-        self._reader = threading.Thread(target=self._read_loop, args=(pidfd,),
+        self._reader = threading.Thread(target=self._read_loop, args=(watch,),
                                         name=f"terminal-{self.name}-reader", daemon=True)
         self._reader.start()
 
@@ -433,8 +423,8 @@ class TerminalShell:
 
     def _wake_reader(self) -> None:
         with self._io_lock:
-            if self._wake_fd >= 0:
-                os.eventfd_write(self._wake_fd, 1)
+            if self._waker is not None:
+                self._waker.wake()
 
     def _signal_foreground(self, sig: signal.Signals) -> None:
         with self._io_lock:
@@ -449,35 +439,36 @@ class TerminalShell:
 
     # -- the reader thread ----------------------------------------------------------------
 
-    def _read_loop(self, pidfd: int) -> None:
+    def _read_loop(self, watch: ExitWatch) -> None:
         try:
-            self._pump(pidfd)
+            self._pump(watch)
         except Exception:  # the pty itself failed: end the shell cleanly rather than hang
             logger.exception("terminal %s: reader failed", self.name)
         finally:
-            self._finish(pidfd)
+            self._finish(watch)
 
-    def _pump(self, pidfd: int) -> None:
+    def _pump(self, watch: ExitWatch) -> None:
         """Run until the shell process exits."""
-        fd, wake_fd = self._fd, self._wake_fd  # stable: only _finish() closes them
+        fd, waker = self._fd, self._waker  # stable: only _finish() closes them
+        assert waker is not None
         poller = select.poll()
-        for watched in (fd, pidfd, wake_fd):
-            poller.register(watched, select.POLLIN)
+        for watched in (fd, watch.fd, waker.fd):
+            if watched is not None:
+                poller.register(watched, select.POLLIN)
         next_check = 0.0
         while True:
             now = time.monotonic()
-            timeout = _earliest(self._coalescer.due(now), self._pty.due(now))
+            timeout = watch.cap(_earliest(self._coalescer.due(now), self._pty.due(now)))
             if self.state in (BUSY, WAITING_INPUT):
                 until_check = max(0.0, next_check - now)
                 timeout = until_check if timeout is None else min(timeout, until_check)
             events = poller.poll(None if timeout is None else math.ceil(timeout * 1000))
             now = time.monotonic()
+            if (events or watch.poll_every is not None) and watch.exited():
+                return
             for ready, _ in events:
-                if ready == pidfd:
-                    return
-                if ready == wake_fd:
-                    with contextlib.suppress(BlockingIOError):
-                        os.eventfd_read(wake_fd)
+                if ready == waker.fd:
+                    waker.drain()
                 elif not self._read_master(now):
                     poller.unregister(fd)  # slave closed; wait for the process to end
             self._guarded(self._sync_state)
@@ -535,9 +526,7 @@ class TerminalShell:
 
     def _foreground_name(self) -> str | None:
         try:
-            with open(f"/proc/{os.tcgetpgrp(self._fd)}/comm", encoding="utf-8",
-                      errors="replace") as comm:
-                return comm.read().strip() or None
+            return LAYER.program_name(os.tcgetpgrp(self._fd))
         except OSError:
             return None
 
@@ -665,14 +654,7 @@ class TerminalShell:
             group = os.tcgetpgrp(self._fd)
         except OSError:
             return False, False
-        shell = self.pid
-        members = group_members(shell, group) if shell is not None else []
-        if not members:  # reparented out of the shell's tree, or gone: look everywhere
-            members = processes(lambda stat: stat.group == group)
-        foreground = [task for pid in members for task in tasks(pid)]
-        if any(task_reads_tty(task, self._tty_rdev) for task in foreground):
-            return True, False
-        return False, any(task_polls_tty(task, self._tty_rdev) for task in foreground)
+        return LAYER.group_waits_on_tty(group, self._tty_rdev, self.pid)
 
     def _sync_echo(self) -> None:
         """Tell the listener when a program starts or stops reading a secret."""
@@ -707,7 +689,7 @@ class TerminalShell:
         except Exception:
             logger.exception("terminal %s: listener %s failed", self.name, callback.__name__)
 
-    def _finish(self, pidfd: int) -> None:
+    def _finish(self, watch: ExitWatch) -> None:
         """The shell ended (or the reader failed): collect the last output, end
         what is left of its session, reap it, release everything, tell the listener."""
         try:
@@ -729,9 +711,10 @@ class TerminalShell:
             self._changed.notify_all()
         with self._io_lock:
             self._proc.close()
-            os.close(self._wake_fd)
-            self._fd = self._wake_fd = -1
-        os.close(pidfd)
+            if self._waker is not None:
+                self._waker.close()
+            self._fd, self._waker = -1, None
+        watch.close()
         self._remove_files()
         if not closing:
             self._notify(self._listener.on_shell_exit, code)

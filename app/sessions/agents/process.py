@@ -1,7 +1,7 @@
 """One run of an agent CLI: spawned in its own process group, its output parsed and paced.
 
-A single reader thread watches stdout, stderr and the process (a pidfd), so the listener
-sees every event of a turn in order, from one thread. Streamed text pieces are joined and
+A single reader thread watches stdout, stderr and the process (oslayer's exit watch), so the
+listener sees every event of a turn in order, from one thread. Streamed text pieces are joined and
 emitted at most every FLUSH_INTERVAL seconds (like terminal output), not one per token.
 """
 
@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping
 from typing import Protocol
 
+from ..oslayer import LAYER
 from ..procs import child_setup
 from .lines import LineSplitter
 from .parsers import Event, JsonLinesParser, Output, TextParser
@@ -161,22 +162,28 @@ class AgentProcess:
             selector.register(stream.fileno(), selectors.EVENT_READ, name)
             decoders[name] = codecs.getincrementaldecoder("utf-8")(errors="replace")
             lines[name] = LineSplitter()
-        pidfd = os.pidfd_open(proc.pid)
-        selector.register(pidfd, selectors.EVENT_READ, "exit")
+        watch = LAYER.exit_watch(proc.pid, lambda: proc.poll() is not None)
+        if watch.fd is not None:
+            selector.register(watch.fd, selectors.EVENT_READ, "exit")
         open_streams, drain_until = {"stdout", "stderr"}, None
         try:
             while open_streams or drain_until is None:
                 timeout = self._pending_timeout()
-                if drain_until is not None:
+                if drain_until is None:
+                    timeout = watch.cap(timeout)
+                else:
                     left = drain_until - time.monotonic()
                     if left <= 0:
                         break
                     timeout = left if timeout is None else min(timeout, left)
-                for key, _ in selector.select(timeout):
+                ready = selector.select(timeout)
+                if drain_until is None and (ready or watch.poll_every) and watch.exited():
+                    if watch.fd is not None:
+                        selector.unregister(watch.fd)
+                    drain_until = time.monotonic() + EXIT_DRAIN
+                for key, _ in ready:
                     name = key.data
                     if name == "exit":
-                        selector.unregister(pidfd)
-                        drain_until = time.monotonic() + EXIT_DRAIN
                         continue
                     data = _read(key.fd)
                     if data is None:
@@ -191,13 +198,14 @@ class AgentProcess:
                     self._flush()
         finally:
             selector.close()
-            os.close(pidfd)
+            watch.close()
         for name, splitter in lines.items():
             if rest := splitter.rest():  # a last line without "\n"
                 self._line(name, rest)
         self._flush()
         # Nothing may outlive the turn unseen: what the agent left in its process group ends
-        # (while the unreaped agent still holds the group id, so it cannot name another group).
+        # (on Linux while the unreaped agent still holds the group id, so it cannot name
+        # another group; elsewhere the group's remaining members hold it).
         self._signal(signal.SIGTERM)
         return proc.wait()
 

@@ -1,0 +1,70 @@
+"""The portable OS layer (oslayer.py, forced with MAESTRO_PLATFORM=portable): what macOS
+runs. A server whose pidfd, eventfd and /proc all fail (tests/portable_guard) still runs
+terminal and AI sessions end to end, and never even tries them."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from app.sessions.oslayer import PLATFORM_VAR, LinuxLayer, PortableLayer, choose
+from tests.conftest import wait_for
+from tests.test_agents import agent_env, prompt, turns_done
+from tests.test_sessions_api import create
+from tests.test_terminal_sessions import (
+    _processes_named,
+    history,
+    ready_session,
+    send,
+    shell_text,
+    state,
+)
+
+GUARD = Path(__file__).resolve().parent / "portable_guard"
+
+
+@pytest.fixture
+def guarded(make_server, tmp_path):
+    """A portable-layer server with the stand-in agents on PATH, and the log of its
+    attempts to use pidfd, eventfd or /proc."""
+    log = tmp_path / "guard.log"
+    env = {**agent_env(), PLATFORM_VAR: "portable", "PORTABLE_GUARD_LOG": str(log),
+           "PYTHONPATH": os.pathsep.join([str(GUARD), os.environ.get("PYTHONPATH", "")])}
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         "--interrupt-grace-s", "1", env=env)
+    return server, log
+
+
+def test_without_pidfd_eventfd_or_proc_terminal_and_ai_sessions_work(guarded, project):
+    server, log = guarded
+    sid = ready_session(server, project)
+    send(server, sid, "echo portable-$((6*7))")
+    wait_for(lambda: "portable-42\n" in shell_text(server, sid))
+    (entry,) = wait_for(lambda: history(server, sid))
+    assert entry["exitCode"] == 0
+    send(server, sid, "cat > typed.txt")
+    wait_for(lambda: state(server, sid) == "waiting_input")  # the degraded detection works
+    send(server, sid, "a line")
+    server.api("POST", f"session/{sid}/keys", json={"keys": ["C-d"]})
+    wait_for(lambda: len(history(server, sid)) == 2)
+    assert (project / "typed.txt").read_text() == "a line\n"
+    send(server, sid, "sleep 4711 & sleep 4712")
+    wait_for(lambda: _processes_named("sleep 4712", sid))
+    assert server.api("DELETE", f"session/{sid}").status_code == 200
+    wait_for(lambda: not _processes_named("sleep 471", sid))  # found and ended without /proc
+
+    ai = create(server, project, toolType="claude-code")["id"]
+    prompt(server, ai, "hello")
+    (turn,) = turns_done(server, ai, 1)
+    assert turn["fullResponse"] == "Echo: hello" and turn["exitCode"] == 0
+    assert not log.exists(), log.read_text()
+
+
+def test_the_layer_is_chosen_by_the_environment_variable():
+    assert isinstance(choose("portable"), PortableLayer)
+    assert isinstance(choose("linux"), LinuxLayer)
+    with pytest.raises(ValueError, match="MAESTRO_PLATFORM"):
+        choose("windows")
