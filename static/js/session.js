@@ -446,6 +446,7 @@ function CommandBar({ s, mode, tabId }) {
   const draftKey = 'draft.' + s.id + '.' + mode;
   const [text, setText] = useState(() => load(draftKey, ''));
   const [focused, setFocused] = useState(false);
+  const [newlines, setNewlines] = useState(false);
   const area = useRef(null);
   const busy = s.state === 'busy' || s.state === 'waiting_input';
   // An agent waits for an approval (answered in the card, not here): the shell does not wait
@@ -488,8 +489,10 @@ function CommandBar({ s, mode, tabId }) {
     request({ type: 'switch_mode', sessionId: s.id, mode: mode === 'ai' ? 'terminal' : 'ai' })
       .catch((e) => toast(e.message, 'error'));
   };
+  // Enter sends, as the phone keyboard's "send" key promises; a new line comes from Shift+Enter
+  // (hardware keyboards) or from the visible toggle, which makes Enter insert one.
   const onKeyDown = (e) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && (secret || !matchMedia('(pointer: coarse)').matches)) {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && (secret || !newlines)) {
       e.preventDefault();
       submit();
     }
@@ -527,9 +530,13 @@ function CommandBar({ s, mode, tabId }) {
         placeholder=${secret ? 'Secret input: not shown, not kept' : typedAnswer ? 'Type your answer…'
           : mode === 'ai' ? 'Ask the agent…' : 'Type a command…'}
         autocapitalize="off" autocomplete="off" autocorrect="off" spellcheck=${mode === 'ai'}
-        enterkeyhint="send"
+        enterkeyhint=${newlines && !secret ? 'enter' : 'send'}
         onInput=${(e) => update(e.target.value)} onKeyDown=${onKeyDown}
         onFocus=${() => setFocused(true)} onBlur=${() => setTimeout(() => setFocused(false), 150)} />
+      ${secret ? null : html`<button type="button" class="icon-btn btn-newline" aria-pressed=${newlines}
+        aria-label="Enter adds a new line" title="Enter adds a new line (Shift+Enter always does)"
+        onMouseDown=${(e) => e.preventDefault()} onClick=${() => setNewlines(!newlines)}>
+        <${Icon} name="newline" /></button>`}
       ${busy ? html`<button type="button" class="icon-btn btn-interrupt" aria-label="Interrupt"
         onClick=${() => interruptSession(s.id)}><${Icon} name="stop" /></button>` : null}
       <button type="button" class="icon-btn btn-send" aria-label="Send" disabled=${!text.trim()}

@@ -201,9 +201,14 @@ def test_offline_queue_sends_in_order(ui_server, project, phone):
     expect(banner).to_be_hidden()
     text = terminal_text(page)
     assert text.index("first-21") < text.index("second-22")
-    history = ui_server.api("GET", f"history?sessionId={session['id']}").json()["entries"]
+    # The output reaches the page before the second command's history entry is written:
+    # wait for both entries, then check their order.
+    def entries() -> list[dict]:
+        return ui_server.api("GET", f"history?sessionId={session['id']}").json()["entries"]
+
+    history = wait_for(lambda: (found := entries()) and len(found) >= 2 and found, timeout=20)
     assert [e["summary"] for e in reversed(history)] == ["echo first-$((20+1))",
-                                                        "echo second-$((20+2))"]
+                                                          "echo second-$((20+2))"]
 
 
 def test_offline_queue_cancel(ui_server, project, phone):
