@@ -3,6 +3,7 @@
 import { useEffect, useState } from '../vendor/preact/hooks.mjs';
 import { del, get, post, patch } from './api.js';
 import { openApprovals } from './approvals.js';
+import { FolderPicker } from './folders.js';
 import { navigate } from './router.js';
 import { TOOL_LABELS, formatCost, shortPath, stripAnsi, timeAgo } from './render.js';
 import { changed, isViewer, state, toast } from './store.js';
@@ -122,7 +123,8 @@ export function NewSessionSheet() {
       <label>Name<input name="name" required maxlength="200" value=${form.name} onInput=${set('name')}
         autocomplete="off" placeholder="e.g. build" /></label>
       <label>Folder<input name="cwd" required value=${form.cwd} onInput=${set('cwd')}
-        autocomplete="off" autocapitalize="off" spellcheck="false" placeholder="/home/me/project" /></label>
+        autocomplete="off" autocapitalize="off" spellcheck="false" placeholder="~/code/project" /></label>
+      <${FolderPicker} last=${lastCwd()} onPick=${(cwd) => setForm({ ...form, cwd })} />
       <label>Agent
         <select name="toolType" value=${form.toolType} onChange=${set('toolType')}>
           ${Object.entries(TOOL_LABELS).map(([id, label]) => html`<option value=${id}>${label}</option>`)}

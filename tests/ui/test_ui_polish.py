@@ -45,3 +45,45 @@ def test_enter_sends_and_newlines_stay_possible(ui_server, project, phone, devic
     expect(page.locator("main.log")).to_contain_text("line-2")
     expect(page.locator("main.log")).to_contain_text("line-three")
     expect(box).to_have_value("")
+
+
+@pytest.mark.parametrize("device", PHONES)
+def test_folder_picker_browses_home_and_tilde_is_expanded(ui_server, home, phone, device):
+    (home / "code" / "myapp").mkdir(parents=True)
+    (home / "code" / "<img src=x onerror=alert(1)>").mkdir()
+    page = phone(device).new_page()
+    page.goto(ui_server.url(""))
+    page.get_by_role("button", name="New session").click()
+    dialog = page.get_by_role("dialog", name="New session")
+    folder = dialog.get_by_label("Folder", exact=True)
+
+    dialog.get_by_role("button", name="Browse folders…").click()
+    browser = dialog.get_by_role("group", name="Browse folders")
+    expect(browser.get_by_role("button", name="Parent folder")).to_be_disabled()  # home
+    browser.get_by_role("button", name="code", exact=True).click()
+    # A hostile folder name is shown as text, never as markup.
+    expect(browser.get_by_role("button", name="<img src=x onerror=alert(1)>")).to_be_visible()
+    expect(browser.locator("img")).to_have_count(0)
+    browser.get_by_role("button", name="myapp").click()
+    browser.get_by_role("button", name="Use this folder").click()
+    expect(folder).to_have_value(str(home / "code" / "myapp"))
+
+    # ~ typed by hand is the server's home; the error speaks of folders.
+    dialog.get_by_label("Name").fill("tilde")
+    folder.fill("code/myapp")
+    dialog.get_by_role("button", name="Create session").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("Folder must be a full path")
+    folder.fill("~/code/myapp")
+    dialog.get_by_role("button", name="Create session").click()
+    expect(page.get_by_role("heading", name="tilde")).to_be_visible()
+    sessions = ui_server.api("GET", "sessions").json()["sessions"]
+    assert [s["cwd"] for s in sessions] == [str(home / "code" / "myapp")]
+
+    # Back in the sheet, the folder is offered among the recent ones.
+    page.goto(ui_server.url(""))
+    page.get_by_role("button", name="New session").click()
+    recent = page.get_by_role("group", name="Recent folders")
+    folder = page.get_by_role("dialog", name="New session").get_by_label("Folder", exact=True)
+    folder.fill("")
+    recent.get_by_role("button", name=str(home / "code" / "myapp")).click()
+    expect(folder).to_have_value(str(home / "code" / "myapp"))

@@ -74,7 +74,7 @@ def test_dashboard_new_session_and_echo(ui_server, project, phone, screenshot):
     page.get_by_role("button", name="New session").click()
     dialog = page.get_by_role("dialog", name="New session")
     dialog.get_by_label("Name").fill("build")
-    dialog.get_by_label("Folder").fill(str(project))
+    dialog.get_by_label("Folder", exact=True).fill(str(project))
     dialog.get_by_label("Agent").select_option("terminal")
     screenshot(page, "new-session-iphone13")
     dialog.get_by_role("button", name="Create session").click()
