@@ -1,7 +1,7 @@
 // Shared UI pieces: html tag, icons, state dot, connection banner, toasts, bottom sheet.
 
 import { h } from '../vendor/preact/preact.mjs';
-import { useEffect, useRef, useState } from '../vendor/preact/hooks.mjs';
+import { useEffect, useLayoutEffect, useRef, useState } from '../vendor/preact/hooks.mjs';
 import htm from '../vendor/htm/htm.mjs';
 import { STATE_LABELS } from './render.js';
 import { state } from './store.js';
@@ -100,9 +100,26 @@ export function QueueBanner({ sessionId }) {
   </div>`;
 }
 
+/** Toasts sit between the header and the command bar (or the bottom), never over either:
+ * their room is measured from the page's own header and command bar. */
 export function Toasts() {
-  return html`<div class="toasts" aria-live="polite">${state.toasts.map((t) => html`
-    <div key=${t.id} class=${'toast toast-' + t.kind} role=${t.kind === 'error' ? 'alert' : 'status'}>${t.message}</div>`)}
+  const box = useRef(null);
+  useLayoutEffect(() => {
+    const place = () => {
+      const header = document.querySelector('header.topbar');
+      const bar = document.querySelector('.commandbar');
+      const top = header ? header.getBoundingClientRect().bottom : 0;
+      const bottom = bar ? bar.getBoundingClientRect().top : window.innerHeight;
+      box.current.style.setProperty('--toast-top', `${Math.round(top) + 8}px`);
+      box.current.style.setProperty('--toast-room', `${Math.max(0, Math.round(bottom - top) - 16)}px`);
+    };
+    place();
+    window.addEventListener('resize', place);
+    return () => window.removeEventListener('resize', place);
+  });
+  return html`<div class="toasts" ref=${box} aria-live="polite">${state.toasts.map((t) => html`
+    <div key=${t.id} class=${'toast toast-' + t.kind} role=${t.kind === 'error' ? 'alert' : 'status'}>${t.message}${
+      t.count > 1 ? html` <span class="toast-count" aria-label=${t.count + ' times'}>×${t.count}</span>` : null}</div>`)}
   </div>`;
 }
 

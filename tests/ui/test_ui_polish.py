@@ -87,3 +87,26 @@ def test_folder_picker_browses_home_and_tilde_is_expanded(ui_server, home, phone
     folder.fill("")
     recent.get_by_role("button", name=str(home / "code" / "myapp")).click()
     expect(folder).to_have_value(str(home / "code" / "myapp"))
+
+
+def box_of(locator) -> dict:
+    return locator.bounding_box()
+
+
+@pytest.mark.parametrize("device", PHONES)
+def test_toasts_collapse_and_never_cover_header_or_command_bar(ui_server, project, phone, device):
+    session = create_session(ui_server, project, "toasty")
+    page = open_session(ui_server, phone(device), session)
+    escape = page.get_by_role("toolbar", name="Terminal keys").get_by_role("button", name="Escape")
+    for _ in range(3):  # keys with nothing running: the same error three times
+        escape.click()
+    toast = page.locator(".toast")
+    expect(toast).to_have_count(1)
+    expect(toast).to_contain_text("Nothing is running")
+    expect(toast.get_by_label("3 times")).to_have_text("×3")
+
+    header = box_of(page.locator("header.topbar"))
+    bar = box_of(page.locator(".commandbar"))
+    shown = box_of(toast)
+    assert shown["y"] >= header["y"] + header["height"]
+    assert shown["y"] + shown["height"] <= bar["y"]
