@@ -18,7 +18,7 @@ import {
   resetLog, state, toast,
 } from './store.js';
 import { TerminalView } from './terminal.js';
-import { ConnPill, Icon, QueueBanner, Sheet, StateDot, html } from './ui.js';
+import { ConnPill, Icon, QueueBanner, SessionState, Sheet, html, serverUnreachable } from './ui.js';
 
 // Entries per page: the newest page first, older pages on scroll up. `maestro.pageSize` in
 // localStorage overrides both (for debugging and the tests).
@@ -108,7 +108,7 @@ export function SessionView({ id }) {
         <${Icon} name="back" /></button>
       <div class="title-box">
         <h1 class="title">${s.name}</h1>
-        <div class="subtitle"><${StateDot} value=${s.state} />
+        <div class="subtitle"><${SessionState} s=${s} />
           <span class="muted">· ${TOOL_LABELS[s.toolType] || s.toolType}${s.tmux ? ` · tmux ${s.tmux}` : ''} · ${shortPath(s.shellCwd || s.cwd)}</span></div>
       </div>
       <${ConnPill} />
@@ -119,8 +119,8 @@ export function SessionView({ id }) {
         onClick=${() => { state.sheet = { kind: 'actions', id }; changed(); }}><${Icon} name="more" /></button>`}
     </header>
     ${s.toolType !== 'terminal' ? html`<${TabBar} s=${s} />` : null}
-    ${!s.isLive ? html`<div class="banner banner-warn" role="status">This session is offline: it refuses remote commands.
-      ${isViewer() ? null : html`<button type="button" class="btn btn-small" onClick=${() => post(`session/${id}/live`).catch((e) => toast(e.message, 'error'))}>Make live</button>`}</div>` : null}
+    ${!s.isLive && !serverUnreachable() ? html`<div class="banner banner-warn" role="status">Remote control is off: this session refuses commands from here.
+      ${isViewer() ? null : html`<button type="button" class="btn btn-small" onClick=${() => post(`session/${id}/live`).catch((e) => toast(e.message, 'error'))}>Turn remote control on</button>`}</div>` : null}
     ${terminalView ? html`<${TerminalView} s=${s} readOnly=${isViewer()} />`
       : html`<${LogView} key=${key} s=${s} logKeyName=${key} tabId=${tabId} mode=${mode} />
         <${QueueBanner} sessionId=${id} />`}

@@ -43,9 +43,19 @@ export function StateDot({ value, withLabel = true }) {
       : html`<span class="sr-only">${label}</span>`}</span>`;
 }
 
+/** Whether the server cannot be reached now (after it once was): what the page knows of the
+ * sessions' states is stale. */
+export const serverUnreachable = () => state.conn.status !== 'open'
+  && (state.conn.everConnected || state.conn.status !== 'connecting');
+
+/** A session's state, or "Unreachable" while the server is: never a stale "Busy". */
+export function SessionState({ s, withLabel = true }) {
+  return html`<${StateDot} value=${serverUnreachable() ? 'unreachable' : s.state} withLabel=${withLabel} />`;
+}
+
 export function ConnPill() {
   const c = state.conn;
-  const label = { open: 'Live', connecting: 'Connecting', waiting: 'Reconnecting',
+  const label = { open: 'Connected', connecting: 'Connecting', waiting: 'Reconnecting',
     offline: 'Offline', failed: 'Disconnected' }[c.status] || c.status;
   return html`<span class=${'conn conn-' + c.status} role="status" aria-label=${'Connection: ' + label}>
     <span class="dot" aria-hidden="true"></span>${label}</span>`;
@@ -63,7 +73,7 @@ function useTick(ms, active) {
 /** The banner shown while disconnected, with the countdown and "Retry now". */
 export function ConnBanner() {
   const c = state.conn;
-  const down = c.status !== 'open' && (c.everConnected || c.status !== 'connecting');
+  const down = serverUnreachable();
   useTick(500, down);
   if (!down) return null;
   let text;

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui.test_ui_terminal import command_box, create_session, open_session
+from tests.ui.test_ui_terminal import command_box, create_session, open_session, run
 
 expect = pytest.importorskip("playwright.sync_api").expect
 PHONES = ["iPhone 13", "Pixel 7"]
@@ -110,3 +110,69 @@ def test_toasts_collapse_and_never_cover_header_or_command_bar(ui_server, projec
     shown = box_of(toast)
     assert shown["y"] >= header["y"] + header["height"]
     assert shown["y"] + shown["height"] <= bar["y"]
+
+
+@pytest.mark.parametrize("device", PHONES)
+def test_connection_and_remote_control_have_their_own_words(ui_server, project, phone, device):
+    session = create_session(ui_server, project, "words")
+    context = phone(device)
+    page = context.new_page()
+    page.goto(ui_server.url(""))
+    expect(page.get_by_role("status", name="Connection: Connected")).to_be_visible()
+    expect(page.locator(".card .badge")).to_have_text("Remote control on")
+
+    page = open_session(ui_server, context, session)
+    run(page, "sleep 30")
+    subtitle = page.locator(".session-top .subtitle")
+    expect(subtitle).to_contain_text("Busy")
+    context.set_offline(True)
+    # The server cannot be reached: the header says so, not a stale "Busy", and nothing claims
+    # that remote control was turned off.
+    expect(subtitle).to_contain_text("Server unreachable")
+    expect(subtitle).not_to_contain_text("Busy")
+    expect(page.get_by_text("Remote control is off")).to_have_count(0)
+    context.set_offline(False)
+    expect(page.get_by_role("status", name="Connection: Connected")).to_be_visible()
+    expect(subtitle).to_contain_text("Busy")
+    page.get_by_role("button", name="Interrupt").click()
+    expect(subtitle).to_contain_text("Idle")
+
+
+CONTROLS = ("button, a[href], select, input:not([type=hidden]), textarea, summary, "
+            "[role=button], [role=tab]")
+SMALL_CONTROLS = """() => [...document.querySelectorAll('""" + CONTROLS + """')]
+  .map((el) => [el, el.getBoundingClientRect()])
+  .filter(([el, r]) => r.width > 0 && r.height > 0 && getComputedStyle(el).visibility !== 'hidden')
+  .filter(([el, r]) => r.width < 44 || r.height < 44)
+  .map(([el, r]) => `${el.tagName.toLowerCase()}.${el.className} "${(el.getAttribute('aria-label')
+    || el.textContent).trim().slice(0, 30)}" ${Math.round(r.width)}x${Math.round(r.height)}`)"""
+
+
+@pytest.mark.parametrize("device", PHONES)
+def test_every_control_is_a_44px_target_and_every_key_is_on_screen(ui_server, project, phone,
+                                                                  device):
+    session = create_session(ui_server, project, "targets")
+    context = phone(device)
+    page = context.new_page()
+    page.goto(ui_server.url(""))
+    expect(page.locator(".card")).to_have_count(1)
+    assert page.evaluate(SMALL_CONTROLS) == []
+    page.get_by_role("button", name="New session").click()
+    page.get_by_role("button", name="Browse folders…").click()
+    expect(page.get_by_role("button", name="Use this folder")).to_be_visible()
+    assert page.evaluate(SMALL_CONTROLS) == []
+
+    page = open_session(ui_server, context, session)
+    run(page, "echo target-$((40+4))")
+    expect(page.locator("main.log")).to_contain_text("target-44")
+    command_box(page).focus()  # shows the recent-command chips
+    expect(page.get_by_role("group", name="Recent commands").or_(
+        page.locator(".chips[aria-label='Recent commands']"))).to_be_visible()
+    assert page.evaluate(SMALL_CONTROLS) == []
+    # Every terminal key is on screen, none hidden behind a horizontal scroll.
+    width = page.viewport_size["width"]
+    keys = page.get_by_role("toolbar", name="Terminal keys").get_by_role("button")
+    assert keys.count() == 10
+    for index in range(keys.count()):
+        box = keys.nth(index).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, keys.nth(index).inner_text()

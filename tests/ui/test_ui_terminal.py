@@ -68,7 +68,7 @@ def test_dashboard_new_session_and_echo(ui_server, project, phone, screenshot):
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(ui_server.url(""))  # the printed Local: URL
-    expect(page.get_by_role("status", name="Connection: Live")).to_be_visible()
+    expect(page.get_by_role("status", name="Connection: Connected")).to_be_visible()
     expect(page.get_by_text("No sessions yet.")).to_be_visible()
 
     page.get_by_role("button", name="New session").click()
@@ -105,7 +105,7 @@ def test_dashboard_new_session_and_echo(ui_server, project, phone, screenshot):
     card = page.locator(".card").first
     expect(card).to_contain_text("build")
     expect(card).to_contain_text("Idle")
-    expect(card).to_contain_text("Live")
+    expect(card).to_contain_text("Remote control on")
     expect(card.locator(".preview")).to_contain_text("All green")
     screenshot(page, "dashboard-iphone13")
     assert not errors
@@ -180,7 +180,7 @@ def test_offline_queue_sends_in_order(ui_server, project, phone):
     context = phone("Pixel 7")
     page = context.new_page()
     page.goto(ui_server.url(f"session/{session['id']}"))
-    expect(page.get_by_role("status", name="Connection: Live")).to_be_visible()
+    expect(page.get_by_role("status", name="Connection: Connected")).to_be_visible()
     expect(page.locator(".session-top .state-idle")).to_be_visible()
     assert page.evaluate(SW_READY), "the service worker did not install"
 
@@ -216,13 +216,13 @@ def test_offline_queue_cancel(ui_server, project, phone):
     context = phone("iPhone 13")
     page = context.new_page()
     page.goto(ui_server.url(f"session/{session['id']}"))
-    expect(page.get_by_role("status", name="Connection: Live")).to_be_visible()
+    expect(page.get_by_role("status", name="Connection: Connected")).to_be_visible()
     context.set_offline(True)
     run(page, "echo should-not-run")
     page.get_by_role("button", name="Cancel all queued commands").click()
     expect(page.get_by_test_id("queue-banner")).to_be_hidden()
     context.set_offline(False)
-    expect(page.get_by_role("status", name="Connection: Live")).to_be_visible()
+    expect(page.get_by_role("status", name="Connection: Connected")).to_be_visible()
     page.wait_for_timeout(500)
     assert ui_server.api("GET", f"history?sessionId={session['id']}").json()["count"] == 0
 
@@ -280,7 +280,7 @@ def test_narrow_screen_and_accessible_names(ui_server, project, phone):
     page = phone("iPhone 13", viewport={"width": 320, "height": 640}).new_page()
     for path in ("", f"session/{session['id']}"):
         page.goto(ui_server.url(path))
-        expect(page.get_by_role("status", name="Connection: Live")).to_be_visible()
+        expect(page.get_by_role("status", name="Connection: Connected")).to_be_visible()
         page.wait_for_timeout(300)
         width = page.evaluate("Math.max(document.documentElement.scrollWidth,"
                               " document.body.scrollWidth)")
@@ -362,8 +362,9 @@ def test_dashboard_groups_search_and_card_actions(ui_server, project, phone, scr
     expect(page.locator(".card", has_text="handbook")).to_have_count(1)
 
     page.get_by_role("button", name="Actions for handbook").click()
-    page.get_by_role("button", name=re.compile("Take offline")).click()
-    expect(page.locator(".card", has_text="handbook").locator(".badge")).to_have_text("Offline")
+    page.get_by_role("button", name="Turn remote control off").click()
+    badge = page.locator(".card", has_text="handbook").locator(".badge")
+    expect(badge).to_have_text("Remote control off")
 
     page.get_by_role("button", name="Actions for handbook").click()
     page.get_by_role("button", name="Delete…").click()
@@ -442,7 +443,7 @@ def test_reconnect_countdown_and_refetch_after_restart(ui_server, project, phone
     retry = banner.get_by_role("button", name="Retry now")
     with contextlib.suppress(PlaywrightTimeout):  # its own next attempt may come first
         retry.click(timeout=3000)
-    expect(page.get_by_role("status", name="Connection: Live")).to_be_visible()
+    expect(page.get_by_role("status", name="Connection: Connected")).to_be_visible()
     expect(banner).to_be_hidden()
     # The replay buffer did not survive the restart (resumed: false): the log is fetched again.
     expect(page.locator("main.log")).to_contain_text("after-restart")
