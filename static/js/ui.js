@@ -58,7 +58,7 @@ export function ConnPill() {
   const label = { open: 'Connected', connecting: 'Connecting', waiting: 'Reconnecting',
     offline: 'Offline', failed: 'Disconnected' }[c.status] || c.status;
   return html`<span class=${'conn conn-' + c.status} role="status" aria-label=${'Connection: ' + label}>
-    <span class="dot" aria-hidden="true"></span>${label}</span>`;
+    <span class="dot" aria-hidden="true"></span><span class="conn-label">${label}</span></span>`;
 }
 
 function useTick(ms, active) {
