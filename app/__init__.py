@@ -50,10 +50,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     sock.init_app(app)
     register_error_handlers(app)
 
-    from .api import audit, commands, history, meta, push, sessions, theme, whoami, ws
+    from .api import audit, commands, folders, history, meta, push, sessions, theme, whoami, ws
 
     for blueprint in (meta.bp, sessions.bp, commands.bp, theme.bp, history.bp, ws.bp,
-                      whoami.bp, audit.bp, push.bp):
+                      whoami.bp, audit.bp, push.bp, folders.bp):
         app.register_blueprint(blueprint)
     register_web(app)  # the mobile web UI (static/)
 

@@ -255,6 +255,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("push_contact", _push_contact, "https://runmaestro.ai",
            "the VAPID 'sub' claim: a mailto: or https: contact for the push services (Apple's "
            "refuses one whose host does not resolve, such as @localhost)"),
+    Option("browse_outside_home", _boolean, False, "let GET dirs (the folder picker) list "
+           "folders outside the home folder of the user running the server",
+           {"action": "store_const", "const": True}),
+    Option("dirs_max", _integer(1), 500, "sub-folders GET dirs lists at most (the rest is "
+           "left out, marked truncated)"),
     Option("push_allow_loopback_http", _boolean, False,
            "accept http:// push endpoints on 127.0.0.1, ::1 and localhost (a local push "
            "service stand-in, for tests; real ones are https)",
@@ -330,6 +335,8 @@ class Settings:
     push_timeout_s: float
     push_contact: str
     push_allow_loopback_http: bool
+    browse_outside_home: bool
+    dirs_max: int
     commands: list[dict[str, str]] = dataclasses.field(default_factory=list)
     # Agent toolTypes: the built-ins, adjusted and extended by the config file's [agents.*].
     agents: dict[str, AgentSpec] = dataclasses.field(default_factory=builtin_agents)

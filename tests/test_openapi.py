@@ -145,6 +145,8 @@ def test_real_answers_fit_the_response_schemas(server, project, document):
                                                "toolType": "terminal"}), "/sessions", "post")
     check(server.api("GET", "sessions"), "/sessions", "get")
     check(server.api("GET", "tmux"), "/tmux", "get")
+    check(server.api("GET", "dirs"), "/dirs", "get")
+    check(server.api("GET", "dirs?path=/"), "/dirs", "get")
     one = "/session/{sessionId}"
     check(server.api("GET", f"session/{sid}"), one, "get")
     check(server.api("GET", f"session/{missing_sid}"), one, "get")

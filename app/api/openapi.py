@@ -176,7 +176,7 @@ def paths(tool_types: tuple[str, ...] = (TERMINAL_TOOL,),
                 "Create a session (a terminal session starts its shell)",
                 _ok(session=session), status="201", errors=("404", "409", "501", "503", "507"),
                 body=_object({"name": _text(NAME_MAX), "cwd": {
-                    **_text(PATH_MAX), "description": "an existing folder's absolute path"},
+                    **_text(PATH_MAX), "description": "an existing folder: absolute, or ~/..."},
                     "toolType": _enum(tool_types),
                     "inputMode": _enum(INPUT_MODES, nullable=True), **groups,
                     "tmux": {**_text(TMUX_NAME_MAX, nullable=True),
@@ -189,6 +189,17 @@ def paths(tool_types: tuple[str, ...] = (TERMINAL_TOOL,),
                           _ok(sessions={"type": "array", "items": {"type": "object"}},
                               count=_INT),
                           errors=("403", "501")),
+        },
+        "/dirs": {
+            "get": _route("The sub-folders of a folder inside the home folder (the folder "
+                          "picker)", _ok(
+                              path=_STR, home=_STR, parent={"type": ["string", "null"]},
+                              folders={"type": "array", "items": _object(
+                                  {"name": _STR, "path": _STR}, ("name", "path"))},
+                              count=_INT, truncated={"type": "boolean"}),
+                          errors=("400", "403", "404"),
+                          params=(_param("path", description="the folder (default: home; "
+                                         "~ expanded)"),)),
         },
         "/session/{sessionId}": {
             "get": _route("A session with its newest logs", _ok(session=_ref("SessionDetail")),

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, request
 
 from ..errors import ApiError
+from ..folders import expand_folder
 from ..roles import VIEWER, caller_role
 from ..sessions import tmux
 from . import API_PREFIX, approvals, int_arg, json_body, ok, query_arg, services, text_field
@@ -30,7 +31,7 @@ def create_session():
     body = json_body()
     session = services().manager.create(
         name=text_field(body, "name", required=True, max_length=NAME_MAX),
-        cwd=text_field(body, "cwd", required=True, max_length=PATH_MAX),
+        cwd=expand_folder(text_field(body, "cwd", required=True, max_length=PATH_MAX)),
         tool_type=text_field(body, "toolType", required=True),
         input_mode=text_field(body, "inputMode"),
         groups=_groups(body),
@@ -61,6 +62,8 @@ def update_session(session_id: str):
     for field, limit in (("name", NAME_MAX), ("cwd", PATH_MAX), ("inputMode", 20)):
         if field in body:
             changes[field] = text_field(body, field, required=True, max_length=limit)
+    if "cwd" in changes:
+        changes["cwd"] = expand_folder(changes["cwd"])
     changes.update(_groups(body, only_present=True))
     unknown = set(body) - set(changes)
     if unknown:

@@ -769,7 +769,8 @@ def _dimension(value: Any, name: str, highest: int) -> int:
 
 def _check_folder(path: str) -> None:
     if not os.path.isabs(path):
-        raise ApiError(400, f"cwd must be an absolute path, got '{path}'")
+        raise ApiError(400, f"Folder must be a full path such as ~/code or /home/me/code, "
+                            f"got '{path}'")
     if not os.path.isdir(path):
         raise ApiError(400, f"Folder '{path}' does not exist")
 

@@ -21,6 +21,10 @@ let pongTimer = null;
 let requestCounter = 0;
 const pending = new Map();   // requestId → {resolve, reject, timer}
 let flushing = false;
+const idleCounts = new Map(); // session id → how many times it has gone idle on this page
+// The longest a queued shell command waits for the one before it to end before being typed
+// anyway (a long build should not hold the rest of the queue for ever).
+const QUEUE_WAIT_MS = 120000;
 const handlers = { event: [], init: [], pty: [] };
 
 /** Listen to 'event' (each live event), 'init' (each (re)connection) or 'pty' (session:pty
@@ -194,6 +198,7 @@ function applyEvent(event) {
   const s = event.sessionId ? sessions.get(event.sessionId) : null;
   switch (event.type) {
     case 'session:state':
+      if (event.state === 'idle') idleCounts.set(event.sessionId, (idleCounts.get(event.sessionId) || 0) + 1);
       if (s) {
         sessions.set(s.id, { ...s, state: event.state, name: event.name, toolType: event.toolType,
           inputMode: event.inputMode, cwd: event.cwd, echo: event.echo });
@@ -303,19 +308,43 @@ export function cancelQueued(qid) {
   saveQueue();
 }
 
+/** Resolve once the session has gone idle again since `seen` (its idle count then), the
+ * connection drops, the session goes away, or QUEUE_WAIT_MS pass. */
+function untilIdleAfter(sessionId, seen) {
+  const until = Date.now() + QUEUE_WAIT_MS;
+  return new Promise((resolve) => {
+    const check = () => {
+      const done = (idleCounts.get(sessionId) || 0) > seen || !isOpen()
+        || !state.sessions.has(sessionId) || Date.now() > until;
+      if (done) resolve(); else setTimeout(check, 100);
+    };
+    check();
+  });
+}
+
 async function flushQueue() {
   if (flushing) return;
   flushing = true;
+  let running = null; // {sessionId, seen}: a queued shell command sent and not yet seen to end
   try {
     while (state.queue.length && isOpen()) {
       const item = state.queue[0];
+      // Queued shell commands run one after the other, as if typed at each prompt: one sent
+      // while the one before still runs would be typed into it as input.
+      if (running && running.sessionId === item.sessionId && item.inputMode !== 'ai') {
+        await untilIdleAfter(running.sessionId, running.seen);
+        if (!isOpen()) break;
+      }
+      running = null;
       item.sending = true;
       changed();
       try {
         const message = { type: 'send_command', sessionId: item.sessionId, command: item.command };
         if (item.inputMode) message.inputMode = item.inputMode;
         if (item.tabId && item.inputMode === 'ai') message.tabId = item.tabId;
+        const seen = idleCounts.get(item.sessionId) || 0;
         const result = await request(message);
+        if (result.mode === 'command') running = { sessionId: item.sessionId, seen };
         if (result.queued) toast('The agent is busy: your prompt runs after the current turn');
         state.queue = state.queue.filter((q) => q.qid !== item.qid);
         saveQueue();

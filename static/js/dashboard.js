@@ -3,10 +3,11 @@
 import { useEffect, useState } from '../vendor/preact/hooks.mjs';
 import { del, get, post, patch } from './api.js';
 import { openApprovals } from './approvals.js';
+import { FolderPicker } from './folders.js';
 import { navigate } from './router.js';
 import { TOOL_LABELS, formatCost, shortPath, stripAnsi, timeAgo } from './render.js';
 import { changed, isViewer, state, toast } from './store.js';
-import { ConnPill, Icon, Sheet, StateDot, html } from './ui.js';
+import { ConnPill, Icon, SessionState, Sheet, html } from './ui.js';
 
 export function Dashboard() {
   const [query, setQuery] = useState('');
@@ -64,10 +65,10 @@ function Card({ s }) {
     <a class="card-main" href=${'session/' + s.id} onClick=${(e) => { e.preventDefault(); open(); }}
       aria-label=${`${s.name}, ${TOOL_LABELS[s.toolType] || s.toolType}`}>
       <div class="card-row">
-        <${StateDot} value=${s.state} />
+        <${SessionState} s=${s} />
         ${needsYou(s) ? html`<span class="badge badge-needs" data-testid="needs-you">Needs you</span>` : null}
         <span class="spacer"></span>
-        <span class=${'badge ' + (s.isLive ? 'badge-live' : 'badge-off')}>${s.isLive ? 'Live' : 'Offline'}</span>
+        <span class=${'badge ' + (s.isLive ? 'badge-live' : 'badge-off')}>${s.isLive ? 'Remote control on' : 'Remote control off'}</span>
       </div>
       <div class="card-title">${s.name}</div>
       <div class="card-meta">
@@ -122,7 +123,8 @@ export function NewSessionSheet() {
       <label>Name<input name="name" required maxlength="200" value=${form.name} onInput=${set('name')}
         autocomplete="off" placeholder="e.g. build" /></label>
       <label>Folder<input name="cwd" required value=${form.cwd} onInput=${set('cwd')}
-        autocomplete="off" autocapitalize="off" spellcheck="false" placeholder="/home/me/project" /></label>
+        autocomplete="off" autocapitalize="off" spellcheck="false" placeholder="~/code/project" /></label>
+      <${FolderPicker} last=${lastCwd()} onPick=${(cwd) => setForm({ ...form, cwd })} />
       <label>Agent
         <select name="toolType" value=${form.toolType} onChange=${set('toolType')}>
           ${Object.entries(TOOL_LABELS).map(([id, label]) => html`<option value=${id}>${label}</option>`)}
@@ -194,7 +196,7 @@ export function ActionsSheet({ id }) {
       <button type="button" class="menu-item" onClick=${() => setMode('rename')}><${Icon} name="edit" /> Rename</button>
       <button type="button" class="menu-item" onClick=${() => run(
         () => post(`session/${id}/${s.isLive ? 'offline' : 'live'}`))}>
-        <${Icon} name="bell" /> ${s.isLive ? 'Take offline (refuse remote control)' : 'Make live'}</button>
+        <${Icon} name="bell" /> ${s.isLive ? 'Turn remote control off' : 'Turn remote control on'}</button>
       <button type="button" class="menu-item menu-danger" onClick=${() => setMode('delete')}>
         <${Icon} name="trash" /> Delete…</button>
     </div></${Sheet}>`;

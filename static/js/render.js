@@ -90,6 +90,7 @@ export const STATE_LABELS = {
   connecting: 'Connecting',
   waiting_input: 'Waiting for input',
   error: 'Error',
+  unreachable: 'Server unreachable',
 };
 
 export const TOOL_LABELS = {

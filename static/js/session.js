@@ -18,7 +18,7 @@ import {
   resetLog, state, toast,
 } from './store.js';
 import { TerminalView } from './terminal.js';
-import { ConnPill, Icon, QueueBanner, Sheet, StateDot, html } from './ui.js';
+import { ConnPill, Icon, QueueBanner, SessionState, Sheet, html, serverUnreachable } from './ui.js';
 
 // Entries per page: the newest page first, older pages on scroll up. `maestro.pageSize` in
 // localStorage overrides both (for debugging and the tests).
@@ -108,7 +108,7 @@ export function SessionView({ id }) {
         <${Icon} name="back" /></button>
       <div class="title-box">
         <h1 class="title">${s.name}</h1>
-        <div class="subtitle"><${StateDot} value=${s.state} />
+        <div class="subtitle"><${SessionState} s=${s} />
           <span class="muted">· ${TOOL_LABELS[s.toolType] || s.toolType}${s.tmux ? ` · tmux ${s.tmux}` : ''} · ${shortPath(s.shellCwd || s.cwd)}</span></div>
       </div>
       <${ConnPill} />
@@ -119,8 +119,8 @@ export function SessionView({ id }) {
         onClick=${() => { state.sheet = { kind: 'actions', id }; changed(); }}><${Icon} name="more" /></button>`}
     </header>
     ${s.toolType !== 'terminal' ? html`<${TabBar} s=${s} />` : null}
-    ${!s.isLive ? html`<div class="banner banner-warn" role="status">This session is offline: it refuses remote commands.
-      ${isViewer() ? null : html`<button type="button" class="btn btn-small" onClick=${() => post(`session/${id}/live`).catch((e) => toast(e.message, 'error'))}>Make live</button>`}</div>` : null}
+    ${!s.isLive && !serverUnreachable() ? html`<div class="banner banner-warn" role="status">Remote control is off: this session refuses commands from here.
+      ${isViewer() ? null : html`<button type="button" class="btn btn-small" onClick=${() => post(`session/${id}/live`).catch((e) => toast(e.message, 'error'))}>Turn remote control on</button>`}</div>` : null}
     ${terminalView ? html`<${TerminalView} s=${s} readOnly=${isViewer()} />`
       : html`<${LogView} key=${key} s=${s} logKeyName=${key} tabId=${tabId} mode=${mode} />
         <${QueueBanner} sessionId=${id} />`}
@@ -458,6 +458,7 @@ function CommandBar({ s, mode, tabId }) {
   const draftKey = 'draft.' + s.id + '.' + mode;
   const [text, setText] = useState(() => load(draftKey, ''));
   const [focused, setFocused] = useState(false);
+  const [newlines, setNewlines] = useState(false);
   const area = useRef(null);
   const busy = s.state === 'busy' || s.state === 'waiting_input';
   // An agent waits for an approval (answered in the card, not here): the shell does not wait
@@ -500,8 +501,10 @@ function CommandBar({ s, mode, tabId }) {
     request({ type: 'switch_mode', sessionId: s.id, mode: mode === 'ai' ? 'terminal' : 'ai' })
       .catch((e) => toast(e.message, 'error'));
   };
+  // Enter sends, as the phone keyboard's "send" key promises; a new line comes from Shift+Enter
+  // (hardware keyboards) or from the visible toggle, which makes Enter insert one.
   const onKeyDown = (e) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && (secret || !matchMedia('(pointer: coarse)').matches)) {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && (secret || !newlines)) {
       e.preventDefault();
       submit();
     }
@@ -539,9 +542,13 @@ function CommandBar({ s, mode, tabId }) {
         placeholder=${secret ? 'Secret input: not shown, not kept' : typedAnswer ? 'Type your answer…'
           : mode === 'ai' ? 'Ask the agent…' : 'Type a command…'}
         autocapitalize="off" autocomplete="off" autocorrect="off" spellcheck=${mode === 'ai'}
-        enterkeyhint="send"
+        enterkeyhint=${newlines && !secret ? 'enter' : 'send'}
         onInput=${(e) => update(e.target.value)} onKeyDown=${onKeyDown}
         onFocus=${() => setFocused(true)} onBlur=${() => setTimeout(() => setFocused(false), 150)} />
+      ${secret ? null : html`<button type="button" class="icon-btn btn-newline" aria-pressed=${newlines}
+        aria-label="Enter adds a new line" title="Enter adds a new line (Shift+Enter always does)"
+        onMouseDown=${(e) => e.preventDefault()} onClick=${() => setNewlines(!newlines)}>
+        <${Icon} name="newline" /></button>`}
       ${busy ? html`<button type="button" class="icon-btn btn-interrupt" aria-label="Interrupt"
         onClick=${() => interruptSession(s.id)}><${Icon} name="stop" /></button>` : null}
       <button type="button" class="icon-btn btn-send" aria-label="Send" disabled=${!text.trim()}

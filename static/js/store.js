@@ -50,14 +50,23 @@ export function saveQueue() {
 }
 
 let toastId = 0;
+const toastTimers = new Map(); // toast id → its removal timer
+
+/** Show a message for `ms`. The same message again while it shows is one toast with a count
+ * (a burst of 429s is one line, not a stack covering the screen), shown `ms` from the last. */
 export function toast(message, kind = 'info', ms = 4000) {
-  const id = ++toastId;
-  state.toasts = [...state.toasts, { id, message, kind }];
+  const same = state.toasts.find((t) => t.message === message && t.kind === kind);
+  const id = same ? same.id : ++toastId;
+  state.toasts = same
+    ? state.toasts.map((t) => (t.id === id ? { ...t, count: t.count + 1 } : t))
+    : [...state.toasts, { id, message, kind, count: 1 }];
   changed();
-  setTimeout(() => {
+  clearTimeout(toastTimers.get(id));
+  toastTimers.set(id, setTimeout(() => {
+    toastTimers.delete(id);
     state.toasts = state.toasts.filter((t) => t.id !== id);
     changed();
-  }, ms);
+  }, ms));
 }
 
 // ---- logs --------------------------------------------------------------------------------

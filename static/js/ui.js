@@ -1,7 +1,7 @@
 // Shared UI pieces: html tag, icons, state dot, connection banner, toasts, bottom sheet.
 
 import { h } from '../vendor/preact/preact.mjs';
-import { useEffect, useRef, useState } from '../vendor/preact/hooks.mjs';
+import { useEffect, useLayoutEffect, useRef, useState } from '../vendor/preact/hooks.mjs';
 import htm from '../vendor/htm/htm.mjs';
 import { STATE_LABELS } from './render.js';
 import { state } from './store.js';
@@ -13,6 +13,7 @@ const PATHS = {
   back: 'M15 18l-6-6 6-6',
   plus: 'M12 5v14M5 12h14',
   send: 'M5 12h13M12 5l7 7-7 7',
+  newline: 'M20 5v7a3 3 0 01-3 3H5M9 11l-4 4 4 4',
   stop: 'M7 7h10v10H7z',
   more: 'M5 12h.01M12 12h.01M19 12h.01',
   gear: 'M12 15a3 3 0 100-6 3 3 0 000 6zM19.4 15a1.7 1.7 0 00.3 1.8l.1.1a2 2 0 11-2.8 2.8l-.1-.1a1.7 1.7 0 00-1.8-.3 1.7 1.7 0 00-1 1.5V21a2 2 0 11-4 0v-.1a1.7 1.7 0 00-1.1-1.5 1.7 1.7 0 00-1.8.3l-.1.1a2 2 0 11-2.8-2.8l.1-.1a1.7 1.7 0 00.3-1.8 1.7 1.7 0 00-1.5-1H3a2 2 0 110-4h.1a1.7 1.7 0 001.5-1.1 1.7 1.7 0 00-.3-1.8l-.1-.1a2 2 0 112.8-2.8l.1.1a1.7 1.7 0 001.8.3H9a1.7 1.7 0 001-1.5V3a2 2 0 114 0v.1a1.7 1.7 0 001 1.5 1.7 1.7 0 001.8-.3l.1-.1a2 2 0 112.8 2.8l-.1.1a1.7 1.7 0 00-.3 1.8V9a1.7 1.7 0 001.5 1H21a2 2 0 110 4h-.1a1.7 1.7 0 00-1.5 1z',
@@ -42,12 +43,22 @@ export function StateDot({ value, withLabel = true }) {
       : html`<span class="sr-only">${label}</span>`}</span>`;
 }
 
+/** Whether the server cannot be reached now (after it once was): what the page knows of the
+ * sessions' states is stale. */
+export const serverUnreachable = () => state.conn.status !== 'open'
+  && (state.conn.everConnected || state.conn.status !== 'connecting');
+
+/** A session's state, or "Unreachable" while the server is: never a stale "Busy". */
+export function SessionState({ s, withLabel = true }) {
+  return html`<${StateDot} value=${serverUnreachable() ? 'unreachable' : s.state} withLabel=${withLabel} />`;
+}
+
 export function ConnPill() {
   const c = state.conn;
-  const label = { open: 'Live', connecting: 'Connecting', waiting: 'Reconnecting',
+  const label = { open: 'Connected', connecting: 'Connecting', waiting: 'Reconnecting',
     offline: 'Offline', failed: 'Disconnected' }[c.status] || c.status;
   return html`<span class=${'conn conn-' + c.status} role="status" aria-label=${'Connection: ' + label}>
-    <span class="dot" aria-hidden="true"></span>${label}</span>`;
+    <span class="dot" aria-hidden="true"></span><span class="conn-label">${label}</span></span>`;
 }
 
 function useTick(ms, active) {
@@ -62,7 +73,7 @@ function useTick(ms, active) {
 /** The banner shown while disconnected, with the countdown and "Retry now". */
 export function ConnBanner() {
   const c = state.conn;
-  const down = c.status !== 'open' && (c.everConnected || c.status !== 'connecting');
+  const down = serverUnreachable();
   useTick(500, down);
   if (!down) return null;
   let text;
@@ -99,9 +110,26 @@ export function QueueBanner({ sessionId }) {
   </div>`;
 }
 
+/** Toasts sit between the header and the command bar (or the bottom), never over either:
+ * their room is measured from the page's own header and command bar. */
 export function Toasts() {
-  return html`<div class="toasts" aria-live="polite">${state.toasts.map((t) => html`
-    <div key=${t.id} class=${'toast toast-' + t.kind} role=${t.kind === 'error' ? 'alert' : 'status'}>${t.message}</div>`)}
+  const box = useRef(null);
+  useLayoutEffect(() => {
+    const place = () => {
+      const header = document.querySelector('header.topbar');
+      const bar = document.querySelector('.commandbar');
+      const top = header ? header.getBoundingClientRect().bottom : 0;
+      const bottom = bar ? bar.getBoundingClientRect().top : window.innerHeight;
+      box.current.style.setProperty('--toast-top', `${Math.round(top) + 8}px`);
+      box.current.style.setProperty('--toast-room', `${Math.max(0, Math.round(bottom - top) - 16)}px`);
+    };
+    place();
+    window.addEventListener('resize', place);
+    return () => window.removeEventListener('resize', place);
+  });
+  return html`<div class="toasts" ref=${box} aria-live="polite">${state.toasts.map((t) => html`
+    <div key=${t.id} class=${'toast toast-' + t.kind} role=${t.kind === 'error' ? 'alert' : 'status'}>${t.message}${
+      t.count > 1 ? html` <span class="toast-count" aria-label=${t.count + ' times'}>×${t.count}</span>` : null}</div>`)}
   </div>`;
 }
 

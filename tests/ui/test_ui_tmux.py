@@ -21,7 +21,7 @@ def test_new_session_sheet_lists_tmux_sessions_and_attaches(tmux_server, desk, p
     page.goto(tmux_server.url(""))
     page.get_by_role("button", name="New session").click()
     dialog = page.get_by_role("dialog", name="New session")
-    dialog.get_by_label("Folder").fill(str(project))
+    dialog.get_by_label("Folder", exact=True).fill(str(project))
     picker = dialog.get_by_label("Attach to tmux")
     expect(picker.locator("option", has_text="0:bash* 1:logs")).to_have_count(1)
     picker.select_option("desk")
