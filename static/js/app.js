@@ -131,9 +131,12 @@ function NotificationSettings() {
     setCategories(saved.categories);
   });
   const toggle = () => {
-    if (unavailable) return toggleInPage();
+    if (unavailable || (!kept && state.notify)) return toggleInPage();
     if (kept) return run(async () => { await disablePush(); setKept(null); });
-    return subscribe(categories);
+    // A browser may offer push and still fail to subscribe (no push service, a view-only
+    // link, the server's limit): this page's own notifications then stand in.
+    return subscribe(categories).then(() => (pushSubscription() ? null : toggleInPage(
+      'No push here: you are notified while this page is open in the background')));
   };
   const choose = (id, on) => {
     const wanted = CATEGORIES.map(([c]) => c).filter((c) => (c === id ? on : categories.includes(c)));
@@ -141,7 +144,7 @@ function NotificationSettings() {
     setCategories(wanted);
     if (kept) subscribe(wanted);
   };
-  const enabled = unavailable ? state.notify : Boolean(kept);
+  const enabled = Boolean(kept) || state.notify;
   return html`<h3 class="section-title">Notifications</h3>
     <label class="switch-row"><input type="checkbox" role="switch" data-push-toggle checked=${enabled}
       disabled=${busy} onChange=${toggle} />
@@ -155,11 +158,12 @@ function NotificationSettings() {
       </fieldset>`}`;
 }
 
-async function toggleInPage() {
+async function toggleInPage(why) {
   if (!state.notify) {
     if (!('Notification' in window)) { toast('This browser has no notifications', 'error'); return; }
     const permission = await Notification.requestPermission();
     if (permission !== 'granted') { toast('Notifications are blocked for this site', 'error'); return; }
+    if (why) toast(why);
   }
   state.notify = !state.notify;
   save('notify', state.notify);

@@ -98,14 +98,21 @@ def test_the_settings_sheet_subscribes_with_the_chosen_categories_and_unsubscrib
     assert page.evaluate("window.__pushUnsubscribed") is True
 
 
-def test_without_a_push_service_the_sheet_says_why(phone, push_server):
+def test_without_a_push_service_the_sheet_says_why_and_the_page_notifies_instead(
+        phone, push_server):
     page = open_app(phone, push_server)
     assert page.evaluate(SW_READY)
     page.get_by_role("button", name="Settings").click()
-    page.locator("[data-push-toggle]").click()
+    toggle = page.locator("[data-push-toggle]")
+    toggle.click()
     expect(page.get_by_text("The browser's push service refused")).to_be_visible()
-    expect(page.locator("[data-push-toggle]")).not_to_be_checked()
+    expect(page.get_by_text("No push here: you are notified while this page is open")
+           ).to_be_visible()
+    expect(toggle).to_be_checked()  # this page's own notifications
     assert kept(push_server) == []
+    assert page.evaluate("JSON.parse(localStorage.getItem('maestro.notify'))") is True
+    toggle.click()
+    expect(toggle).not_to_be_checked()
 
 
 def test_the_page_tells_the_server_which_session_it_shows(phone, push_server, push_service,

@@ -48,7 +48,7 @@ def test_a_viewer_sees_a_sessions_output_but_no_command_bar(viewed, project, pho
     expect(page.get_by_role("button", name="Actions for watched")).to_have_count(0)
     page.get_by_role("button", name="Settings").click()
     settings = page.get_by_role("dialog", name="Settings")
-    expect(settings.get_by_text("Notifications")).to_be_visible()
+    expect(settings.get_by_role("heading", name="Notifications")).to_be_visible()
     expect(settings.get_by_role("radiogroup", name="Theme")).to_have_count(0)
     assert not errors
 
