@@ -185,10 +185,15 @@ def test_a_request_id_the_agent_repeats_is_asked_once(asking, project):
     assert ("ai", "allowed 1, denied 0") in allow_a_burst(asking, project, "ask burst twin 5", 1)
 
 
-def allow_a_burst(server, project: Path, text: str, opened: int) -> list[tuple[str, str]]:
+def test_a_request_id_codex_repeats_is_asked_once(asking, project):
+    assert ("ai", "Echo: answered accept") in allow_a_burst(asking, project, "ask twin", 1, "codex")
+
+
+def allow_a_burst(server, project: Path, text: str, opened: int,
+                  tool: str = "claude-code") -> list[tuple[str, str]]:
     """Send the stand-in's `ask burst ...`, allow the `opened` approvals it opens (no more, no
     fewer) and return the log (where the agent says how many verdicts of each it got)."""
-    sid = create(server, project, toolType="claude-code")["id"]
+    sid = create(server, project, toolType=tool)["id"]
     prompt(server, sid, text)
     waiting = wait_for(lambda: len(found := open_approvals(server, sid)) == opened and found)
     for approval in waiting:

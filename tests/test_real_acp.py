@@ -13,6 +13,7 @@ import pytest
 
 from tests.test_agents import STAND_INS, agent_env, ai_log, detail, prompt, tab_of, turns_done
 from tests.test_approvals import (
+    allow_a_burst,
     approval_of,
     approvals_requested,
     check_allow_session_is_not_asked_twice,
@@ -225,3 +226,8 @@ def test_a_resumed_conversation_does_not_log_the_replayed_history(acp_standin, p
     assert [text for source, text in ai_log(acp_standin, sid) if source == "ai"] == [
         "Echo: one (message 1)", "Echo: two (message 2)"]
     assert second["usageStats"]["inputTokens"] == 10
+
+
+def test_a_request_id_the_acp_agent_repeats_is_asked_once(acp_standin, project):
+    log = allow_a_burst(acp_standin, project, "ask twin", 1, "opencode")
+    assert ("ai", "answered {'outcome': 'selected', 'optionId': 'yes'}") in log

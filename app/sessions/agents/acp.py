@@ -501,6 +501,8 @@ class AcpAdapter:
         fields.update({key: value for key, value in call.items() if value is not None})
         options = [option for option in params.get("options") or [] if isinstance(option, dict)]
         key = f"acp-{message['id']}"
+        if key in self._asked:
+            return  # the same request again while the first is open: asked once
         self._asked[key] = (message["id"], options)
         self.transcript.answer = None  # an answer that was streaming ends here
         tool, arguments = _tool_name(fields), _tool_input(fields)

@@ -283,6 +283,8 @@ class CodexAppServerAdapter(ProcessTurn):
             self._send({"id": request.id, "error": {
                 "code": UNSUPPORTED, "message": f"Maestro Web does not answer {request.method}"}})
             return
+        if approval.key in self._asked:
+            return  # the same request again while the first is open: asked once
         self.transcript.answer = None  # an answer that was streaming ends here
         self._asked[approval.key] = request
         decision = self.sink.open_approval(approval)
