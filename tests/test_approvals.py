@@ -164,6 +164,36 @@ def test_an_interrupt_denies_what_is_open_and_ends_the_turn(asking, project):
     assert detail(asking, sid)["state"] == "idle"
 
 
+def agent_pid(project: Path, program: str) -> int:
+    """The pid of the stand-in `program` running in the project folder."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if (entry.name.isdigit() and (entry / "cwd").resolve() == project.resolve()
+                    and f"tests/agents/{program}" in (entry / "cmdline").read_text()):
+                return int(entry.name)
+        except OSError:
+            continue
+    raise AssertionError(f"no {program} running in {project}")
+
+
+def test_an_agent_killed_while_asking_closes_the_approval_and_the_tab_goes_on(asking,
+                                                                              project):
+    sid = create(asking, project, toolType="claude-code")["id"]
+    prompt(asking, sid, "ask to touch")
+    approval = approval_of(asking, sid)
+    os.kill(agent_pid(project, "claude"), signal.SIGKILL)
+    (entry,) = turns_done(asking, sid, 1)
+    assert entry["success"] is False
+    assert wait_for(lambda: open_approvals(asking, sid) == [])
+    late = asking.api("POST", f"session/{sid}/approvals/{approval['id']}",
+                      json={"decision": "allow"})
+    assert late.status_code == 409 and "(deny by interrupt)" in late.json()["message"]
+    assert ai_log(asking, sid)[-1] == ("error", "claude exited with code 137")
+    assert not (project / "approved.txt").exists()
+    prompt(asking, sid, "hello again")
+    assert turns_done(asking, sid, 2)[1]["success"] is True
+
+
 def test_an_unanswered_approval_is_denied_after_the_timeout(make_server, project):
     server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
                          "--approval-timeout-s", "0.5", env=agent_env())
