@@ -112,6 +112,7 @@ def test_the_tool_type_enum_lists_the_configured_agents(document):
     ("POST", "session/{sid}/input", {"data": "x", "raw": True}, "raw"),
     ("POST", "session/{sid}/tabs", {"title": "x"}, "title"),
     ("PUT", "theme", {"id": "nord", "mode": "dark"}, "mode"),
+    ("POST", "session/{sid}/approvals/a1", {"decision": "deny", "reason": "no"}, "reason"),
 ])
 def test_a_body_field_the_endpoint_does_not_take_is_a_400_naming_it(
         server, project, method, path, body, unknown):
