@@ -164,6 +164,31 @@ def test_an_interrupt_denies_what_is_open_and_ends_the_turn(asking, project):
     assert detail(asking, sid)["state"] == "idle"
 
 
+def test_a_huge_input_is_shown_capped_and_the_agent_gets_it_whole(asking, project):
+    sid = create(asking, project, toolType="claude-code")["id"]
+    size = 3 * 1024 * 1024  # twice in its line (input, suggested rule): under the 8 MiB cap
+    client = LiveClient(asking)
+    try:
+        prompt(asking, sid, f"ask huge: {size}")
+        approval = approval_of(asking, sid)
+        (requested,) = approvals_requested_so_far(client, sid)
+    finally:
+        client.close()
+    for shown in (approval, requested):
+        assert shown["inputCut"] is True and len(shown["title"]) <= 200
+        assert isinstance(shown["input"], str) and shown["input"].startswith('{"command": "true x')
+        assert len(shown["input"].encode()) <= 64 * 1024
+    decide(asking, sid, approval["id"], decision="allow")
+    assert turns_done(asking, sid, 1)[0]["success"] is True
+    assert ("ai", f"Tool said: ran {size + 5} characters") in ai_log(asking, sid)
+
+
+def approvals_requested_so_far(client: LiveClient, sid: str) -> list[dict]:
+    client.wait_until(lambda messages: any(m.get("type") == "approval:requested"
+                                           for m in messages), timeout=20)
+    return [m["approval"] for m in client.events("approval:requested") if m["sessionId"] == sid]
+
+
 def agent_pid(project: Path, program: str) -> int:
     """The pid of the stand-in `program` running in the project folder."""
     for entry in Path("/proc").iterdir():

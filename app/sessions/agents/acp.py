@@ -508,7 +508,7 @@ class AcpAdapter:
         tool, arguments = _tool_name(fields), _tool_input(fields)
         title = str(fields.get("title") or "") or tool_line(tool, arguments)
         decision = self.sink.open_approval(ApprovalRequest(
-            key, "permission", tool, title[:200], arguments,
+            key, "permission", tool, title, arguments,
             diff=self._diff(call_id, fields)))
         if decision is not None:
             self.answer(key, decision)

@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from ...errors import ApiError
+from .parsers import capped_input, capped_text, one_line
 
 KINDS = ("permission", "question", "plan")
 DECISIONS = ("allow", "allow_session", "deny")
@@ -23,6 +24,9 @@ PERMISSION_OPTIONS = ({"decision": "allow", "label": "Allow"},
 PLAN_OPTIONS = ({"decision": "allow", "label": "Approve"},
                 {"decision": "deny", "label": "Keep planning"})
 MESSAGE_MAX = 10_000
+# An approval's title is one line of at most this many characters; its input (as JSON) and
+# diff are capped as a tool entry's are (parsers.TOOL_DETAIL_BYTES), with `inputCut: true`.
+TITLE_CHARS = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,12 +73,19 @@ class Approval:
     decided_at: int | None = None
 
     def public(self) -> dict[str, Any]:
+        """Its API form (also what is stored): the input, title and diff capped (what the
+        agent sent is unchanged, and what it gets back after `allow`)."""
         request = self.request
+        shown, cut = capped_input(request.input)
+        diff, diff_cut = capped_text(request.diff)
         item = {"id": self.id, "sessionId": self.session_id, "tabId": self.tab_id,
-                "kind": request.kind, "tool": request.tool, "title": request.title,
-                "input": request.input, "diff": request.diff,
+                "kind": request.kind, "tool": request.tool,
+                "title": one_line(request.title, TITLE_CHARS),
+                "input": shown, "diff": diff,
                 "options": [dict(option) for option in request.options],
                 "createdAt": self.created_at}
+        if cut or diff_cut:
+            item["inputCut"] = True
         if self.decision is not None:
             item.update(decision=self.decision.decision, message=self.decision.message,
                         answers=self.decision.answers, by=self.decided_by,

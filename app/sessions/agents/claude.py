@@ -21,16 +21,15 @@ import itertools
 from typing import Any
 
 from .adapter import TurnRequest, TurnSink
-from .approvals import PLAN_OPTIONS, ApprovalRequest, Decision
+from .approvals import PLAN_OPTIONS, TITLE_CHARS, ApprovalRequest, Decision
 from .diffs import tool_diff
 from .oneshot import ProcessTurn
-from .parsers import Event, PermissionRequest, Result, tool_line
+from .parsers import Event, PermissionRequest, Result, one_line, tool_line
 from .registry import AgentSpec
 from .session_rules import suggested_rules
 
 DENIED = "The user denied this from Maestro Web."
 KEEP_PLANNING = "The user wants to keep planning: refine the plan before making changes."
-TITLE_CHARS = 200
 
 
 class ClaudeControlAdapter(ProcessTurn):
@@ -121,5 +120,4 @@ def _verdict(asked: PermissionRequest, decision: Decision) -> dict[str, Any]:
 
 
 def _short(text: str) -> str:
-    line = text.strip().replace("\n", " ")
-    return line if len(line) <= TITLE_CHARS else line[:TITLE_CHARS - 3] + "..."
+    return one_line(text, TITLE_CHARS)

@@ -72,8 +72,8 @@ class ToolCall:
 
     def detail(self) -> dict[str, Any]:
         """The entry's detail fields: the full input and result, each capped."""
-        arguments, input_cut = _capped_input(self.input)
-        result, result_cut = _capped_text(self.result)
+        arguments, input_cut = capped_input(self.input)
+        result, result_cut = capped_text(self.result)
         detail = {"toolName": self.name, "input": arguments, "result": result,
                   "isError": self.is_error}
         if self.diff is not None:
@@ -164,8 +164,13 @@ def tool_line(name: str, arguments: Any) -> str:
                        if isinstance(arguments.get(key), str | int) and arguments[key] != ""), "")
     elif isinstance(arguments, str):
         detail = arguments
-    line = f"{name} {detail}".strip().replace("\n", " ")
-    return line if len(line) <= TOOL_LINE_CHARS else line[:TOOL_LINE_CHARS - 3] + "..."
+    return one_line(f"{name} {detail}", TOOL_LINE_CHARS)
+
+
+def one_line(text: str, limit: int) -> str:
+    """The text on one line, cut with "..." to at most `limit` characters."""
+    line = text.strip().replace("\n", " ")
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def slash_commands(raw: Any) -> tuple[str, ...] | None:
@@ -198,7 +203,8 @@ def _text_of(content: Any) -> str:
     return "" if content is None else str(content)
 
 
-def _capped_text(text: str | None) -> tuple[str | None, bool]:
+def capped_text(text: str | None) -> tuple[str | None, bool]:
+    """The text while it fits TOOL_DETAIL_BYTES of UTF-8, else cut there; and whether cut."""
     if text is None:
         return None, False
     data = text.encode("utf-8", "replace")
@@ -207,12 +213,15 @@ def _capped_text(text: str | None) -> tuple[str | None, bool]:
     return data[:TOOL_DETAIL_BYTES].decode("utf-8", "ignore"), True
 
 
-def _capped_input(arguments: Any) -> tuple[Any, bool]:
+def capped_input(arguments: Any) -> tuple[Any, bool]:
     """The input as given while its JSON fits the cap; else that JSON, cut, as a string."""
-    encoded = json.dumps(arguments, ensure_ascii=False)
+    try:
+        encoded = json.dumps(arguments, ensure_ascii=False)
+    except RecursionError:  # nested deeper than Python's recursion limit
+        return "(input nested too deeply to show)", True
     if len(encoded.encode("utf-8", "replace")) <= TOOL_DETAIL_BYTES:
         return arguments, False
-    return _capped_text(encoded)[0], True
+    return capped_text(encoded)[0], True
 
 
 class TextParser:
@@ -281,7 +290,7 @@ class JsonLinesParser:
             return []
         try:
             event = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             event = None
         if not isinstance(event, dict):
             return [Output("stdout", line)]
