@@ -183,6 +183,18 @@ def test_a_huge_input_is_shown_capped_and_the_agent_gets_it_whole(asking, projec
     assert ("ai", f"Tool said: ran {size + 5} characters") in ai_log(asking, sid)
 
 
+def test_a_request_nested_too_deep_is_shown_as_text_and_the_turn_goes_on(asking, project):
+    sid = create(asking, project, toolType="claude-code")["id"]
+    prompt(asking, sid, "ask deep, then touch")
+    approval = approval_of(asking, sid)
+    assert approval["title"] == "Bash touch approved.txt"
+    decide(asking, sid, approval["id"], decision="allow")
+    assert turns_done(asking, sid, 1)[0]["success"] is True
+    assert (project / "approved.txt").exists()
+    assert any(source == "stdout" and text.startswith('{"type":"control_request"')
+               for source, text in ai_log(asking, sid))
+
+
 def approvals_requested_so_far(client: LiveClient, sid: str) -> list[dict]:
     client.wait_until(lambda messages: any(m.get("type") == "approval:requested"
                                            for m in messages), timeout=20)
