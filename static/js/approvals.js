@@ -75,6 +75,7 @@ async function decide(approval, body) {
 /** The command, file or arguments a permission is about, as plain text. */
 function inputText(approval) {
   const input = approval.input || {};
+  if (typeof input === 'string') return input; // cut by the server: the start of its JSON
   if (typeof input.command === 'string') return input.command;
   return JSON.stringify(input, null, 2);
 }
@@ -194,6 +195,7 @@ export function ApprovalCard({ s }) {
       </div>
       ${approval.kind === 'question' ? null : html`<div class="approval-title">${approval.title}</div>`}
       <${ApprovalBody} key=${approval.id + '-body'} approval=${approval} />
+      ${approval.inputCut ? html`<p class="approval-cut" role="note">Too long to show whole: cut at 64 KiB. Allow runs all of it.</p>` : null}
       ${isViewer() ? html`<p class="muted">View only: the owner answers this.</p>`
         : approval.kind === 'question' ? html`<${Questions} key=${approval.id} approval=${approval} />`
           : html`<${Decisions} key=${approval.id} approval=${approval} />`}` : null}

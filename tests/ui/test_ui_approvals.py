@@ -402,3 +402,20 @@ def test_real_claude_from_the_phone_diff_allow_and_deny(real_server, folder, pho
     box = page.get_by_role("textbox", name="Message to the agent")
     box.fill("/comp")  # what this claude advertised
     expect(page.get_by_role("option", name="/compact")).to_be_visible()
+
+
+def test_a_huge_command_is_shown_cut_with_a_note_and_allow_still_works(agent_server, project,
+                                                                        phone):
+    sid = claude(agent_server, project)
+    page = open_session(phone, agent_server, sid)
+    size = 3 * 1024 * 1024  # the most an agent's 8 MiB line carries (the command is in it twice)
+    ask(page, f"ask huge: {size}")
+    approval = card(page)
+    expect(approval.get_by_role("note")).to_have_text(
+        "Too long to show whole: cut at 64 KiB. Allow runs all of it.")
+    shown = approval.locator(".approval-input").text_content()
+    assert shown.startswith('{"command": "true xxx') and len(shown.encode()) <= 64 * 1024
+    approval.get_by_role("button", name="Allow", exact=True).click()
+    expect(approval).to_have_count(0)
+    assert turns_done(agent_server, sid, 1)[0]["success"] is True
+    expect(page.get_by_text(f"Tool said: ran {size + 5} characters")).to_be_visible()
