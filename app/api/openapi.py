@@ -469,7 +469,9 @@ COMPONENTS: dict[str, Any] = {
         "Approval": _object({
             "id": _STR, "sessionId": _STR, "tabId": _STR,
             "kind": _enum(("permission", "question", "plan")), "tool": _STR, "title": _STR,
-            "input": _OPEN, "diff": {"type": ["string", "null"]},
+            # input: the call's object, or its JSON text cut at 64 KiB (then inputCut)
+            "input": {"type": ["object", "string"]}, "inputCut": _BOOL,
+            "diff": {"type": ["string", "null"]},
             "options": {"type": "array", "items": _OPEN}, "createdAt": _TS},
             ("id", "sessionId", "tabId", "kind", "tool", "title", "input", "createdAt")),
         "AuditEntry": _object({
