@@ -5,6 +5,7 @@ terminal and AI sessions end to end, and never even tries them."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -113,3 +114,22 @@ def test_the_portable_scan_reads_the_mark_from_the_environment_only(pretenders) 
     owners = {proc.pid: proc.owner for proc in PortableLayer().scan(None)}
     assert owners[owned.pid] == "real/b/shell"
     assert owners[named.pid] == ""
+
+
+def test_rows_a_process_adds_with_a_newline_in_its_arguments_carry_no_mark(
+        pretenders, tmp_path, monkeypatch) -> None:
+    """BSD and macOS ps print a newline in an argument as is: a process can list a row with
+    another's pid and its own environment's mark. procps (Linux) prints a space, so a ps
+    that prints as BSD's does stands in, showing the real ps's rows plus that forged one."""
+    victim = pretenders()
+    forged = f"{victim.pid} {victim.pid} S - x"
+    real_ps = shutil.which("ps")
+    stand_in = tmp_path / "bin" / "ps"
+    stand_in.parent.mkdir()
+    stand_in.write_text(f"#!/bin/sh\n{real_ps} \"$@\"\ncase \"$*\" in\n"
+                        f"  *' e '*) echo '{forged} {OWNER_VAR}=ours/a/shell' ;;\n"
+                        f"  *) echo '{forged}' ;;\nesac\n")
+    stand_in.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stand_in.parent}{os.pathsep}{os.environ['PATH']}")
+    listed = [proc for proc in PortableLayer().scan(None) if proc.pid == victim.pid]
+    assert [proc.owner for proc in listed] == [""]
