@@ -7,7 +7,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .audit import init_audit
 from .auth import TokenGuard, refuse_viewer_changes
-from .base_path import BasePath
+from .base_path import BasePath, ForwardedCheck
 from .config import Settings
 from .errors import register_error_handlers
 from .extensions import cors, sock
@@ -67,9 +67,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = BasePath(app.wsgi_app, settings.base_path)
     # Outermost: the forwarded client address, scheme, Host and prefix, from as many proxies
     # as the user says stand in front (a header no trusted proxy set is never believed).
+    # With --base-path the proxy passes the path on unchanged, so no prefix is forwarded: one
+    # would be a client's own header that the proxy let through.
     if settings.trusted_proxies:
         n = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)
+        app.wsgi_app = ProxyFix(ForwardedCheck(app.wsgi_app), x_for=n, x_proto=n, x_host=n,
+                                x_prefix=0 if settings.base_path else n)
     return app
 
 

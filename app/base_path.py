@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from .auth import WSGIApp, json_error
+from .config import parse_base_path
 
 
 class BasePath:
@@ -26,4 +27,25 @@ class BasePath:
             return json_error(404, message)(environ, start_response)
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix
         environ["PATH_INFO"] = path[len(self.prefix):]
+        return self.app(environ, start_response)
+
+
+class ForwardedCheck:
+    """WSGI middleware, just inside ProxyFix: a forwarded prefix or scheme that is not a plain
+    URL path or http(s) is refused with a 400, never built into a redirect, cookie or page
+    (`X-Forwarded-Prefix: //evil.example` would otherwise send the browser, token in the
+    path, to another site); a trailing slash is dropped."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        try:  # `/maestro/` as `/maestro`: a trailing slash would double the one after it
+            environ["SCRIPT_NAME"] = parse_base_path(environ.get("SCRIPT_NAME", ""))
+        except ValueError:
+            return json_error(400, "X-Forwarded-Prefix must be a URL path such as /maestro"
+                              )(environ, start_response)
+        if environ.get("wsgi.url_scheme") not in ("http", "https"):
+            return json_error(400, "X-Forwarded-Proto must be http or https"
+                              )(environ, start_response)
         return self.app(environ, start_response)

@@ -90,8 +90,9 @@ def _url(text: Any) -> str:
 BASE_PATH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/")
 
 
-def _base_path(text: Any) -> str:
-    """`/maestro/` → `/maestro`; `` and `/` → `` (the root)."""
+def parse_base_path(text: Any) -> str:
+    """`/maestro/` → `/maestro`; `` and `/` → `` (the root); ValueError for anything that is
+    not a plain URL path (`//host`, `..`, quotes, control or non-ASCII characters)."""
     value = str(text).strip().rstrip("/")
     if not value:
         return ""
@@ -195,7 +196,7 @@ OPTIONS: tuple[Option, ...] = (
            {"action": "store_const", "const": True}),
     Option("trusted_proxies", _integer(0, 10), 0, "reverse proxies in front whose "
            "X-Forwarded-For, -Proto, -Host and -Prefix to trust (see docs/deploy.md)"),
-    Option("base_path", _base_path, "", "serve under this URL path, e.g. /maestro, for a "
+    Option("base_path", parse_base_path, "", "serve under this URL path, e.g. /maestro, for a "
            "reverse proxy that passes the path on unchanged (default: the root)"),
     Option("public_url", _public_url, None, "the URL a reverse proxy serves this server at, "
            "e.g. https://example.com/maestro: printed in the banner, its host name served"),

@@ -201,3 +201,62 @@ def test_a_proxy_that_strips_the_sub_path_names_it_in_x_forwarded_prefix(make_se
     assert "Path=/maestro;" in paired.headers["Set-Cookie"]
     document = server.api("GET", "openapi.json", headers=prefix).json()
     assert document["servers"][0]["url"] == f"/maestro/{server.token}/api"
+
+
+FORGED = {"X-Forwarded-Prefix": "//evil.example", "X-Forwarded-Proto": "javascript"}
+
+
+def test_a_client_cannot_move_urls_through_the_proxy_with_its_own_forwarded_headers(
+        proxied) -> None:
+    """The documented proxy sets For and Proto itself; a Prefix or Host the client adds
+    must not reach the redirects, cookie path or documented server URL."""
+    site = proxied("--trusted-proxies", "1", "--no-rate-limit")
+    token = site.server.token
+    moved = site.get(f"/maestro/{token}", headers=FORGED)
+    assert moved.headers["Location"] == f"/maestro/{token}/"
+    paired = site.get(f"/maestro/{token}/", headers={**FORGED, "Sec-Fetch-Mode": "navigate",
+                                                      "Sec-Fetch-Site": "none"})
+    assert paired.status_code == 303 and paired.headers["Location"] == "/maestro/"
+    assert "Path=/maestro;" in paired.headers["Set-Cookie"]
+    document = site.get(f"/maestro/{token}/api/openapi.json", headers=FORGED).json()
+    assert document["servers"][0]["url"] == f"/maestro/{token}/api"
+    # The documented proxy sets X-Forwarded-Host itself: a client's own one is replaced.
+    forged_host = site.get(f"/maestro/{token}/", headers={"X-Forwarded-Host": "evil.example"})
+    assert forged_host.status_code == 200, forged_host.text
+    assert "evil.example" not in forged_host.text
+
+
+@pytest.mark.parametrize("script", ["run.py", "wsgi.py"])
+def test_forwarded_headers_change_nothing_without_trusted_proxies(make_server, script) -> None:
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit", script=script)
+    moved = requests.get(f"{server.base}/{server.token}", headers=FORGED,
+                         allow_redirects=False, timeout=30)
+    assert moved.headers["Location"] == f"/{server.token}/"
+    paired = requests.get(server.url(), allow_redirects=False, timeout=30,
+                          headers={**FORGED, "X-Forwarded-Proto": "https",
+                                   "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "none"})
+    assert paired.headers["Location"] == "/"
+    cookie = paired.headers["Set-Cookie"]
+    assert "Path=/;" in cookie and "Secure" not in cookie
+    document = server.api("GET", "openapi.json", headers=FORGED).json()
+    assert document["servers"][0]["url"] == f"/{server.token}/api"
+
+
+@pytest.mark.parametrize("script", ["run.py", "wsgi.py"])
+def test_a_trusted_proxy_forwarding_a_hostile_prefix_or_scheme_gets_a_400(make_server,
+                                                                          script) -> None:
+    """Believed from a trusted proxy, but never built into a redirect or a cookie."""
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit", "--trusted-proxies",
+                         "1", script=script)
+    hostile = [{"X-Forwarded-Prefix": prefix} for prefix in
+               ("//evil.example", "/\\evil.example", "javascript:alert(1)", "/a/../b",
+                "/a'><script>", "/ma\u00ebstro")]
+    hostile.append({"X-Forwarded-Proto": "javascript"})
+    for headers in hostile:
+        answer = requests.get(f"{server.base}/{server.token}", headers=headers,
+                              allow_redirects=False, timeout=30)
+        assert answer.status_code == 400, (headers, answer.headers.get("Location"))
+        assert "X-Forwarded-" in answer.json()["message"]
+    fine = requests.get(f"{server.base}/{server.token}", allow_redirects=False, timeout=30,
+                        headers={"X-Forwarded-Prefix": "/maestro/", "X-Forwarded-Proto": "https"})
+    assert fine.headers["Location"] == f"/maestro/{server.token}/"

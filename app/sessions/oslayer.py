@@ -299,7 +299,7 @@ class PortableLayer:
 
     def scan(self, cgroup_key: str | None) -> list[Proc]:
         procs = []
-        for row in _ps_rows():
+        for row in _ps_rows(owners=True):
             if row.state[:1] not in "ZX":
                 try:
                     session = os.getsid(row.pid)
@@ -326,33 +326,57 @@ class PortableLayer:
         return False, any(_POLL_CHANNEL.search(channel) for channel in channels)
 
 
-def _ps_command() -> list[str]:
-    """ps(1) listing every process with its environment after its command line: BSD
-    and macOS ps say so with -E, procps (Linux) with the BSD-style `e`."""
+def _ps_command(environment: bool) -> list[str]:
+    """ps(1) listing every process, with (`environment`) its environment after its command
+    line: BSD and macOS ps say so with -E, procps (Linux) with the BSD-style `e`."""
     # One -o per column: BSD ps takes everything after "=" as the header, commas included.
     if sys.platform.startswith(("darwin", "freebsd", "openbsd", "netbsd")):
-        columns, environment = ("pid", "pgid", "stat", "wchan", "command"), ["-E"]
+        columns, flag = ("pid", "pgid", "stat", "wchan", "command"), "-E"
     else:
-        columns, environment = ("pid", "pgid", "stat", "wchan:40", "args"), ["e"]
-    return ["ps", "-A", "-ww", *environment,
+        columns, flag = ("pid", "pgid", "stat", "wchan:40", "args"), "e"
+    return ["ps", "-A", "-ww", *([flag] if environment else []),
             *(argument for column in columns for argument in ("-o", column + "="))]
 
 
-def _ps_rows() -> list[_PsRow]:
-    """Every process ps(1) lists; empty (nothing found) when ps fails."""
+def _ps_lines(environment: bool) -> tuple[dict[int, list[str]], set[int]]:
+    """pid → [pgid, stat, wchan, command line (and environment)], first row of each pid; and
+    the pids listed twice (BSD ps prints a newline in an argument as is, so a process can
+    add rows that look like another's). Nothing when ps fails."""
     try:
-        result = subprocess.run(_ps_command(), capture_output=True, timeout=_PS_TIMEOUT,
-                                stdin=subprocess.DEVNULL, check=False)
+        result = subprocess.run(_ps_command(environment), capture_output=True,
+                                timeout=_PS_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
     except (OSError, subprocess.SubprocessError):
-        return []
-    rows = []
+        return {}, set()
+    lines: dict[int, list[str]] = {}
+    listed_twice = set()
     for line in result.stdout.decode("utf-8", "replace").splitlines():
         fields = line.split(None, 4)
-        if len(fields) < 4 or not fields[0].isdigit() or not fields[1].isdigit():
-            continue
-        owner = _OWNER_IN_PS.search(fields[4]) if len(fields) == 5 else None
-        rows.append(_PsRow(int(fields[0]), int(fields[1]), fields[2], fields[3],
-                           owner.group(1) if owner else ""))
+        if len(fields) >= 4 and fields[0].isdigit() and fields[1].isdigit():
+            pid = int(fields[0])
+            if pid in lines:
+                listed_twice.add(pid)
+            else:
+                lines[pid] = fields[1:] + [""] * (5 - len(fields))
+    return lines, listed_twice
+
+
+def _ps_rows(owners: bool = False) -> list[_PsRow]:
+    """Every process ps(1) lists; empty (nothing found) when ps fails. With `owners`, the
+    OWNER_VAR mark from each one's environment: ps prints it after the command line on the
+    same line, so the command line (listed again without it) is cut off first, or a process
+    started with the mark as an argument would pass for ours. A pid listed twice has no
+    mark: which row is real cannot be told."""
+    with_environment, doubtful = _ps_lines(environment=owners)
+    commands, doubtful_too = _ps_lines(environment=False) if owners else ({}, set())
+    doubtful |= doubtful_too
+    rows = []
+    for pid, (group, state, wait_channel, text) in with_environment.items():
+        owner = ""
+        command = commands.get(pid, [""] * 4)[3]
+        if owners and command and pid not in doubtful and text.startswith(command):
+            found = _OWNER_IN_PS.search(text[len(command):])  # else: changed in between
+            owner = found.group(1) if found else ""
+        rows.append(_PsRow(pid, int(group), state, wait_channel, owner))
     return rows
 
 
