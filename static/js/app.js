@@ -208,7 +208,7 @@ function HistorySheet() {
         <code class="history-cmd">${e.summary}</code>
         <span class="muted history-meta">${e.sessionName} · ${timeAgo(e.timestamp)} · ${(e.elapsedTimeMs / 1000).toFixed(1)}s</span>
       </summary>
-      <pre class="term">${stripAnsi(e.fullResponse) || '(no output)'}</pre>
+      <pre class="term">${stripAnsi(e.fullResponse).trim() || (e.exitCode > 128 ? 'Interrupted' : '(no output)')}</pre>
     </details></li>`)}</ul>
   </${Sheet}>`;
 }

@@ -7,7 +7,7 @@ import { FolderPicker } from './folders.js';
 import { navigate } from './router.js';
 import { TOOL_LABELS, formatCost, shortPath, stripAnsi, timeAgo } from './render.js';
 import { changed, isViewer, state, toast } from './store.js';
-import { ConnPill, Icon, SessionState, Sheet, html } from './ui.js';
+import { ConnPill, Icon, SessionState, Sheet, StateDot, html, serverUnreachable } from './ui.js';
 
 export function Dashboard() {
   const [query, setQuery] = useState('');
@@ -52,6 +52,12 @@ export function Dashboard() {
       <${Icon} name="plus" /> New session</button>`}`;
 }
 
+/** The session's last turn failed: its card shows why (the server keeps that preview until
+ * the next turn ends); while a new turn runs the session is busy, not failed. */
+function lastTurnFailed(s) {
+  return s.state === 'idle' && s.lastResponse != null && s.lastResponse.source === 'error';
+}
+
 /** An agent asks something (an approval is open) or the session waits for input. */
 function needsYou(s) {
   return s.state === 'waiting_input' || openApprovals(s.id).length > 0;
@@ -59,13 +65,14 @@ function needsYou(s) {
 
 function Card({ s }) {
   const preview = s.lastResponse ? stripAnsi(s.lastResponse.text).trim() : '';
+  const failed = lastTurnFailed(s);
   const cost = formatCost(s.usageStats);
   const open = () => navigate('session/' + s.id);
   return html`<li class=${'card' + (s.isLive ? '' : ' card-offline')} data-session-id=${s.id}>
     <a class="card-main" href=${'session/' + s.id} onClick=${(e) => { e.preventDefault(); open(); }}
       aria-label=${`${s.name}, ${TOOL_LABELS[s.toolType] || s.toolType}`}>
       <div class="card-row">
-        <${SessionState} s=${s} />
+        ${failed && !serverUnreachable() ? html`<${StateDot} value="failed" />` : html`<${SessionState} s=${s} />`}
         ${needsYou(s) ? html`<span class="badge badge-needs" data-testid="needs-you">Needs you</span>` : null}
         <span class="spacer"></span>
         <span class=${'badge ' + (s.isLive ? 'badge-live' : 'badge-off')}>${s.isLive ? 'Remote control on' : 'Remote control off'}</span>
@@ -75,7 +82,8 @@ function Card({ s }) {
         <span class="tool">${TOOL_LABELS[s.toolType] || s.toolType}</span>
         <span class="folder" title=${s.cwd}>${shortPath(s.cwd)}</span>
       </div>
-      ${preview ? html`<pre class="preview">${preview}</pre>` : null}
+      ${preview ? html`<pre class=${failed ? 'preview preview-error' : 'preview'}
+        data-testid=${failed ? 'failure' : null}>${preview}</pre>` : null}
       <div class="card-foot">
         ${cost ? html`<span class="cost" aria-label=${'Cost ' + cost}>${cost}</span>` : null}
         <span class="ago">${s.lastOutputAt ? 'Output ' + timeAgo(s.lastOutputAt) : 'No output yet'}</span>

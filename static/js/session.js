@@ -12,7 +12,7 @@ import {
 } from './log-window.js';
 import { DiffView } from './diff.js';
 import { navigate } from './router.js';
-import { TOOL_LABELS, ansiHtml, copyText, markdownHtml, shortPath } from './render.js';
+import { TOOL_LABELS, ansiHtml, copyText, markdownHtml, shortPath, stripAnsi } from './render.js';
 import {
   changed, dropOldest, getLog, isViewer, logKey, mergeEntries, recentCommands, rememberCommand,
   resetLog, state, toast,
@@ -248,6 +248,9 @@ function Block({ b }) {
   const first = b.entries[0];
   switch (b.kind) {
     case 'term':
+      // A command that printed nothing but the echo of ^C: no empty box (its "Interrupted"
+      // note follows).
+      if (b.entries.every((e) => !stripAnsi(e.text).trim())) return null;
       return html`<pre class="term" data-source="stdout">${b.entries.map((e) => html`<span key=${e.id}
         data-entry-id=${e.id} dangerouslySetInnerHTML=${{ __html: ansiHtml(e.text, e.id) }} />`)}</pre>`;
     case 'ai': {
