@@ -4,6 +4,7 @@
 import { render } from '../vendor/preact/preact.mjs';
 import { useEffect, useState } from '../vendor/preact/hooks.mjs';
 import { get, put, rootUrl, save } from './api.js';
+import { showNeedsYouCount } from './attention.js';
 import { connect, initialScope, on, refreshSessions, setScope } from './conn.js';
 import { ActionsSheet, Dashboard, NewSessionSheet } from './dashboard.js';
 import { STATE_LABELS, stripAnsi, timeAgo } from './render.js';
@@ -239,7 +240,7 @@ function App() {
   }, []);
   const route = state.route;
   const current = route.view === 'session' && state.sessions.get(route.id);
-  document.title = current ? `${current.name} · Maestro` : 'Maestro';
+  showNeedsYouCount(current ? `${current.name} · Maestro` : 'Maestro');
   return html`<a class="skip" href="#main">Skip to content</a>
     <div class=${'app view-' + route.view}>
       <${ConnBanner} />

@@ -2,7 +2,7 @@
 
 import { useEffect, useState } from '../vendor/preact/hooks.mjs';
 import { del, get, post, patch } from './api.js';
-import { openApprovals } from './approvals.js';
+import { byAttention, lastTurnFailed, needsYou } from './attention.js';
 import { FolderPicker } from './folders.js';
 import { navigate } from './router.js';
 import { TOOL_LABELS, formatCost, shortPath, stripAnsi, timeAgo } from './render.js';
@@ -11,7 +11,12 @@ import { ConnPill, Icon, SessionState, Sheet, StateDot, html, serverUnreachable 
 
 export function Dashboard() {
   const [query, setQuery] = useState('');
-  const sessions = [...state.sessions.values()];
+  const [compact, setCompact] = useState(savedDensity() === 'compact');
+  const toggleCompact = () => {
+    saveDensity(compact ? 'comfortable' : 'compact');
+    setCompact(!compact);
+  };
+  const sessions = byAttention(state.sessions.values());
   const q = query.trim().toLowerCase();
   const shown = q ? sessions.filter((s) => [s.name, s.cwd, s.toolType, s.groupName || '']
     .some((v) => v.toLowerCase().includes(q))) : sessions;
@@ -26,12 +31,14 @@ export function Dashboard() {
     <header class="topbar">
       <h1 class="brand"><span class="logo" aria-hidden="true">◆</span> Maestro</h1>
       <${ConnPill} />
+      <button type="button" class="icon-btn" aria-label="Compact list" aria-pressed=${compact ? 'true' : 'false'}
+        onClick=${toggleCompact}><${Icon} name="rows" /></button>
       <button type="button" class="icon-btn" aria-label="History"
         onClick=${() => { state.sheet = { kind: 'history' }; changed(); }}><${Icon} name="history" /></button>
       <button type="button" class="icon-btn" aria-label="Settings"
         onClick=${() => { state.sheet = { kind: 'settings' }; changed(); }}><${Icon} name="gear" /></button>
     </header>
-    <main id="main" class="dashboard" aria-label="Sessions">
+    <main id="main" class=${compact ? 'dashboard dashboard-compact' : 'dashboard'} aria-label="Sessions">
       ${sessions.length > 5 ? html`<label class="search">
         <${Icon} name="search" size=${18} />
         <span class="sr-only">Search sessions</span>
@@ -50,17 +57,6 @@ export function Dashboard() {
     </main>
     ${isViewer() ? null : html`<button type="button" class="fab" onClick=${() => { state.sheet = { kind: 'new' }; changed(); }}>
       <${Icon} name="plus" /> New session</button>`}`;
-}
-
-/** The session's last turn failed: its card shows why (the server keeps that preview until
- * the next turn ends); while a new turn runs the session is busy, not failed. */
-function lastTurnFailed(s) {
-  return s.state === 'idle' && s.lastResponse != null && s.lastResponse.source === 'error';
-}
-
-/** An agent asks something (an approval is open) or the session waits for input. */
-function needsYou(s) {
-  return s.state === 'waiting_input' || openApprovals(s.id).length > 0;
 }
 
 function Card({ s }) {
@@ -165,6 +161,15 @@ function tmuxLabel(t) {
   const windows = t.windows.map((w) => `${w.index}:${w.name}${w.active ? '*' : ''}`).join(' ');
   const attached = t.attached ? ` · ${t.attached} attached` : '';
   return `${t.name} — ${windows}${attached}`;
+}
+
+/** The dashboard's density ("compact" or "comfortable"), kept per browser. */
+function savedDensity() {
+  try { return localStorage.getItem('maestro.density') || 'comfortable'; } catch (err) { return 'comfortable'; }
+}
+
+function saveDensity(value) {
+  try { localStorage.setItem('maestro.density', value); } catch (err) { /* private mode: not kept */ }
 }
 
 function lastCwd() {
