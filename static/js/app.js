@@ -9,6 +9,7 @@ import { connect, initialScope, on, refreshSessions, setScope } from './conn.js'
 import { ActionsSheet, Dashboard, NewSessionSheet } from './dashboard.js';
 import { STATE_LABELS, stripAnsi, timeAgo } from './render.js';
 import { CATEGORIES, disablePush, enablePush, pushSubscription, pushUnavailable, reportPresence } from './push.js';
+import { forgetSession } from './logcache.js';
 import { navigate, onRoute, parseRoute } from './router.js';
 import { ModelSheet, RecentSheet, SessionView, TabSheet, loadNewest } from './session.js';
 import { changed, isViewer, logKey, state, subscribe, toast } from './store.js';
@@ -67,6 +68,7 @@ on('event', (event) => {
     if (s) notify(s, `${event.approval.kind === 'permission' ? 'May I' : 'Asks'}: ${event.approval.title}`);
   }
   if (event.type === 'theme:change') applyTheme(event.theme);
+  if (event.type === 'session:removed') forgetSession(event.sessionId);
 });
 
 function loadRole() {
@@ -81,7 +83,7 @@ on('init', ({ resumed, first }) => {
   for (const [key, log] of state.logs) {
     const [sessionId, kind, tabId] = key.split('|');
     if (!state.sessions.has(sessionId) || log.loading) continue;
-    if (!log.loaded || (!first && !resumed)) loadNewest(sessionId, kind === 'ai' ? tabId : null);
+    if (!log.loaded || log.cached || (!first && !resumed)) loadNewest(sessionId, kind === 'ai' ? tabId : null);
   }
 });
 
