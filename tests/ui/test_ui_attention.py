@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import wait_for
-from tests.ui.test_ui_failures import prompt_to_end
 from tests.ui.test_ui_polish import PHONES
 from tests.ui.test_ui_terminal import create_session, run_to_end, wait_idle
 
@@ -40,7 +39,7 @@ def test_dashboard_puts_what_needs_you_first(agent_server, project, phone, devic
         wait_idle(server, s["id"])
     run_to_end(server, idle_old["id"], "echo older")
     run_to_end(server, idle_new["id"], "echo newer")  # the most recent activity of the idle
-    prompt_to_end(server, failed["id"], "fail now")
+    run_to_end(server, failed["id"], "fail now")
     send(server, busy["id"], "sleep 60")
     wait_state(server, busy["id"], "busy")
     send(server, asking["id"], "read -p 'Name? ' who")

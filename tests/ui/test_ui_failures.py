@@ -5,29 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import wait_for
 from tests.ui.test_ui_polish import PHONES
-from tests.ui.test_ui_terminal import create_session, open_session, run, wait_idle
+from tests.ui.test_ui_terminal import create_session, open_session, run, run_to_end, wait_idle
 
 expect = pytest.importorskip("playwright.sync_api").expect
-
-
-def prompt_to_end(server, session_id: str, text: str) -> None:
-    """Send a prompt to an agent session and wait until its turn is in the history."""
-    def count() -> int:
-        return server.api("GET", f"history?sessionId={session_id}").json()["count"]
-
-    before = count()
-    response = server.api("POST", f"session/{session_id}/send", json={"command": text})
-    assert response.status_code == 200, response.text
-    wait_for(lambda: count() > before, timeout=20)
 
 
 @pytest.mark.parametrize("device", PHONES)
 def test_failed_turn_card_shows_the_error_until_the_next_turn(agent_server, project, phone,
                                                               device):
     session = create_session(agent_server, project, "<b>risky</b>", tool="claude-code")
-    prompt_to_end(agent_server, session["id"], "fail now")
+    run_to_end(agent_server, session["id"], "fail now")
     page = phone(device).new_page()
     page.goto(agent_server.url(""))
     card = page.locator(f'[data-session-id="{session["id"]}"]')
@@ -43,7 +31,7 @@ def test_failed_turn_card_shows_the_error_until_the_next_turn(agent_server, proj
     expect(card.locator("b")).to_have_count(0)  # the name is text, never markup
 
     # The next turn succeeds: the card is idle again and shows its answer.
-    prompt_to_end(agent_server, session["id"], "hello")
+    run_to_end(agent_server, session["id"], "hello")
     expect(card.locator('[data-state="idle"]')).to_have_text("Idle")
     expect(card.locator(".preview")).to_contain_text("Echo: hello")
     expect(card.get_by_test_id("failure")).to_have_count(0)
