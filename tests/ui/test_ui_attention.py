@@ -28,7 +28,7 @@ def card_ids(page) -> list[str]:
 
 
 @pytest.mark.parametrize("device", PHONES)
-def test_dashboard_puts_what_needs_you_first(agent_server, project, phone, device):
+def test_dashboard_puts_what_needs_you_first(agent_server, project, phone, device, screenshot):
     server = agent_server
     idle_old = create_session(server, project, "idle-old")
     idle_new = create_session(server, project, "idle-new")
@@ -50,6 +50,7 @@ def test_dashboard_puts_what_needs_you_first(agent_server, project, phone, devic
     expected = [asking["id"], failed["id"], busy["id"], idle_new["id"], idle_old["id"]]
     wait_for(lambda: card_ids(page) == expected, timeout=15)
     expect(page).to_have_title("(1) Maestro")  # the count that needs you
+    screenshot(page, f"dashboard-attention-{device.replace(' ', '').lower()}")
 
     # Answering the question: nothing needs you, the title says so, the order follows.
     send(server, asking["id"], "Ada")
@@ -58,7 +59,8 @@ def test_dashboard_puts_what_needs_you_first(agent_server, project, phone, devic
 
 
 @pytest.mark.parametrize("device", PHONES)
-def test_compact_density_shows_more_cards_per_screen(ui_server, project, phone, device):
+def test_compact_density_shows_more_cards_per_screen(ui_server, project, phone, device,
+                                                     screenshot):
     for n in range(8):
         create_session(ui_server, project, f"session-{n}")
     page = phone(device).new_page()
@@ -78,6 +80,7 @@ def test_compact_density_shows_more_cards_per_screen(ui_server, project, phone, 
     heights = page.locator(".cards > li .card-main").evaluate_all(
         "links => links.map((a) => a.getBoundingClientRect().height)")
     assert min(heights) >= 44
+    screenshot(page, f"dashboard-compact-{device.replace(' ', '').lower()}")
     page.reload()  # the choice is kept
     toggle = page.get_by_role("button", name="Compact list")
     expect(toggle).to_have_attribute("aria-pressed", "true")
