@@ -1,15 +1,15 @@
 // Maestro service worker: caches the static shell so the app opens on a flaky connection.
 // Never caches the API (`api/`) or the WebSocket (`ws`): live data always comes from the server.
-const VERSION = 'maestro-shell-v4';
+const VERSION = 'maestro-shell-v6';
 const SCOPE = new URL('./', self.location).pathname; // /<token>/
 const SHELL = [
   './', 'session/_',
   'manifest.json',
   'static/css/app.css',
   'static/js/app.js', 'static/js/actions.js', 'static/js/ansi.js', 'static/js/api.js',
-  'static/js/approvals.js', 'static/js/diff.js',
+  'static/js/approvals.js', 'static/js/attention.js', 'static/js/diff.js',
   'static/js/conn.js', 'static/js/dashboard.js', 'static/js/folders.js', 'static/js/keys.js',
-  'static/js/log-window.js',
+  'static/js/log-window.js', 'static/js/logcache.js',
   'static/js/pty.js', 'static/js/push.js', 'static/js/render.js', 'static/js/router.js', 'static/js/sanitise.js',
   'static/js/session.js', 'static/js/store.js', 'static/js/terminal.js', 'static/js/ui.js',
   'static/vendor/preact/preact.mjs', 'static/vendor/preact/hooks.mjs', 'static/vendor/htm/htm.mjs',

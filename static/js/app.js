@@ -4,10 +4,12 @@
 import { render } from '../vendor/preact/preact.mjs';
 import { useEffect, useState } from '../vendor/preact/hooks.mjs';
 import { get, put, rootUrl, save } from './api.js';
+import { showNeedsYouCount } from './attention.js';
 import { connect, initialScope, on, refreshSessions, setScope } from './conn.js';
 import { ActionsSheet, Dashboard, NewSessionSheet } from './dashboard.js';
 import { STATE_LABELS, stripAnsi, timeAgo } from './render.js';
 import { CATEGORIES, disablePush, enablePush, pushSubscription, pushUnavailable, reportPresence } from './push.js';
+import { forgetSession } from './logcache.js';
 import { navigate, onRoute, parseRoute } from './router.js';
 import { ModelSheet, RecentSheet, SessionView, TabSheet, loadNewest } from './session.js';
 import { changed, isViewer, logKey, state, subscribe, toast } from './store.js';
@@ -66,6 +68,7 @@ on('event', (event) => {
     if (s) notify(s, `${event.approval.kind === 'permission' ? 'May I' : 'Asks'}: ${event.approval.title}`);
   }
   if (event.type === 'theme:change') applyTheme(event.theme);
+  if (event.type === 'session:removed') forgetSession(event.sessionId);
 });
 
 function loadRole() {
@@ -80,7 +83,7 @@ on('init', ({ resumed, first }) => {
   for (const [key, log] of state.logs) {
     const [sessionId, kind, tabId] = key.split('|');
     if (!state.sessions.has(sessionId) || log.loading) continue;
-    if (!log.loaded || (!first && !resumed)) loadNewest(sessionId, kind === 'ai' ? tabId : null);
+    if (!log.loaded || log.cached || (!first && !resumed)) loadNewest(sessionId, kind === 'ai' ? tabId : null);
   }
 });
 
@@ -208,7 +211,7 @@ function HistorySheet() {
         <code class="history-cmd">${e.summary}</code>
         <span class="muted history-meta">${e.sessionName} · ${timeAgo(e.timestamp)} · ${(e.elapsedTimeMs / 1000).toFixed(1)}s</span>
       </summary>
-      <pre class="term">${stripAnsi(e.fullResponse) || '(no output)'}</pre>
+      <pre class="term">${stripAnsi(e.fullResponse).trim() || (e.exitCode > 128 ? 'Interrupted' : '(no output)')}</pre>
     </details></li>`)}</ul>
   </${Sheet}>`;
 }
@@ -239,7 +242,7 @@ function App() {
   }, []);
   const route = state.route;
   const current = route.view === 'session' && state.sessions.get(route.id);
-  document.title = current ? `${current.name} · Maestro` : 'Maestro';
+  showNeedsYouCount(current ? `${current.name} · Maestro` : 'Maestro');
   return html`<a class="skip" href="#main">Skip to content</a>
     <div class=${'app view-' + route.view}>
       <${ConnBanner} />

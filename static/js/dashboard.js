@@ -2,16 +2,21 @@
 
 import { useEffect, useState } from '../vendor/preact/hooks.mjs';
 import { del, get, post, patch } from './api.js';
-import { openApprovals } from './approvals.js';
+import { byAttention, lastTurnFailed, needsYou } from './attention.js';
 import { FolderPicker } from './folders.js';
 import { navigate } from './router.js';
 import { TOOL_LABELS, formatCost, shortPath, stripAnsi, timeAgo } from './render.js';
 import { changed, isViewer, state, toast } from './store.js';
-import { ConnPill, Icon, SessionState, Sheet, html } from './ui.js';
+import { ConnPill, Icon, SessionState, Sheet, StateDot, html, serverUnreachable } from './ui.js';
 
 export function Dashboard() {
   const [query, setQuery] = useState('');
-  const sessions = [...state.sessions.values()];
+  const [compact, setCompact] = useState(savedDensity() === 'compact');
+  const toggleCompact = () => {
+    saveDensity(compact ? 'comfortable' : 'compact');
+    setCompact(!compact);
+  };
+  const sessions = byAttention(state.sessions.values());
   const q = query.trim().toLowerCase();
   const shown = q ? sessions.filter((s) => [s.name, s.cwd, s.toolType, s.groupName || '']
     .some((v) => v.toLowerCase().includes(q))) : sessions;
@@ -26,12 +31,14 @@ export function Dashboard() {
     <header class="topbar">
       <h1 class="brand"><span class="logo" aria-hidden="true">◆</span> Maestro</h1>
       <${ConnPill} />
+      <button type="button" class="icon-btn" aria-label="Compact list" aria-pressed=${compact ? 'true' : 'false'}
+        onClick=${toggleCompact}><${Icon} name="rows" /></button>
       <button type="button" class="icon-btn" aria-label="History"
         onClick=${() => { state.sheet = { kind: 'history' }; changed(); }}><${Icon} name="history" /></button>
       <button type="button" class="icon-btn" aria-label="Settings"
         onClick=${() => { state.sheet = { kind: 'settings' }; changed(); }}><${Icon} name="gear" /></button>
     </header>
-    <main id="main" class="dashboard" aria-label="Sessions">
+    <main id="main" class=${compact ? 'dashboard dashboard-compact' : 'dashboard'} aria-label="Sessions">
       ${sessions.length > 5 ? html`<label class="search">
         <${Icon} name="search" size=${18} />
         <span class="sr-only">Search sessions</span>
@@ -52,20 +59,16 @@ export function Dashboard() {
       <${Icon} name="plus" /> New session</button>`}`;
 }
 
-/** An agent asks something (an approval is open) or the session waits for input. */
-function needsYou(s) {
-  return s.state === 'waiting_input' || openApprovals(s.id).length > 0;
-}
-
 function Card({ s }) {
   const preview = s.lastResponse ? stripAnsi(s.lastResponse.text).trim() : '';
+  const failed = lastTurnFailed(s);
   const cost = formatCost(s.usageStats);
   const open = () => navigate('session/' + s.id);
   return html`<li class=${'card' + (s.isLive ? '' : ' card-offline')} data-session-id=${s.id}>
     <a class="card-main" href=${'session/' + s.id} onClick=${(e) => { e.preventDefault(); open(); }}
       aria-label=${`${s.name}, ${TOOL_LABELS[s.toolType] || s.toolType}`}>
       <div class="card-row">
-        <${SessionState} s=${s} />
+        ${failed && !serverUnreachable() ? html`<${StateDot} value="failed" />` : html`<${SessionState} s=${s} />`}
         ${needsYou(s) ? html`<span class="badge badge-needs" data-testid="needs-you">Needs you</span>` : null}
         <span class="spacer"></span>
         <span class=${'badge ' + (s.isLive ? 'badge-live' : 'badge-off')}>${s.isLive ? 'Remote control on' : 'Remote control off'}</span>
@@ -75,7 +78,8 @@ function Card({ s }) {
         <span class="tool">${TOOL_LABELS[s.toolType] || s.toolType}</span>
         <span class="folder" title=${s.cwd}>${shortPath(s.cwd)}</span>
       </div>
-      ${preview ? html`<pre class="preview">${preview}</pre>` : null}
+      ${preview ? html`<pre class=${failed ? 'preview preview-error' : 'preview'}
+        data-testid=${failed ? 'failure' : null}>${preview}</pre>` : null}
       <div class="card-foot">
         ${cost ? html`<span class="cost" aria-label=${'Cost ' + cost}>${cost}</span>` : null}
         <span class="ago">${s.lastOutputAt ? 'Output ' + timeAgo(s.lastOutputAt) : 'No output yet'}</span>
@@ -157,6 +161,15 @@ function tmuxLabel(t) {
   const windows = t.windows.map((w) => `${w.index}:${w.name}${w.active ? '*' : ''}`).join(' ');
   const attached = t.attached ? ` · ${t.attached} attached` : '';
   return `${t.name} — ${windows}${attached}`;
+}
+
+/** The dashboard's density ("compact" or "comfortable"), kept per browser. */
+function savedDensity() {
+  try { return localStorage.getItem('maestro.density') || 'comfortable'; } catch (err) { return 'comfortable'; }
+}
+
+function saveDensity(value) {
+  try { localStorage.setItem('maestro.density', value); } catch (err) { /* private mode: not kept */ }
 }
 
 function lastCwd() {

@@ -86,6 +86,7 @@ export function timeAgo(ms, now = Date.now()) {
 
 export const STATE_LABELS = {
   idle: 'Idle',
+  failed: 'Failed',
   busy: 'Busy',
   connecting: 'Connecting',
   waiting_input: 'Waiting for input',

@@ -11,8 +11,9 @@ import {
   WINDOW_CHARS, capWindow, forgettable, growDown, growUp, indexOfId, tailWindow,
 } from './log-window.js';
 import { DiffView } from './diff.js';
+import { cacheLog, cachedLog } from './logcache.js';
 import { navigate } from './router.js';
-import { TOOL_LABELS, ansiHtml, copyText, markdownHtml, shortPath } from './render.js';
+import { TOOL_LABELS, ansiHtml, copyText, markdownHtml, shortPath, stripAnsi } from './render.js';
 import {
   changed, dropOldest, getLog, isViewer, logKey, mergeEntries, recentCommands, rememberCommand,
   resetLog, state, toast,
@@ -37,7 +38,10 @@ export async function loadNewest(sessionId, tabId) {
     const newestKnown = log.entries.length ? log.entries[log.entries.length - 1].id : null;
     const oldestNew = data.entries.length ? data.entries[0].id : null;
     if (!log.loaded) log.hasMore = data.hasMore;
-    if (newestKnown !== null && oldestNew !== null && oldestNew > newestKnown && data.hasMore) {
+    if (log.cached) {
+      log.cached = false; // the server's copy replaces what this browser had kept
+      resetLog(key, data.entries, data.hasMore);
+    } else if (newestKnown !== null && oldestNew !== null && oldestNew > newestKnown && data.hasMore) {
       resetLog(key, data.entries, true); // a gap we cannot bridge: start again from the tail
     } else {
       mergeEntries(key, data.entries);
@@ -45,11 +49,20 @@ export async function loadNewest(sessionId, tabId) {
     log.loaded = true;
   } catch (err) {
     if (err.status === 404) { toast('This session no longer exists', 'error'); navigate('', true); }
-    else toast(err.message, 'error');
+    else if (!(err.status === 0 && !log.loaded && await showCached(key))) toast(err.message, 'error');
   } finally {
     log.loading = false;
     changed();
   }
+}
+
+/** Offline: show what this browser kept of the log (marked as cached); false if nothing. */
+async function showCached(key) {
+  const entries = await cachedLog(key);
+  if (!entries || !entries.length) return false;
+  resetLog(key, entries, false);
+  getLog(key).cached = true;
+  return true;
 }
 
 async function loadOlder(sessionId, tabId) {
@@ -97,6 +110,11 @@ export function SessionView({ id }) {
     const log = getLog(key);
     if (s && !log.loaded && !log.loading) loadNewest(id, tabId);
   }, [key, !!s]);
+  const log = getLog(key);
+  useEffect(() => {
+    // Only an owner's pages keep a copy (see logcache.js): a view-only link leaves nothing.
+    if (s && state.role === 'owner' && log.loaded && !log.cached) cacheLog(key, id, log.entries);
+  }, [key, log.version, state.role]);
   if (!s) {
     return html`<header class="topbar"><button type="button" class="icon-btn" aria-label="Back to sessions"
       onClick=${() => navigate('')}><${Icon} name="back" /></button><h1 class="title">Session</h1><${ConnPill} /></header>
@@ -248,6 +266,9 @@ function Block({ b }) {
   const first = b.entries[0];
   switch (b.kind) {
     case 'term':
+      // A command that printed nothing but the echo of ^C: no empty box (its "Interrupted"
+      // note follows).
+      if (b.entries.every((e) => !stripAnsi(e.text).trim())) return null;
       return html`<pre class="term" data-source="stdout">${b.entries.map((e) => html`<span key=${e.id}
         data-entry-id=${e.id} dangerouslySetInnerHTML=${{ __html: ansiHtml(e.text, e.id) }} />`)}</pre>`;
     case 'ai': {
@@ -419,6 +440,7 @@ function LogView({ s, logKeyName, tabId, mode }) {
   const older = log.hasMore || start > 0;
   return html`<main id="main" class="log" ref=${ref} onScroll=${onScroll} onClick=${onClick}
       aria-label=${mode === 'ai' ? 'Conversation' : 'Terminal output'} data-log=${logKeyName} tabindex="-1">
+    ${log.cached ? html`<div class="log-more cached-note" role="status">Cached copy from this device: waiting for the server</div>` : null}
     ${older ? html`<div class="log-more">${log.loading ? 'Loading older output…' : 'Scroll up for older output'}</div>` : null}
     ${!log.loaded && log.loading ? html`<div class="log-more">Loading…</div>` : null}
     ${empty ? html`<div class="empty">${mode === 'ai' ? 'Ask the agent something below.' : 'Run a command below.'}</div>` : null}

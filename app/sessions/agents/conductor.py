@@ -54,8 +54,11 @@ class Turn:
         self.adapter = adapter
         self.started = now_ms()
         self.usage: dict[str, Any] | None = None
+        self.last_error: str | None = None  # the agent's last reported error, for the card
 
     def append(self, source: str, text: str, **detail: Any) -> dict[str, Any]:
+        if source == "error":
+            self.last_error = text
         return self.manager.append_log(self.session, self.tab.id, source, text, **detail)
 
     def update(self, entry: dict[str, Any]) -> None:
@@ -229,8 +232,14 @@ class AgentConductor:
                 if turn.usage is not None:
                     tab.usage_stats = add_usage(tab.usage_stats, turn.usage)
                     session.usage_stats = add_usage(session.usage_stats, turn.usage)
-                preview = summarize_response(end.final_text, "ai")
-                session.last_response = preview or session.last_response
+                # A failed turn's card shows why it failed (until the next turn ends), never
+                # the half answer that came before the failure.
+                failure = end.failure or turn.last_error or f"Failed (exit {end.exit_code})"
+                preview = (summarize_response(failure.strip().split("\n")[0], "error")
+                           if not end.success and end.stopped_by is None
+                           else summarize_response(end.final_text, "ai"))
+                if preview or (session.last_response or {}).get("source") == "error":
+                    session.last_response = preview  # a silent success clears the failure
                 tab.state, tab.thinking_start_time, tab.running_prompt = "idle", None, None
                 tab.has_unread = tab.has_unread or tab.id != session.active_tab_id
                 session.thinking_start_time = self._thinking_since(session)
