@@ -35,24 +35,30 @@ function applyTheme(theme) {
 
 // ---- notifications ------------------------------------------------------------------------
 
+// Notes are shown one after another, in the order of their events: a session's later note
+// replaces its earlier one (same tag), never the reverse.
+let notes = Promise.resolve();
+// Sessions whose open approval was notified: "Waiting for your input" must not replace it.
+const asking = new Set();
+
 function notify(session, text) {
   if (!state.notify || !('Notification' in window) || Notification.permission !== 'granted') return;
   if (document.visibilityState === 'visible') return;
   const url = rootUrl('session/' + session.id);
   const options = { body: text, tag: 'maestro-' + session.id, data: { url }, icon: rootUrl('static/icons/icon-192.png') };
-  navigator.serviceWorker?.getRegistration(rootUrl('')).then((reg) => {
+  notes = notes.then(() => navigator.serviceWorker?.getRegistration(rootUrl('')).then((reg) => {
     if (reg) return reg.showNotification(session.name, options);
     const n = new Notification(session.name, options);
     n.onclick = () => { window.focus(); navigate('session/' + session.id); };
     return null;
-  }).catch(() => {});
+  })).catch(() => {});
 }
 
 let refreshTimer = null;
 on('event', (event) => {
   if (event.type === 'session:state' && event.state !== event.previousState) {
     const s = state.sessions.get(event.sessionId);
-    if (s && event.state === 'waiting_input') notify(s, 'Waiting for your input');
+    if (s && event.state === 'waiting_input' && !asking.has(s.id)) notify(s, 'Waiting for your input');
     else if (s && event.state === 'idle' && (event.previousState === 'busy' || event.previousState === 'waiting_input')) {
       notify(s, 'Finished');
     }
@@ -62,7 +68,9 @@ on('event', (event) => {
       refreshTimer = setTimeout(refreshSessions, 150);
     }
   }
+  if (event.type === 'approval:resolved') asking.delete(event.sessionId);
   if (event.type === 'approval:requested') {
+    asking.add(event.sessionId);
     const s = state.sessions.get(event.sessionId);
     // Same tag as the session's other notes: it replaces "Waiting for your input".
     if (s) notify(s, `${event.approval.kind === 'permission' ? 'May I' : 'Asks'}: ${event.approval.title}`);
