@@ -4,6 +4,7 @@
 import { render } from '../vendor/preact/preact.mjs';
 import { useEffect, useState } from '../vendor/preact/hooks.mjs';
 import { get, put, rootUrl, save } from './api.js';
+import { openApprovals } from './approvals.js';
 import { showNeedsYouCount } from './attention.js';
 import { connect, initialScope, on, refreshSessions, setScope } from './conn.js';
 import { ActionsSheet, Dashboard, NewSessionSheet } from './dashboard.js';
@@ -38,8 +39,6 @@ function applyTheme(theme) {
 // Notes are shown one after another, in the order of their events: a session's later note
 // replaces its earlier one (same tag), never the reverse.
 let notes = Promise.resolve();
-// Sessions whose open approval was notified: "Waiting for your input" must not replace it.
-const asking = new Set();
 
 function notify(session, text) {
   if (!state.notify || !('Notification' in window) || Notification.permission !== 'granted') return;
@@ -58,7 +57,8 @@ let refreshTimer = null;
 on('event', (event) => {
   if (event.type === 'session:state' && event.state !== event.previousState) {
     const s = state.sessions.get(event.sessionId);
-    if (s && event.state === 'waiting_input' && !asking.has(s.id)) notify(s, 'Waiting for your input');
+    // An open approval's note must not be replaced by the plainer "Waiting for your input".
+    if (s && event.state === 'waiting_input' && !openApprovals(s.id).length) notify(s, 'Waiting for your input');
     else if (s && event.state === 'idle' && (event.previousState === 'busy' || event.previousState === 'waiting_input')) {
       notify(s, 'Finished');
     }
@@ -68,9 +68,7 @@ on('event', (event) => {
       refreshTimer = setTimeout(refreshSessions, 150);
     }
   }
-  if (event.type === 'approval:resolved') asking.delete(event.sessionId);
   if (event.type === 'approval:requested') {
-    asking.add(event.sessionId);
     const s = state.sessions.get(event.sessionId);
     // Same tag as the session's other notes: it replaces "Waiting for your input".
     if (s) notify(s, `${event.approval.kind === 'permission' ? 'May I' : 'Asks'}: ${event.approval.title}`);
