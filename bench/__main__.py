@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from bench import fanout, output_path, reference, rest, temporary_server
+from bench import big_pages, fanout, output_path, reference, rest, temporary_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -113,7 +113,7 @@ def machine() -> dict:
             "python": platform.python_version(), "system": platform.platform()}
 
 
-def run_all(sizes: Sizes) -> dict:
+def run_all(sizes: Sizes, quick: bool) -> dict:
     node_missing = reference.node_unavailable()
     started = time.time()
     results = {
@@ -124,6 +124,7 @@ def run_all(sizes: Sizes) -> dict:
             "latency": output_path.latency(sizes.latency_samples),
             "fan_out": fan_out(sizes, node_missing),
             "rest": rest_goal(sizes, node_missing),
+            "big_pages": big_pages.measure(big_pages.QUICK if quick else big_pages.FULL),
         },
     }
     results["seconds"] = round(time.time() - started, 1)
@@ -137,7 +138,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="where the results JSON goes")
     args = parser.parse_args()
     out = args.out or RESULTS / ("quick.json" if args.quick else "all.json")
-    results = run_all(QUICK if args.quick else FULL)
+    results = run_all(QUICK if args.quick else FULL, args.quick)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     if not args.quick:

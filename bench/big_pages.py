@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import websocket
+
 from bench import temporary_server
 from tests.wsclient import LiveClient, ServerClosed
 
@@ -170,10 +172,10 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def busy_sessions_rss(sizes: Sizes) -> dict:
+def busy_sessions_rss(sizes: Sizes, *flags: str) -> dict:
     """Peak and final server RSS while `busy_sessions` sessions print, one client watching."""
     command = BUSY_COMMAND.format(lines=sizes.busy_lines, pause=0.2)
-    with temporary_server("wsgi.py") as (server, project):
+    with temporary_server("wsgi.py", *flags) as (server, project):
         pid = server.process.pid
         idle_mb = rss_mb(pid)
         ids = [server.api("POST", "sessions", json={
@@ -189,7 +191,7 @@ def busy_sessions_rss(sizes: Sizes) -> dict:
                     message = client.next(timeout=1)
                 except ServerClosed:
                     return
-                except Exception:  # a quiet second: the socket's timeout
+                except websocket.WebSocketTimeoutException:  # a quiet second
                     continue
                 if message.get("type") == "session:output":
                     received[0] += 1
@@ -213,7 +215,7 @@ def busy_sessions_rss(sizes: Sizes) -> dict:
         watcher.join(5)
         client.close()
     return {"sessions": sizes.busy_sessions, "seconds": sizes.busy_seconds,
-            "command": command, "idle_mb": idle_mb, "peak_mb": max(samples + [final_mb]),
+            "command": command, "idle_mb": idle_mb, "peak_mb": max([*samples, final_mb]),
             "final_mb": final_mb, "outputs_received": received[0],
             "sessions_with_output": with_output, "target_mb": RSS_TARGET_MB}
 

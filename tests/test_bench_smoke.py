@@ -14,10 +14,15 @@ def test_quick_bench_writes_results_with_every_goal(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     goals = json.loads(out.read_text())["goals"]
-    assert set(goals) == {"output_throughput", "latency", "fan_out", "rest"}
+    assert set(goals) == {"output_throughput", "latency", "fan_out", "rest", "big_pages"}
     assert all(speed > 0 for speed in goals["output_throughput"]["mb_per_s"].values())
     assert goals["latency"]["websocket"]["samples"] > 0
     assert goals["latency"]["rest"]["samples"] > 0
     assert all(entry["ours"]["messages_per_client"] > 0
                for entry in goals["fan_out"]["by_clients"].values())
     assert all(rate > 0 for rate in goals["rest"]["requests_per_s"]["ours"].values())
+    opened = goals["big_pages"]["open"]
+    assert opened["entries"]["big"] > opened["entries"]["small"]
+    assert all(ms > 0 for by in opened["ms"].values() for ms in by.values())
+    rss = goals["big_pages"]["rss"]
+    assert rss["sessions_with_output"] == rss["sessions"] and rss["peak_mb"] > 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
-from ..errors import ApiError
+from ..errors import ApiError, now_ms
 from ..folders import expand_folder
 from ..roles import VIEWER, caller_role
 from ..sessions import tmux
@@ -21,9 +21,12 @@ GROUP_FIELDS = ("groupId", "groupName", "groupEmoji")
 
 
 @bp.get("/sessions")
-def list_sessions():
-    sessions = services().manager.list_public()
-    return ok({"sessions": sessions, "count": len(sessions)})
+def list_sessions() -> Response:
+    """The list's JSON is kept between changes (SerializedList); only the count and the
+    timestamp are added per request, in the order ok() would give them."""
+    sessions, count = services().manager.list_public_json()
+    body = b'{"sessions":%s,"count":%d,"timestamp":%d}\n' % (sessions, count, now_ms())
+    return Response(body, mimetype="application/json")
 
 
 @bp.post("/sessions")

@@ -27,6 +27,7 @@ from .agents.conductor import AgentConductor
 from .model import INPUT_MODES, TERMINAL_TOOL, Session, Tab, new_id
 from .oslayer import LAYER
 from .procs import OWNER_VAR, PROCESS_TABLE, end_marked, owner_tag, server_id
+from .public_list import SerializedList
 from .screen_model import ScreenModel
 from .shell_bridge import ShellBridge, history_entry
 from .shell_protocol import KEYS
@@ -84,12 +85,17 @@ class SessionManager:
         self._log_locks_guard = threading.Lock()
         # AI mode: the agent turns and prompt queues of every tab.
         self.agents = AgentConductor(self)
+        self._list_json = SerializedList(bus, self.list_public)
 
     # -- queries ----------------------------------------------------------------------------
 
     def list_public(self) -> list[dict[str, Any]]:
         with self.bus.lock:
             return [self._public(session) for session in self._sessions.values()]
+
+    def list_public_json(self) -> tuple[bytes, int]:
+        """list_public() as JSON bytes (kept until the bus publishes) and its length."""
+        return self._list_json.get()
 
     def _public(self, session: Session) -> dict[str, Any]:
         """The session's public view plus `echo` (false while a program reads a secret)."""
