@@ -219,8 +219,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_command_chars", _integer(1), 100_000, "longest command text (413 above)"),
     Option("max_ws_message_bytes", _integer(1), 1024 * 1024, "largest WebSocket message"),
     Option("log_cap", _integer(10), 20_000, "log entries kept per session"),
-    Option("detail_log_limit", _integer(1, 20_000), 1000,
+    Option("detail_log_limit", _integer(1, 20_000), 100,
            "newest log entries included in a session's detail"),
+    Option("detail_log_chars", _integer(1), 256 * 1024,
+           "characters of log text a session's detail holds at most per log (the newest "
+           "entry always)"),
     Option("interrupt_grace_s", _seconds, 2.0, "seconds between SIGINT, SIGTERM and SIGKILL"),
     Option("max_queued_prompts", _integer(0), 20,
            "prompts that may wait per AI tab while a turn runs (409 beyond)"),
@@ -314,6 +317,7 @@ class Settings:
     max_ws_message_bytes: int
     log_cap: int
     detail_log_limit: int
+    detail_log_chars: int
     interrupt_grace_s: float
     max_queued_prompts: int
     max_clients: int

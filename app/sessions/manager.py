@@ -125,13 +125,26 @@ class SessionManager:
     def detail(self, session_id: str, tab_id: str | None = None) -> dict[str, Any]:
         session = self.get(session_id)
         tab = self.get_tab(session, tab_id)
-        limit = self.settings.detail_log_limit
-        ai_logs, ai_more = self.store.page_logs(session.id, tab.id, limit=limit)
-        shell_logs, shell_more = self.store.page_logs(session.id, None, limit=limit)
+        ai_logs, ai_more = self._detail_logs(session, tab.id)
+        shell_logs, shell_more = self._detail_logs(session, None)
         with self.bus.lock:
             item = self._public(session)
         return {**item, "aiLogs": ai_logs, "shellLogs": shell_logs, "aiLogsTabId": tab.id,
                 "aiLogsHasMore": ai_more, "shellLogsHasMore": shell_more}
+
+    def _detail_logs(self, session: Session, tab_id: str | None) -> tuple[list[dict], bool]:
+        """The newest entries of a log for the detail: at most --detail-log-limit entries
+        and --detail-log-chars characters of text (the newest entry always), so a session
+        with a huge log opens as fast as a small one; older ones are paged with logs()."""
+        entries, more = self.store.page_logs(session.id, tab_id,
+                                             limit=self.settings.detail_log_limit)
+        budget = self.settings.detail_log_chars
+        first = len(entries)
+        while first > 0 and (budget >= len(entries[first - 1]["text"])
+                             or first == len(entries)):
+            first -= 1
+            budget -= len(entries[first]["text"])
+        return entries[first:], more or first > 0
 
     def logs(self, session_id: str, kind: str, tab_id: str | None, **page: Any) -> dict:
         session = self.get(session_id)
