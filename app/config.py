@@ -232,7 +232,7 @@ OPTIONS: tuple[Option, ...] = (
            "seconds between the server's WebSocket pings (0 = no pings)"),
     Option("client_queue_size", _integer(10), 2000, "events queued per WebSocket client"),
     Option("replay_buffer_size", _integer(10), 10_000, "events kept for WebSocket resume"),
-    Option("replay_buffer_bytes", _integer(65536), 64 * 1024 * 1024,
+    Option("replay_buffer_bytes", _integer(65536), 16 * 1024 * 1024,
            "bytes of events (as JSON) kept for WebSocket resume"),
     Option("max_sessions", _integer(1), 100, "sessions at once (409 beyond)"),
     Option("request_timeout_s", _seconds, 10.0,

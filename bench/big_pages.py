@@ -49,7 +49,7 @@ class Sizes:
 QUICK = Sizes(small_entries=100, big_entries=10_000, requests=20, ui_rounds=1,
               busy_sessions=5, busy_seconds=4, busy_lines=200)
 FULL = Sizes(small_entries=100, big_entries=100_000, requests=200, ui_rounds=3,
-             busy_sessions=20, busy_seconds=30, busy_lines=500)
+             busy_sessions=20, busy_seconds=60, busy_lines=20_000)
 
 
 def entry_text(n: int) -> str:
@@ -183,6 +183,7 @@ def busy_sessions_rss(sizes: Sizes, *flags: str) -> dict:
             "session"]["id"] for n in range(sizes.busy_sessions)]
         client = LiveClient(server)
         received = [0]
+        dropped = threading.Event()  # the server closed the socket: it could not keep up
         stop = threading.Event()
 
         def watch() -> None:
@@ -190,6 +191,7 @@ def busy_sessions_rss(sizes: Sizes, *flags: str) -> dict:
                 try:
                     message = client.next(timeout=1)
                 except ServerClosed:
+                    dropped.set()
                     return
                 except websocket.WebSocketTimeoutException:  # a quiet second
                     continue
@@ -217,6 +219,7 @@ def busy_sessions_rss(sizes: Sizes, *flags: str) -> dict:
     return {"sessions": sizes.busy_sessions, "seconds": sizes.busy_seconds,
             "command": command, "idle_mb": idle_mb, "peak_mb": max([*samples, final_mb]),
             "final_mb": final_mb, "outputs_received": received[0],
+            "client_dropped": dropped.is_set(),
             "sessions_with_output": with_output, "target_mb": RSS_TARGET_MB}
 
 

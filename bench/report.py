@@ -47,6 +47,24 @@ def rows(results: dict) -> list[str]:
         target = "≥ 0.8× Fastify" if endpoint == "GET sessions" else "≥ 0.4× Fastify"
         lines.append(f"| 4. REST {endpoint} ({rest['body_bytes'][endpoint]:,} bytes) | "
                      f"{rate:,.0f}/s | {refs} | {ratios} | {target} |")
+    if "big_pages" in goals:
+        lines.extend(big_page_rows(goals["big_pages"]))
+    return lines
+
+
+def big_page_rows(big: dict) -> list[str]:
+    """Goal 5: opening a big session against a small one, and RSS with busy sessions."""
+    opened, rss = big["open"], big["rss"]
+    entries = opened["entries"]
+    lines = []
+    for name, by in opened["ms"].items():
+        ratio = opened["ratios"][f"{name} big/small"]
+        lines.append(f"| 5. {name}, {entries['big']:,} log entries | {by['big']:.1f} ms | "
+                     f"{entries['small']:,} entries: {by['small']:.1f} ms | {ratio:.2f}× | "
+                     "≈ 1× |")
+    lines.append(f"| 5. server RSS, {rss['sessions']} busy sessions ({rss['seconds']:.0f} s of "
+                 f"`{rss['command']}`, 1 WS client) | peak {rss['peak_mb']:.0f} MB | idle "
+                 f"{rss['idle_mb']:.0f} MB | — | < {rss['target_mb']} MB |")
     return lines
 
 
