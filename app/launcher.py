@@ -181,7 +181,13 @@ def raise_fd_limit() -> None:
 
 
 def configure_logging(level: str) -> RedactingFilter:
-    """Log to stderr at `level`; every token added to the returned filter is scrubbed."""
+    """Log to stderr at `level`; every token added to the returned filter is scrubbed.
+
+    Records skip what our format never shows (the caller's file and line, thread and process
+    names), as the logging docs' "Optimization" section suggests: every request writes an
+    access line, and finding the caller's frame was a quarter of its cost."""
+    logging._srcfile = None  # the documented switch
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     redactor = RedactingFilter()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
