@@ -11,7 +11,7 @@ import re
 import pyte
 import pytest
 
-from app.sessions.screen_model import ScreenModel, _Screen
+from app.sessions.screen_model import ScreenModel, _paint, _Screen
 
 # An escape string (DCS, SOS, PM, APC, in ESC or C1 form) ended by ST: what xterm never shows.
 ESCAPE_STRING = re.compile(rb"(?:\x1b[PX^_]|\xc2[\x90\x98\x9e\x9f])[^\x1b\xc2]*(?:\x1b\\|\xc2\x9c)")
@@ -19,9 +19,13 @@ ESCAPE_STRING = re.compile(rb"(?:\x1b[PX^_]|\xc2[\x90\x98\x9e\x9f])[^\x1b\xc2]*(
 
 def parsed_in_full(data: bytes, cols: int, rows: int) -> list[str]:
     """What a terminal shows: pyte parsing every byte but escape strings (pyte prints them)."""
+    return [line.rstrip() for line in screen_parsed_in_full(data, cols, rows).display]
+
+
+def screen_parsed_in_full(data: bytes, cols: int, rows: int) -> _Screen:
     screen = _Screen(cols, rows)
     pyte.ByteStream(screen).feed(ESCAPE_STRING.sub(b"", data))
-    return [line.rstrip() for line in screen.display]
+    return screen
 
 
 def image_string(rng: random.Random) -> bytes:
@@ -43,8 +47,10 @@ def random_output(rng: random.Random, cols: int, rows: int) -> bytes:
             pieces.append(b"".join(b"%d\r\n" % n for n in range(rng.randrange(3 * rows))))
         elif kind == 2:
             pieces.append(b"\x1b[%d;%dH" % (rng.randrange(1, rows + 1), rng.randrange(1, cols)))
-        elif kind == 3:
-            pieces.append(b"\x1b[3%dm" % rng.randrange(8))
+        elif kind == 3:  # colours, and coloured lines (ls, grep)
+            pieces.append(rng.choice([b"\x1b[3%dm" % rng.randrange(8), b"\x1b[0m", b"".join(
+                b"\x1b[01;3%dmdir%d\x1b[0m  \x1b[4%dmfile\x1b[K\r\n" % (n % 8, n, n % 7)
+                for n in range(rng.randrange(4 * rows)))]))
         elif kind == 4:
             pieces.append("é\u0301 ü".encode())
         elif kind == 5:
@@ -74,7 +80,9 @@ def test_the_shortcuts_give_the_screen_a_full_parse_gives(seed):
     for start in range(0, len(data), read):  # chunks like reads, some parsed by the backlog bound
         model.append(data[start:start + read])
     snapshot = model.snapshot()
-    assert snapshot["lines"] == parsed_in_full(data, cols, rows)
+    full = screen_parsed_in_full(data, cols, rows)
+    assert snapshot["lines"] == [line.rstrip() for line in full.display]
+    assert snapshot["ansi"] == _paint(full)  # colours and cursor too
     assert snapshot["offset"] == len(data)
 
 
