@@ -99,6 +99,12 @@ def test_a_sequence_cut_by_a_parsing_batch_survives_the_line_flood_after_it():
     assert lines[-2] == "2999" and lines == parsed_in_full(b"red:\x1b[31m" + flood, 80, 24)
 
 
+def test_a_switch_made_by_joining_the_ends_of_a_visit_is_parsed_without_failing():
+    model = ScreenModel(80, 24)
+    model.append(b"\x1b[?10\x1b[?1049hX\x1b[?1049l49hdrawn")
+    assert "drawn" in "".join(model.snapshot()["lines"])
+
+
 def test_a_line_flood_in_a_scroll_region_with_the_cursor_above_it_keeps_the_top_lines():
     data = b"\x1b[10;20r" + b"".join(b"%d\r\n" % n for n in range(1, 3000))
     model = ScreenModel(80, 24)

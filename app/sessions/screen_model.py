@@ -287,8 +287,10 @@ def _without_alternate_visits(data: bytes, alternate: bool) -> bytes:
     collapsed = _ALTERNATE_VISIT.sub(b"", rest)
     if not _ALTERNATE_ENTER.search(collapsed):
         return b"".join(pieces) + collapsed
-    stays = next(enter.start() for enter in _ALTERNATE_ENTER.finditer(rest)
-                 if not _ALTERNATE_VISIT.match(rest, enter.start()))
+    # (None: the switch left was made by joining what was around a visit, as in
+    # `ESC[?10` visit `49h`: hostile output, followed one by one from the start.)
+    stays = next((enter.start() for enter in _ALTERNATE_ENTER.finditer(rest)
+                  if not _ALTERNATE_VISIT.match(rest, enter.start())), 0)
     pieces.append(_ALTERNATE_VISIT.sub(b"", rest[:stays]))
     pieces.append(_without_visits_followed(rest[stays:], alternate)[0])
     return b"".join(pieces)
