@@ -57,7 +57,6 @@ _ALTERNATE_MODE = (rb"(?:\x1b\[|\xc2\x9b)[0-9;?> \x07-\x0d]*?(?<![0-9])(?:47|104
                    rb"(?![0-9])[0-9;?> \x07-\x0d]*")
 _ALTERNATE_ENTER = re.compile(_ALTERNATE_MODE + b"h")
 _ALTERNATE_LEAVE = re.compile(_ALTERNATE_MODE + b"l")
-_PRINTABLE = bytes(range(0x20, 0x7F))
 # What follows ESC to end a sequence: a CSI (`[` params intermediates final), a string
 # opener (nothing of the string is plain: it never counts as text), or intermediates + final.
 _CSI_TAIL = re.compile(rb"[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]")
