@@ -4,14 +4,18 @@ the raw stream, the screen model, the key paths (see docs/terminal-protocol.md).
 
 from __future__ import annotations
 
+import base64
 import shlex
 import sys
+import time
 
+import pyte
 import pytest
 
+from app.sessions.screen_model import _Screen
 from tests.conftest import wait_for
 from tests.test_terminal_sessions import history, ready_session, send, state
-from tests.test_terminal_view import screen
+from tests.test_terminal_view import pty_client, screen, screen_text
 from tests.wsclient import LiveClient
 
 
@@ -90,3 +94,74 @@ def test_keys_a_program_does_not_read_get_a_409_and_stop_still_works(server, pro
     assert "not reading" in flood.json()["message"]
     assert server.api("POST", f"session/{sid}/interrupt").status_code == 200
     wait_for(lambda: state(server, sid) == "idle")
+
+
+def _painted_then_streamed(before: dict, viewer: LiveClient, end: int) -> list[str]:
+    """What a client shows: the screen `before` painted, then the raw stream up to `end`."""
+    viewer.wait_until(lambda _: sum(len(base64.b64decode(event["data"])) + event["offset"] >= end
+                                    for event in viewer.events("session:pty")) > 0, timeout=60)
+    raw = bytearray()
+    for event in viewer.events("session:pty"):
+        data = base64.b64decode(event["data"])
+        raw += data[max(0, before["offset"] + len(raw) - event["offset"]):]
+    terminal = _Screen(before["cols"], before["rows"])
+    pyte.ByteStream(terminal).feed(before["ansi"].encode() + bytes(raw[:end - before["offset"]]))
+    return [line.rstrip() for line in terminal.display]
+
+
+def _settled_screen(server, sid: str) -> dict:
+    """The screen once the output has stopped (the prompt is printed after the command ends)."""
+    def settled() -> dict | None:
+        first = screen(server, sid)
+        time.sleep(0.3)
+        return first if screen(server, sid)["offset"] == first["offset"] else None
+    return wait_for(settled)
+
+
+def test_line_floods_in_scroll_regions_show_what_the_terminal_shows(server, project):
+    sid = ready_session(server, project)
+    viewer = pty_client(server, sid)
+    before = screen(server, sid)
+    # Cursor above the region: the first lines stay on the rows above it. Cursor below it:
+    # every line is written over the last row. The flood's skip assumed a whole-screen scroll.
+    send(server, sid, r"printf '\033[10;20r'; seq 1 3000; printf '\033[1;10r\033[40;1H';"
+                      r" seq 3000 -1 1; printf '\033[r'")
+    wait_for(lambda: history(server, sid), timeout=60)
+    after = _settled_screen(server, sid)
+    assert after["lines"] == _painted_then_streamed(before, viewer, after["offset"])
+    assert [line for line in after["lines"] if line.isdigit()][:3] == ["9", "8", "7"]
+
+
+def test_images_and_other_escape_strings_never_reach_the_screen(server, project):
+    sid = ready_session(server, project)
+    go_on = project / "go-on"
+    sixel = "\x1bPq#0;2;0;0;0#1;2;100;100;0#1~~@@vv@@~~@@~~$#2??}}GG}}??}}??-"
+    # Printed in two parts, a GET screen between them: the image is cut by a parsing batch.
+    (project / "images.py").write_text(
+        "import os, sys, time\n"
+        f"sys.stdout.write('before' + {sixel[:20]!r}); sys.stdout.flush()\n"
+        f"while not os.path.exists({str(go_on)!r}): time.sleep(0.05)\n"
+        f"sys.stdout.write({sixel[20:]!r} + '\\x1b\\\\')\n"
+        "sys.stdout.write('\\x1b_Gf=100,a=T;iVBORw0KGgo=\\x1b\\\\\\x1b^private\\x1b\\\\')\n"
+        "sys.stdout.write('\\x1bXsos-payload\\x1b\\\\\\x9fc1-apc\\x9c' + 'after' + chr(10))\n")
+    send(server, sid, f"{shlex.quote(sys.executable)} images.py")
+    wait_for(lambda: "before" in screen_text(server, sid))
+    go_on.touch()
+    wait_for(lambda: history(server, sid), timeout=30)
+    text = wait_for(lambda: "after" in (t := screen_text(server, sid)) and t)
+    assert "beforeafter" in text.splitlines()
+    assert not any(payload in text for payload in ("~~@@", "}}GG", "iVBOR", "private",
+                                                   "sos-payload", "c1-apc"))
+
+
+def test_output_the_screen_model_cannot_parse_is_logged_once_and_parsing_goes_on(server,
+                                                                                 project):
+    sid = ready_session(server, project)
+    for rounds in range(1, 5):  # pyte fails on a parameter of 5,000 digits (int's digit limit)
+        send(server, sid, "printf '\\033[%s' $(printf '9%.0s' $(seq 5000)); echo")
+        wait_for(lambda: len(history(server, sid)) == rounds, timeout=30)  # noqa: B023
+        screen(server, sid)
+    send(server, sid, "echo still-parsing")
+    wait_for(lambda: "still-parsing" in screen_text(server, sid).replace("echo still-parsing", ""))
+    log = server.log_text
+    assert log.count("could not parse") == 1 and "Traceback" not in log

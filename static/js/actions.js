@@ -24,8 +24,10 @@ function now(message) {
 }
 
 /** Keys as typed (no newline added), straight to the PTY. */
-export function sendInput(sessionId, data) {
-  return now({ type: 'input', sessionId, data });
+/** Keys for the PTY; `reply`: the terminal answering a query of the program (DA, cursor
+ * position...), which the server passes on only from the view whose size is in force. */
+export function sendInput(sessionId, data, reply = false) {
+  return now({ type: 'input', sessionId, data, ...(reply ? { reply } : {}) });
 }
 
 /** Named keys (the log view's key bar: "C-c", "Up"...) for the running program, over the

@@ -4,6 +4,7 @@ xterm.js fed by `session:pty`, keystrokes and the key bar as `input`, the size a
 from __future__ import annotations
 
 import re
+import sys
 import uuid
 
 import pytest
@@ -203,6 +204,28 @@ def test_the_size_follows_the_viewport(ui_server, project, phone):
     smaller_cols, smaller_rows = sizes_agree()
     type_line(page, "clear; stty size")
     expect(screen_rows(page)).to_contain_text(f"{smaller_rows} {smaller_cols}")
+
+
+def test_two_views_of_a_session_answer_a_programs_query_once(ui_server, project, phone):
+    """xterm.js answers DA and cursor-position queries by itself: with two views open, the
+    program read two answers. Only the view whose size is in force answers now."""
+    session = create_session(ui_server, project, "two views")
+    phone_page = open_terminal(ui_server, phone("iPhone 13"), session)
+    desk_page = open_terminal(ui_server, phone("Pixel 7"), session)
+    size = screen(ui_server, session["id"])["cols"]
+    desk_page.set_viewport_size({"width": 320, "height": 560})  # its size is the one in force
+    wait_for(lambda: screen(ui_server, session["id"])["cols"] != size, timeout=10)
+    (project / "ask.py").write_text(
+        "import os, select, sys, tty\n"
+        "tty.setraw(0)\n"
+        "os.write(1, b'\\x1b[c\\x1b[6n')\n"
+        "answers = b''\n"
+        "while select.select([0], [], [], 2)[0]:\n"
+        "    answers += os.read(0, 100)\n"
+        "print('answers', answers.count(b'c'), answers.count(b'R'), end='\\r\\n')\n")
+    type_line(desk_page, f"clear; {sys.executable} ask.py")
+    for page in (desk_page, phone_page):
+        expect(screen_rows(page)).to_contain_text("answers 1 1", timeout=15000)
 
 
 def stored_everywhere(server, page, session_id: str) -> str:
