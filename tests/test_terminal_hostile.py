@@ -7,10 +7,12 @@ from __future__ import annotations
 import base64
 import shlex
 import sys
+import threading
 import time
 
 import pyte
 import pytest
+import requests
 
 from app.sessions.screen_model import _Screen
 from tests.conftest import wait_for
@@ -165,3 +167,50 @@ def test_output_the_screen_model_cannot_parse_is_logged_once_and_parsing_goes_on
     wait_for(lambda: "still-parsing" in screen_text(server, sid).replace("echo still-parsing", ""))
     log = server.log_text
     assert log.count("could not parse") == 1 and "Traceback" not in log
+
+
+def test_stop_drops_what_was_typed_ahead_into_the_stopped_program(server, project):
+    sid = ready_session(server, project)
+    send(server, sid, "sleep 300")
+    wait_for(lambda: state(server, sid) == "busy")
+    # Typed into `sleep`, which never reads it: ^C in a terminal throws such type-ahead away;
+    # Stop left it for bash, which ran it as a command once sleep had died.
+    typed = server.api("POST", f"session/{sid}/input", json={"data": "touch typed-ahead\r"})
+    assert typed.status_code == 200, typed.text
+    assert server.api("POST", f"session/{sid}/interrupt").status_code == 200
+    wait_for(lambda: state(server, sid) == "idle")
+    send(server, sid, "echo after")
+    wait_for(lambda: any(entry["summary"] == "echo after" for entry in history(server, sid)))
+    assert not (project / "typed-ahead").exists()
+    assert [entry["summary"] for entry in history(server, sid)] == ["echo after", "sleep 300"]
+
+
+@pytest.mark.parametrize("script", ["run.py", "wsgi.py"])
+def test_stop_is_not_held_up_by_input_waiting_for_a_program_that_does_not_read(
+        make_server, project, script):
+    server = make_server("--no-rate-limit", "--interrupt-grace-s", "1", script=script)
+    sid = ready_session(server, project)
+    send(server, sid, python_output(
+        "import time, tty; tty.setraw(0); print('raw', flush=True); time.sleep(300)"))
+    wait_for(lambda: "raw" in screen(server, sid)["lines"])
+    chunk = {"data": "x" * 9000}
+    assert server.api("POST", f"session/{sid}/input", json=chunk).status_code == 200
+    replies: list[requests.Response] = []
+    # Pastes from several clients that the terminal has no room for: each one waited 5 s for
+    # room holding the terminal's lock, one after the other, and Stop waited behind all of them.
+    writers = [threading.Thread(target=lambda: replies.append(
+        server.api("POST", f"session/{sid}/input", json=chunk))) for _ in range(4)]
+    for writer in writers:
+        writer.start()
+    time.sleep(1)  # let them reach the terminal (a setup delay: nothing is timed)
+    stopped = server.api("POST", f"session/{sid}/interrupt")
+    for writer in writers:
+        writer.join()
+    assert stopped.status_code == 200 and stopped.json()["wasRunning"] is True, stopped.text
+    assert [reply.status_code for reply in replies] == [409] * 4
+    assert all("dropped by Stop" in reply.json()["message"] for reply in replies), \
+        [reply.text for reply in replies]
+    wait_for(lambda: state(server, sid) == "idle")
+    send(server, sid, "echo after")
+    wait_for(lambda: any(entry["summary"] == "echo after" for entry in history(server, sid)))
+    assert len(history(server, sid)) == 2  # none of the dropped input ran as a command

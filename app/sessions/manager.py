@@ -588,8 +588,8 @@ class SessionManager:
             shell.write_input(data.encode("utf-8"))
         except ShellClosedError:
             raise ApiError(503, "The shell has just ended; type again to start a new one") from None
-        except TimeoutError:
-            raise ApiError(409, "The running program is not reading its input") from None
+        except TimeoutError as exc:  # not reading, or dropped by a Stop: it says which
+            raise ApiError(409, str(exc)) from None
         return True
 
     def resize(self, session_id: str, cols: Any, rows: Any,
@@ -645,8 +645,8 @@ class SessionManager:
             shell.send_keys(keys)
         except ShellClosedError:
             raise ApiError(409, "Nothing is running: the shell has ended") from None
-        except TimeoutError:
-            raise ApiError(409, "The running program is not reading its input") from None
+        except TimeoutError as exc:  # not reading, or dropped by a Stop: it says which
+            raise ApiError(409, str(exc)) from None
 
     # -- tabs -------------------------------------------------------------------------------
 
@@ -806,8 +806,8 @@ def _submit(shell: TerminalShell, text: str) -> str:
         return shell.submit(text)
     except ShellClosedError:
         raise ApiError(503, "The shell has just ended; send again to start a new one") from None
-    except TimeoutError:
-        raise ApiError(409, "The running program is not reading its input") from None
+    except TimeoutError as exc:  # not reading, or dropped by a Stop: it says which
+        raise ApiError(409, str(exc)) from None
 
 
 def is_utf8(text: str) -> bool:

@@ -6,11 +6,11 @@ import { post } from './api.js';
 import { isOpen, request } from './conn.js';
 import { toast } from './store.js';
 
-/** The red Stop button: over the socket when it is open, else over REST. */
+/** The red Stop button, over REST: the socket's messages are handled one after the other,
+ * and a keystroke waiting for room in the terminal (up to 5 s) would hold Stop up there. */
 export async function interruptSession(sessionId) {
   try {
-    if (isOpen()) await request({ type: 'interrupt', sessionId });
-    else await post(`session/${sessionId}/interrupt`);
+    await post(`session/${sessionId}/interrupt`);
   } catch (err) {
     toast(err.message, 'error');
   }

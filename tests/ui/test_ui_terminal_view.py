@@ -4,6 +4,7 @@ xterm.js fed by `session:pty`, keystrokes and the key bar as `input`, the size a
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 import uuid
 
@@ -283,6 +284,28 @@ def test_key_taps_never_use_up_interrupt(make_server, project, phone):
     expect(screen_rows(page)).to_contain_text("after-55", timeout=10000)
     assert "slept-through" not in screen_rows(page).inner_text()
     expect(page.get_by_role("alert").filter(has_text="Too many requests")).to_have_count(0)
+
+
+def test_stop_is_not_queued_behind_keys_the_program_does_not_read(make_server, project, phone):
+    """A paste into a program that reads nothing waits for room; Stop goes past it at once."""
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         "--interrupt-grace-s", "1")
+    session = create_session(server, project, "stuck")
+    wait_idle(server, session["id"])
+    page = open_terminal(server, phone("Pixel 7"), session)
+    # A program that reads nothing, in raw mode (so the terminal's input fills up).
+    type_line(page, f"{shlex.quote(sys.executable)} -c 'import time, tty; tty.setraw(0); "
+                    "print(\"raw\", flush=True); time.sleep(300)'")
+    wait_for(lambda: "raw" in screen(server, session["id"])["lines"])
+    focus_terminal(page)
+    for _ in range(2):  # the first fills the terminal's input; the second waits for room
+        page.keyboard.insert_text("y" * 9000)
+    # Over the socket, Stop waited behind the second paste until it gave up (5 s).
+    page.get_by_role("button", name="Interrupt").click()
+    alerts = page.get_by_role("alert")
+    expect(alerts.filter(has_text="Input dropped by Stop")).to_be_visible()
+    expect(alerts.filter(has_text="not reading its input")).to_have_count(0)
+    wait_idle(server, session["id"])
 
 
 def test_a_reload_mid_top_paints_the_current_screen(ui_server, project, phone):
