@@ -151,3 +151,19 @@ def test_a_ten_megabyte_line_gives_the_screen_a_full_parse_gives():
     snapshot = model.snapshot()
     assert snapshot["lines"] == parsed_in_full(line[-8000:] + b"\r\nafter", 80, 24)
     assert snapshot["cursor"] == {"x": 5, "y": 23, "visible": True}
+
+
+def test_output_cannot_change_the_terminal_width():
+    # DECCOLM (ESC [ ? 3 h) asked pyte for 132 columns; the page sizes xterm.js from GET
+    # screen, so any output could widen the phone's terminal. xterm ignores it by default.
+    model = ScreenModel(80, 24)
+    model.append(b"\x1b[?3hwide?")
+    assert (model.snapshot()["cols"], model.snapshot()["lines"][0]) == (80, "wide?")
+    model.append(b"\x1b[?3l")
+    assert model.snapshot()["cols"] == 80
+
+
+def test_a_title_keeps_no_control_characters():
+    model = ScreenModel(80, 24)
+    model.append(b"\x1b]2;build\x01 \x7fdone\x07")
+    assert model.snapshot()["title"] == "build done"

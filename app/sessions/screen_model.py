@@ -71,6 +71,8 @@ _FLAGS = (("bold", 1), ("italics", 3), ("underscore", 4), ("blink", 5), ("revers
 
 
 TITLE_MAX = 1024  # characters of a window title (or icon name) kept
+_TITLE_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+DECCOLM_PRIVATE = 3  # the private mode number of DECCOLM (pyte shifts private modes itself)
 _TITLE_BYTES = 2 + 4 * TITLE_MAX  # `2;` and as many characters of UTF-8
 # Combining marks kept on one cell. pyte NFC-normalises the whole cell at each mark it adds,
 # so a run of n marks costs O(n^2) or worse: 20,000 took 34 s of the reader's time.
@@ -120,12 +122,13 @@ class _Screen(pyte.Screen):
         return self.buffer[max(self.cursor.y - 1, 0)][self.columns - 1]
 
     def set_title(self, param: str) -> None:
-        super().set_title(param[:TITLE_MAX])  # hostile output may send megabytes of title
+        super().set_title(_shown_title(param))
 
     def set_icon_name(self, param: str) -> None:
-        super().set_icon_name(param[:TITLE_MAX])
+        super().set_icon_name(_shown_title(param))
 
     def set_mode(self, *modes: int, **kwargs: Any) -> None:
+        modes = _without_column_mode(modes, kwargs)
         if kwargs.get("private") and ALTERNATE_MODES & set(modes) and self.saved_main is None:
             # Set aside, not copied: a program flipping screens fast must cost little.
             self.saved_main = (self.buffer, _copy_cursor(self.cursor))
@@ -139,11 +142,27 @@ class _Screen(pyte.Screen):
             super().select_graphic_rendition(*attrs)
 
     def reset_mode(self, *modes: int, **kwargs: Any) -> None:
+        modes = _without_column_mode(modes, kwargs)
         if kwargs.get("private") and ALTERNATE_MODES & set(modes) and self.saved_main:
             self.buffer, self.cursor = self.saved_main
             self.saved_main = None
             self.dirty.update(range(self.lines))
         super().reset_mode(*modes, **kwargs)
+
+
+def _shown_title(param: str) -> str:
+    """A title as kept: capped (hostile output may send megabytes of it) and without control
+    characters (an escape sequence in a title must not reach whoever shows it)."""
+    return _TITLE_CONTROLS.sub("", param[:TITLE_MAX])
+
+
+def _without_column_mode(modes: tuple[int, ...], kwargs: dict[str, Any]) -> tuple[int, ...]:
+    """The modes but DECCOLM (ESC [ ? 3 h/l, 132/80 columns): like xterm and xterm.js by
+    default, ignored, or any output could widen the phone's terminal to 132 columns (the
+    page sizes xterm.js from GET screen)."""
+    if not kwargs.get("private"):
+        return modes
+    return tuple(mode for mode in modes if mode != DECCOLM_PRIVATE)
 
 
 def _copy_cursor(cursor: pyte.screens.Cursor) -> pyte.screens.Cursor:
