@@ -38,7 +38,9 @@ def list_folders(path: str | None, *, outside_home: bool, limit: int) -> dict[st
     if not os.path.isabs(asked):
         raise ApiError(400, f"Folder must be a full path such as ~/code or /home/me/code, "
                             f"got '{asked}'")
-    real = os.path.realpath(asked)
+    real = _resolved(asked)
+    if real is None:
+        raise ApiError(403, f"Folder '{asked}' cannot be read")
     if not outside_home and not _inside(real, home):
         raise ApiError(403, f"Folder '{asked}' is outside your home folder; the server lists "
                             "only folders inside it (start it with --browse-outside-home to "
@@ -56,9 +58,9 @@ def list_folders(path: str | None, *, outside_home: bool, limit: int) -> dict[st
     for entry in entries:
         if entry.name.startswith(".") or not _names_a_folder(entry):
             continue
-        target = os.path.realpath(entry.path)
-        if not outside_home and not _inside(target, home):
-            continue  # a symlink that leads out of home
+        target = _resolved(entry.path)
+        if target is None or (not outside_home and not _inside(target, home)):
+            continue  # a symlink that leads out of home, or that we may not read
         if len(folders) == limit:
             truncated = True
             break
@@ -68,6 +70,15 @@ def list_folders(path: str | None, *, outside_home: bool, limit: int) -> dict[st
         parent = None
     return {"path": real, "home": home, "parent": parent, "folders": folders,
             "count": len(folders), "truncated": truncated}
+
+
+def _resolved(path: str) -> str | None:
+    """`path` with symlinks resolved; None when one on the way may not be read (realpath
+    raises then: /proc/<pid>/root of a process we may not trace, say)."""
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        return None
 
 
 def _names_a_folder(entry: os.DirEntry) -> bool:

@@ -183,6 +183,29 @@ def test_a_huge_input_is_shown_capped_and_the_agent_gets_it_whole(asking, projec
     assert ("ai", f"Tool said: ran {size + 5} characters") in ai_log(asking, sid)
 
 
+def test_a_flood_of_questions_and_options_is_shown_capped_and_the_answer_reaches_the_agent(
+        asking, project):
+    sid = create(asking, project, toolType="claude-code")["id"]
+    client = LiveClient(asking)
+    try:
+        prompt(asking, sid, "ask many questions: 30")
+        approval = approval_of(asking, sid)
+        (requested,) = approvals_requested_so_far(client, sid)
+    finally:
+        client.close()
+    for shown in (approval, requested):
+        assert shown["kind"] == "question" and shown["optionsCut"] is True
+        assert len(shown["options"]) == 20
+        assert [len(q["options"]) for q in shown["options"]] == [20] * 20
+        assert shown["options"][3]["question"] == "Question 3?"
+        assert len(shown["options"][3]["header"]) == 1000
+        assert shown["options"][3]["options"][2]["label"].startswith("3.2 ooo")
+        assert len(shown["options"][3]["options"][2]["label"]) == 1000
+    decide(asking, sid, approval["id"], decision="allow", answers={"Question 3?": "3.2"})
+    assert turns_done(asking, sid, 1)[0]["success"] is True
+    assert ("ai", 'Tool said: answers {"Question 3?": "3.2"}') in ai_log(asking, sid)
+
+
 def test_a_request_nested_too_deep_is_shown_as_text_and_the_turn_goes_on(asking, project):
     sid = create(asking, project, toolType="claude-code")["id"]
     prompt(asking, sid, "ask deep, then touch")

@@ -94,3 +94,22 @@ def test_dirs_caps_the_count_and_may_browse_outside_when_configured(make_server,
     assert [f["name"] for f in listing["folders"]] == ["d0", "d1", "d2"]
     assert listing["truncated"] is True
     assert listing["parent"] == str(Path(os.path.realpath(outside)).parent)
+
+
+def test_a_link_the_server_may_not_follow_is_a_clear_error(make_server, home):
+    unreadable = "/proc/1/root"  # a link only a process allowed to trace pid 1 may read
+    try:
+        os.readlink(unreadable)
+    except OSError:
+        pass
+    else:
+        pytest.skip("the tests may read /proc/1/root here: no link they cannot follow")
+    (home / "pid1").symlink_to(unreadable)
+    (home / "code").mkdir()
+    for flags in ((), ("--browse-outside-home",)):
+        server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit", *flags)
+        for path in ("~/pid1", "~/pid1/tmp", "/proc/1/root/tmp"):
+            assert_error(server.api("GET", "dirs", params={"path": path}), 403,
+                         "cannot be read")
+        assert [f["name"] for f in folders(server)["folders"]] == ["code"]
+        server.stop()

@@ -148,6 +148,39 @@ def test_resize_sets_the_terminal_size_and_the_last_one_wins(server, project):
     assert bad.status_code == 400 and "'cols'" in bad.json()["message"]
 
 
+def test_only_the_view_that_resized_last_answers_the_programs_queries(server, project):
+    """Two views of one session both answer a query (DA, cursor position): the program would
+    read two answers. Only the answers of the socket whose size is in force get through."""
+    sid = ready_session(server, project)
+    phone, desk = LiveClient(server, session_id=sid), LiveClient(server, session_id=sid)
+    for view, cols in ((phone, 40), (desk, 100)):
+        view.request({"type": "resize", "sessionId": sid, "cols": cols, "rows": 20},
+                     "resize_result")
+    (project / "ask.py").write_text(
+        "import os, select, sys, tty\n"
+        "tty.setraw(0); print('asking', end='', flush=True)\n"
+        "answers = b''\n"
+        "while select.select([0], [], [], 3)[0]:\n"
+        "    answers += os.read(0, 100)\n"
+        "    if answers.endswith(b'done'): break\n"
+        "print(repr(answers.decode()), end='\\r\\n', flush=True)\n")
+    send(server, sid, f"{shlex.quote(sys.executable)} ask.py")
+    wait_for(lambda: "asking" in screen_text(server, sid))
+    for view, answer in ((phone, "\x1b[?1;2c"), (desk, "\x1b[?6c")):
+        reply = view.request({"type": "input", "sessionId": sid, "data": answer, "reply": True},
+                             "input_result")
+        assert reply["success"] is True and reply.get("ignored", False) is (view is phone)
+    desk.request({"type": "input", "sessionId": sid, "data": "done"}, "input_result")
+    wait_for(lambda: history(server, sid))
+    assert "'\\x1b[?6cdone'" in history(server, sid)[0]["fullResponse"]
+    bad = desk.request({"type": "input", "sessionId": sid, "data": "x", "reply": "yes"},
+                       "input_result")
+    assert bad["statusCode"] == 400 and "'reply'" in bad["error"]
+    desk.close()  # the view whose size was in force went away: the other one answers again
+    wait_for(lambda: "ignored" not in phone.request(
+        {"type": "input", "sessionId": sid, "data": "\x1b[?1;2c", "reply": True}, "input_result"))
+
+
 def test_a_typed_command_makes_the_session_busy_and_is_stoppable(server, project):
     sid = ready_session(server, project)
     type_keys(server, sid, "sleep 7373\r")

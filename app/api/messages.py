@@ -83,6 +83,7 @@ class MessageHandler:
             return
         finally:
             self.client.queue.close()
+            self.services.manager.forget_answerer(self.client.id)
 
     def handle(self, data: str | bytes) -> dict[str, Any]:
         """The reply to one raw message; never raises for bad input."""
@@ -161,14 +162,21 @@ class MessageHandler:
                 "visible": visible}
 
     def _input(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Keys; or, with `reply`, the page's terminal answering a query of the program,
+        passed on only from the socket whose size is in force (`ignored` otherwise)."""
         session_id = _text(message, "sessionId")
-        self.services.manager.write_input(session_id, message.get("data"))
-        return {"type": "input_result", "success": True, "sessionId": session_id}
+        reply = message.get("reply", False)
+        if not isinstance(reply, bool):
+            raise ApiError(400, "'reply' must be true or false")
+        written = self.services.manager.write_input(
+            session_id, message.get("data"), answer_from=self.client.id if reply else None)
+        return {"type": "input_result", "success": True, "sessionId": session_id,
+                **({} if written else {"ignored": True})}
 
     def _resize(self, message: dict[str, Any]) -> dict[str, Any]:
         session_id = _text(message, "sessionId")
         cols, rows = self.services.manager.resize(session_id, message.get("cols"),
-                                                  message.get("rows"))
+                                                  message.get("rows"), resizer=self.client.id)
         return {"type": "resize_result", "success": True, "sessionId": session_id,
                 "cols": cols, "rows": rows}
 

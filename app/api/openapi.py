@@ -472,7 +472,8 @@ COMPONENTS: dict[str, Any] = {
             # input: the call's object, or its JSON text cut at 64 KiB (then inputCut)
             "input": {"type": ["object", "string"]}, "inputCut": _BOOL,
             "diff": {"type": ["string", "null"]},
-            "options": {"type": "array", "items": _OPEN}, "createdAt": _TS},
+            "options": {"type": "array", "items": _OPEN}, "optionsCut": _BOOL,
+            "createdAt": _TS},
             ("id", "sessionId", "tabId", "kind", "tool", "title", "input", "createdAt")),
         "AuditEntry": _object({
             "id": _INT, "time": _STR, "address": _STR, "role": _enum(("owner", "viewer")),

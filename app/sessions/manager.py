@@ -74,6 +74,9 @@ class SessionManager:
         # last client asked for (kept for the next shell too).
         self._shell_echo: dict[str, bool] = {}
         self._sizes: dict[str, tuple[int, int]] = {}
+        # The socket whose resize is in force, per session: only its answers to the
+        # terminal's queries reach the program (two views open, it would get two).
+        self._answerers: dict[str, str] = {}
         # Sockets subscribed to each session's raw stream: without one, none is published.
         self._pty_watchers: collections.Counter[str] = collections.Counter()
         # Shells whose start-up was noted as slow (commands are queued, not waited for).
@@ -484,6 +487,7 @@ class SessionManager:
             self._bridges.pop(session.id, None)
             self._shell_echo.pop(session.id, None)
             self._sizes.pop(session.id, None)
+            self._answerers.pop(session.id, None)
             self._pty_watchers.pop(session.id, None)
         if shell is not None:
             shell.close()
@@ -576,9 +580,12 @@ class SessionManager:
             self.append_log(session, None, "system", f"Interrupted ({stopped_by})")
         return stopped_by
 
-    def write_input(self, session_id: str, data: Any) -> None:
+    def write_input(self, session_id: str, data: Any, answer_from: str | None = None) -> bool:
         """Type `data` into the session's terminal as it is (the terminal view's keys), whatever
         runs in it; starts the shell if none runs. Never logged: it may be a password.
+
+        `answer_from`: `data` is a terminal's answer to a query of the program (DA, cursor
+        position...) from this socket; it is dropped (False) unless that socket resized last.
 
         :raise ApiError 400/413: `data` is not a non-empty string, or too long.
         """
@@ -589,6 +596,10 @@ class SessionManager:
                                 "characters")
         session = self.get(session_id)
         self._require_live(session)
+        if answer_from is not None:
+            with self.bus.lock:
+                if self._answerers.get(session.id, answer_from) != answer_from:
+                    return False
         shell = self._running_shell(session) or self._start_shell(session)
         if shell is None:
             raise ApiError(503, "The session's shell could not start; see its system log")
@@ -596,12 +607,15 @@ class SessionManager:
             shell.write_input(data.encode("utf-8"))
         except ShellClosedError:
             raise ApiError(503, "The shell has just ended; type again to start a new one") from None
-        except TimeoutError:
-            raise ApiError(409, "The running program is not reading its input") from None
+        except TimeoutError as exc:  # not reading, or dropped by a Stop: it says which
+            raise ApiError(409, str(exc)) from None
+        return True
 
-    def resize(self, session_id: str, cols: Any, rows: Any) -> tuple[int, int]:
+    def resize(self, session_id: str, cols: Any, rows: Any,
+               resizer: str | None = None) -> tuple[int, int]:
         """Give the session's terminal a size (the last client to resize wins); kept for
-        the next shell when none runs.
+        the next shell when none runs. `resizer`: the socket that asked (None: REST), which
+        becomes the one whose answers to terminal queries are passed on.
 
         :raise ApiError 400: cols or rows is not a whole number in range.
         """
@@ -610,11 +624,22 @@ class SessionManager:
         self._require_live(session)
         with self.bus.lock:
             self._sizes[session.id] = size
+            if resizer is None:
+                self._answerers.pop(session.id, None)
+            else:
+                self._answerers[session.id] = resizer
         shell = self._running_shell(session)
         if shell is not None:
             with contextlib.suppress(ShellClosedError):  # it just ended: the size is kept
                 shell.resize(*size)
         return size
+
+    def forget_answerer(self, resizer: str) -> None:
+        """A socket closed: where its size was in force, any view answers queries again."""
+        with self.bus.lock:
+            for session_id in [key for key, value in self._answerers.items()
+                               if value == resizer]:
+                del self._answerers[session_id]
 
     def screen(self, session_id: str) -> dict[str, Any]:
         """The terminal's current screen (a blank one when no shell runs)."""
@@ -639,8 +664,8 @@ class SessionManager:
             shell.send_keys(keys)
         except ShellClosedError:
             raise ApiError(409, "Nothing is running: the shell has ended") from None
-        except TimeoutError:
-            raise ApiError(409, "The running program is not reading its input") from None
+        except TimeoutError as exc:  # not reading, or dropped by a Stop: it says which
+            raise ApiError(409, str(exc)) from None
 
     # -- tabs -------------------------------------------------------------------------------
 
@@ -800,8 +825,8 @@ def _submit(shell: TerminalShell, text: str) -> str:
         return shell.submit(text)
     except ShellClosedError:
         raise ApiError(503, "The shell has just ended; send again to start a new one") from None
-    except TimeoutError:
-        raise ApiError(409, "The running program is not reading its input") from None
+    except TimeoutError as exc:  # not reading, or dropped by a Stop: it says which
+        raise ApiError(409, str(exc)) from None
 
 
 def is_utf8(text: str) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import ctypes
 import errno
 import logging
 import math
@@ -51,6 +52,9 @@ _INPUT_CHECK_EVERY = 0.25  # seconds between "is it waiting for input?" checks
 _PARTIAL_QUIET = 0.25  # an unfinished line is shown after this much silence
 _CLOSE_GRACE = 1.0  # seconds between SIGHUP, SIGTERM and SIGKILL when closing
 _WRITE_TIMEOUT = 5.0  # give up writing input the program does not read
+_WRITE_POLL_S = 0.1  # a write waiting for room looks this often whether Stop dropped it
+NOT_READING = "The running program is not reading its input"
+DROPPED_BY_STOP = "Input dropped by Stop: the program it was typed for is being stopped"
 _EXIT_DRAIN = 0.5  # at most this long to collect output after the shell died
 _POLL_QUIET_CHECKS = 2  # checks without output before a program polling the tty waits
 _RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM})
@@ -147,6 +151,7 @@ class TerminalShell:
                                           flush_bytes=flush_bytes, partial_quiet=_PARTIAL_QUIET)
         self._announced: str | None = None  # the state the listener was last told
         self._tty_rdev = 0  # device number of the pty slave
+        self._slave: str | None = None  # the pty slave's path, to empty its input on Stop
         self._pty = PtyStream(self._emit_pty)
         self._alternate = AlternateScreenWatch()
         self._log_alternate = False  # the log was told a full-screen program took over
@@ -177,9 +182,15 @@ class TerminalShell:
         self._echo_expected = ""  # the echo of input sent by submit(), kept from the log
 
         # Guards writes to the master fd, and the master fd and wake fd being
-        # open: the reader closes them under this lock when the shell ends.
+        # open: the reader closes them under this lock when the shell ends. Held only
+        # for a call that cannot block (Stop, resize and the reader take it too).
         self._io_lock = threading.Lock()
         self._fd = -1
+        # One input written at a time (a paste is not interleaved with another); a writer
+        # waits for room in the terminal holding this, never _io_lock.
+        self._write_lock = threading.Lock()
+        self._stops = 0  # Stops so far: input waiting for room when one comes is dropped
+        self._input_stalled = False  # the last input timed out and nothing was taken since
         self._waker: Waker | None = None  # wakes the reader (see _wake_reader)
 
         # Guards signalling the shell's session against reaping the shell:
@@ -246,6 +257,7 @@ class TerminalShell:
         proc.delayafterclose = proc.delayafterterminate = 0  # we reap it ourselves
         os.set_blocking(proc.fd, False)
         self._tty_rdev = LAYER.tty_device(proc.pid)  # 0 if the shell already died
+        self._slave = _slave_path(proc.fd)
         watch: ExitWatch | None = None
         try:
             watch = LAYER.exit_watch(proc.pid, lambda: not proc.isalive())
@@ -380,6 +392,7 @@ class TerminalShell:
             # it drop the line, so wait until it runs the command.
             self._changed.wait_for(
                 lambda: self._begun_seq >= seq or self._state == EXITED, self._grace)
+        self._drop_typeahead()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
             self._signal_foreground(sig)
             with self._changed:
@@ -404,22 +417,88 @@ class TerminalShell:
     # -- writing --------------------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
+        """Write all of `data`, waiting for room at most _WRITE_TIMEOUT (none at all while
+        the program has left earlier input untaken).
+
+        :raise ShellClosedError: the shell is not running.
+        :raise TimeoutError: the program did not take it (NOT_READING), or a Stop came
+            while it waited (DROPPED_BY_STOP); part of it may have been written.
+        """
         with self._io_lock:
-            if self._fd < 0:
-                raise ShellClosedError("The shell is not running")
+            stops = self._stops
+        deadline = time.monotonic() + _WRITE_TIMEOUT
+        if not self._write_lock.acquire(timeout=_WRITE_TIMEOUT):
+            raise TimeoutError(NOT_READING)
+        try:
             view = memoryview(data)
-            deadline = time.monotonic() + _WRITE_TIMEOUT
             while view:
-                try:
-                    view = view[os.write(self._fd, view):]
-                except BlockingIOError:
-                    poller = select.poll()
-                    poller.register(self._fd, select.POLLOUT)
-                    left = deadline - time.monotonic()
-                    if left <= 0 or not poller.poll(math.ceil(left * 1000)):
-                        raise TimeoutError("The program is not reading its input") from None
-                except OSError as exc:  # EIO: the terminal's other side is gone
-                    raise ShellClosedError("The shell is not running") from exc
+                with self._io_lock:
+                    view = view[self._write_some(view, stops):]
+                if view:
+                    self._wait_for_room(deadline, stops)
+        finally:
+            self._write_lock.release()
+
+    def _write_some(self, view: memoryview, stops: int) -> int:
+        """One non-blocking write (under _io_lock): the bytes the terminal took, maybe 0."""
+        if self._fd < 0:
+            raise ShellClosedError("The shell is not running")
+        if self._stops != stops:
+            raise TimeoutError(DROPPED_BY_STOP)
+        try:
+            written = os.write(self._fd, view)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:  # EIO: the terminal's other side is gone
+            raise ShellClosedError("The shell is not running") from exc
+        self._input_stalled = False
+        return written
+
+    def _wait_for_room(self, deadline: float, stops: int) -> None:
+        """Wait until the terminal has room for input, in short steps (a Stop or the
+        shell's end shows at the next write); not at all after an earlier time-out."""
+        while True:
+            with self._io_lock:
+                if self._fd < 0 or self._stops != stops:
+                    return  # the next write says why
+                if self._input_stalled or time.monotonic() >= deadline:
+                    self._input_stalled = True
+                    raise TimeoutError(NOT_READING)
+                poller = select.poll()
+                poller.register(self._fd, select.POLLOUT)
+            left = min(_WRITE_POLL_S, deadline - time.monotonic())
+            if poller.poll(max(1, math.ceil(left * 1000))):
+                return
+
+    def _drop_typeahead(self) -> None:
+        """Throw away input the program has not read, and any waiting for room, as ^C
+        does in a terminal: the shell must not run it as commands after a Stop."""
+        with self._io_lock:
+            self._stops += 1
+            self._input_stalled = False
+            if self._fd < 0:
+                return
+            # On the master, TCOFLUSH drops what the slave's line discipline has not taken
+            # in yet; what it has is dropped on the slave.
+            with contextlib.suppress(termios.error):
+                termios.tcflush(self._fd, termios.TCOFLUSH)
+            self._flush_slave_input()
+
+    def _flush_slave_input(self) -> None:
+        """TCIFLUSH on the pty slave (under _io_lock, the master open: while it is, the
+        slave's name is ours alone)."""
+        if self._slave is None:
+            return
+        try:
+            slave = os.open(self._slave, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return
+        try:
+            termios.tcflush(slave, termios.TCIFLUSH)
+        except termios.error:
+            pass
+        finally:
+            os.close(slave)
 
     def _wake_reader(self) -> None:
         with self._io_lock:
@@ -768,3 +847,15 @@ class TerminalShell:
         for path in self._files:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+
+def _slave_path(master_fd: int) -> str | None:
+    """The path of a pty master's slave (libc's ptsname_r); None where it cannot be had."""
+    try:
+        ptsname_r = ctypes.CDLL(None, use_errno=True).ptsname_r
+    except (OSError, AttributeError):
+        return None
+    name = ctypes.create_string_buffer(1024)
+    if ptsname_r(master_fd, name, len(name)) != 0:
+        return None
+    return os.fsdecode(name.value)

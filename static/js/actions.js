@@ -6,11 +6,11 @@ import { post } from './api.js';
 import { isOpen, request } from './conn.js';
 import { toast } from './store.js';
 
-/** The red Stop button: over the socket when it is open, else over REST. */
+/** The red Stop button, over REST: the socket's messages are handled one after the other,
+ * and a keystroke waiting for room in the terminal (up to 5 s) would hold Stop up there. */
 export async function interruptSession(sessionId) {
   try {
-    if (isOpen()) await request({ type: 'interrupt', sessionId });
-    else await post(`session/${sessionId}/interrupt`);
+    await post(`session/${sessionId}/interrupt`);
   } catch (err) {
     toast(err.message, 'error');
   }
@@ -24,8 +24,10 @@ function now(message) {
 }
 
 /** Keys as typed (no newline added), straight to the PTY. */
-export function sendInput(sessionId, data) {
-  return now({ type: 'input', sessionId, data });
+/** Keys for the PTY; `reply`: the terminal answering a query of the program (DA, cursor
+ * position...), which the server passes on only from the view whose size is in force. */
+export function sendInput(sessionId, data, reply = false) {
+  return now({ type: 'input', sessionId, data, ...(reply ? { reply } : {}) });
 }
 
 /** Named keys (the log view's key bar: "C-c", "Up"...) for the running program, over the

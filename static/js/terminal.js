@@ -14,6 +14,13 @@ const RESIZE_DELAY_MS = 150;
 const TOAST_GAP_MS = 3000;
 const NO_MODIFIERS = { ctrl: false, alt: false };
 const ANSI_NAMES = ['black', 'red', 'green', 'yellow', 'blue', 'magenta', 'cyan', 'white'];
+// Queries xterm.js answers by itself: DA 1/2/3, DSR and cursor position, DECRQM, window
+// reports, XTVERSION; DECRQSS; colour queries. Their answers go out flagged `reply`.
+const CSI_QUERIES = [{ final: 'c' }, { prefix: '>', final: 'c' }, { prefix: '=', final: 'c' },
+  { final: 'n' }, { prefix: '?', final: 'n' }, { intermediates: '$', final: 'p' },
+  { prefix: '?', intermediates: '$', final: 'p' }, { final: 't' }, { prefix: '>', final: 'q' }];
+const DCS_QUERIES = [{ intermediates: '$', final: 'q' }];
+const OSC_QUERIES = [4, 10, 11, 12, 17, 19];
 
 let xtermModules = null;
 function loadXterm() {
@@ -56,7 +63,9 @@ class LiveTerminal {
     this.term.loadAddon(this.fit);
     this.term.open(element);
     this.stream = new PtyStream(sessionId, this.term, { onProblem, onPaint: () => this.refit() });
+    this.answering = false; // xterm.js is answering a query of the program (see markAnswers)
     this.stops = [
+      ...this.markAnswers(),
       on('pty', (event) => this.stream.receive(event)),
       on('init', ({ resumed }) => { if (!resumed) this.start(); }), // else the replay catches up
       this.term.onData((data) => this.typed(data)).dispose,
@@ -66,6 +75,25 @@ class LiveTerminal {
     this.observer.observe(element);
     setPty(true);
     this.start();
+  }
+
+  /**
+   * Flag what xterm.js sends while it handles a query: our handler runs first and returns
+   * false, so xterm.js's own one answers, synchronously, within the same parse; the flag
+   * ends with that task (no key can be typed in between).
+   */
+  markAnswers() {
+    const mark = () => {
+      this.answering = true;
+      queueMicrotask(() => { this.answering = false; });
+      return false;
+    };
+    const parser = this.term.parser;
+    return [
+      ...CSI_QUERIES.map((id) => parser.registerCsiHandler(id, mark)),
+      ...DCS_QUERIES.map((id) => parser.registerDcsHandler(id, mark)),
+      ...OSC_QUERIES.map((id) => parser.registerOscHandler(id, mark)),
+    ].map((handler) => () => handler.dispose());
   }
 
   /** Tell the server our size, then paint its screen (the screen then has our size). */
@@ -104,6 +132,10 @@ class LiveTerminal {
 
   typed(data) {
     if (this.readOnly || this.stream.replaying) return; // replies to a snapshot's queries are stale
+    if (this.answering) { // the server passes it on if our size is the one in force
+      this.send(data, true);
+      return;
+    }
     this.send(withModifiers(data, this.takeModifiers()));
   }
 
@@ -112,8 +144,8 @@ class LiveTerminal {
     this.send(sequence(name, this.takeModifiers(), this.term.modes.applicationCursorKeysMode));
   }
 
-  send(data) {
-    sendInput(this.sessionId, data).catch((err) => this.report(err));
+  send(data, reply = false) {
+    sendInput(this.sessionId, data, reply).catch((err) => this.report(err));
   }
 
   /** One toast for a burst of failures (a key repeat while offline), not one per key. */

@@ -4,6 +4,8 @@ xterm.js fed by `session:pty`, keystrokes and the key bar as `input`, the size a
 from __future__ import annotations
 
 import re
+import shlex
+import sys
 import uuid
 
 import pytest
@@ -205,6 +207,28 @@ def test_the_size_follows_the_viewport(ui_server, project, phone):
     expect(screen_rows(page)).to_contain_text(f"{smaller_rows} {smaller_cols}")
 
 
+def test_two_views_of_a_session_answer_a_programs_query_once(ui_server, project, phone):
+    """xterm.js answers DA and cursor-position queries by itself: with two views open, the
+    program read two answers. Only the view whose size is in force answers now."""
+    session = create_session(ui_server, project, "two views")
+    phone_page = open_terminal(ui_server, phone("iPhone 13"), session)
+    desk_page = open_terminal(ui_server, phone("Pixel 7"), session)
+    size = screen(ui_server, session["id"])["cols"]
+    desk_page.set_viewport_size({"width": 320, "height": 560})  # its size is the one in force
+    wait_for(lambda: screen(ui_server, session["id"])["cols"] != size, timeout=10)
+    (project / "ask.py").write_text(
+        "import os, select, sys, tty\n"
+        "tty.setraw(0)\n"
+        "os.write(1, b'\\x1b[c\\x1b[6n')\n"
+        "answers = b''\n"
+        "while select.select([0], [], [], 2)[0]:\n"
+        "    answers += os.read(0, 100)\n"
+        "print('answers', answers.count(b'c'), answers.count(b'R'), end='\\r\\n')\n")
+    type_line(desk_page, f"clear; {sys.executable} ask.py")
+    for page in (desk_page, phone_page):
+        expect(screen_rows(page)).to_contain_text("answers 1 1", timeout=15000)
+
+
 def stored_everywhere(server, page, session_id: str) -> str:
     """Everything the server and the browser keep about the session, as one string."""
     logs = server.api("GET", f"session/{session_id}/logs?kind=shell&limit=1000").text
@@ -260,6 +284,28 @@ def test_key_taps_never_use_up_interrupt(make_server, project, phone):
     expect(screen_rows(page)).to_contain_text("after-55", timeout=10000)
     assert "slept-through" not in screen_rows(page).inner_text()
     expect(page.get_by_role("alert").filter(has_text="Too many requests")).to_have_count(0)
+
+
+def test_stop_is_not_queued_behind_keys_the_program_does_not_read(make_server, project, phone):
+    """A paste into a program that reads nothing waits for room; Stop goes past it at once."""
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         "--interrupt-grace-s", "1")
+    session = create_session(server, project, "stuck")
+    wait_idle(server, session["id"])
+    page = open_terminal(server, phone("Pixel 7"), session)
+    # A program that reads nothing, in raw mode (so the terminal's input fills up).
+    type_line(page, f"{shlex.quote(sys.executable)} -c 'import time, tty; tty.setraw(0); "
+                    "print(\"raw\", flush=True); time.sleep(300)'")
+    wait_for(lambda: "raw" in screen(server, session["id"])["lines"])
+    focus_terminal(page)
+    for _ in range(2):  # the first fills the terminal's input; the second waits for room
+        page.keyboard.insert_text("y" * 9000)
+    # Over the socket, Stop waited behind the second paste until it gave up (5 s).
+    page.get_by_role("button", name="Interrupt").click()
+    alerts = page.get_by_role("alert")
+    expect(alerts.filter(has_text="Input dropped by Stop")).to_be_visible()
+    expect(alerts.filter(has_text="not reading its input")).to_have_count(0)
+    wait_idle(server, session["id"])
 
 
 def test_a_reload_mid_top_paints_the_current_screen(ui_server, project, phone):

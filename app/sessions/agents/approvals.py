@@ -27,6 +27,11 @@ MESSAGE_MAX = 10_000
 # An approval's title is one line of at most this many characters; its input (as JSON) and
 # diff are capped as a tool entry's are (parsers.TOOL_DETAIL_BYTES), with `inputCut: true`.
 TITLE_CHARS = 200
+# What an agent offers to choose from (AskUserQuestion's questions, each with its options) is
+# shown capped too, with `optionsCut: true`: at most this many entries per list, and strings of
+# at most OPTION_CHARS (the agent gets the answer the user gave).
+OPTIONS_MAX = 20
+OPTION_CHARS = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,19 +83,51 @@ class Approval:
         request = self.request
         shown, cut = capped_input(request.input)
         diff, diff_cut = capped_text(request.diff)
+        options, options_cut = capped_options(request.options)
         item = {"id": self.id, "sessionId": self.session_id, "tabId": self.tab_id,
                 "kind": request.kind, "tool": request.tool,
                 "title": one_line(request.title, TITLE_CHARS),
                 "input": shown, "diff": diff,
-                "options": [dict(option) for option in request.options],
+                "options": options,
                 "createdAt": self.created_at}
         if cut or diff_cut:
             item["inputCut"] = True
+        if options_cut:
+            item["optionsCut"] = True
         if self.decision is not None:
             item.update(decision=self.decision.decision, message=self.decision.message,
                         answers=self.decision.answers, by=self.decided_by,
                         decidedAt=self.decided_at)
         return item
+
+
+def capped_options(options: Any, nested: bool = True) -> tuple[list[dict[str, Any]], bool]:
+    """The options as shown: at most OPTIONS_MAX objects, each keeping its strings (cut to
+    OPTION_CHARS), numbers, booleans and, one level down only (a question's choices), an
+    `options` list capped the same way; and whether anything was cut or left out."""
+    if not isinstance(options, (list, tuple)):
+        return [], True
+    cut = len(options) > OPTIONS_MAX
+    shown = []
+    for option in options[:OPTIONS_MAX]:
+        if not isinstance(option, dict):
+            cut = True
+            continue
+        kept: dict[str, Any] = {}
+        for key, value in list(option.items())[:OPTIONS_MAX]:
+            if key == "options" and nested:
+                value, nested_cut = capped_options(value, nested=False)
+                cut = cut or nested_cut
+            elif isinstance(value, str):
+                cut = cut or len(value) > OPTION_CHARS
+                value = value[:OPTION_CHARS]
+            elif value is not None and not isinstance(value, (bool, int, float)):
+                cut = True
+                continue
+            kept[str(key)[:OPTION_CHARS]] = value
+        cut = cut or len(option) > OPTIONS_MAX
+        shown.append(kept)
+    return shown, cut
 
 
 def decision_from(body: dict[str, Any], kind: str) -> Decision:
