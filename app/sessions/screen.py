@@ -248,11 +248,12 @@ class OutputCleaner:
 class OutputCoalescer:
     """Decide when cleaned output is emitted, so the UI gets few, timely entries.
 
-    Complete lines go out `flush_interval` seconds after the first one is
-    pending (or at once past `flush_bytes`); an unfinished line (a prompt
-    such as "Continue? [y/N] ") goes out once it has been quiet for
-    `partial_quiet` seconds. The caller drives time via `now` arguments,
-    `due()` and `tick()`, so no timer thread is needed. The concatenation of
+    Complete lines that come after `flush_interval` seconds without an entry go out at
+    once (a command's first line is not held back); after that, lines go out
+    `flush_interval` seconds after the first one is pending (or at once past
+    `flush_bytes`); an unfinished line (a prompt such as "Continue? [y/N] ") goes out
+    once it has been quiet for `partial_quiet` seconds. The caller drives time via `now`
+    arguments, `due()` and `tick()`, so no timer thread is needed. The concatenation of
     everything emitted is the cleaned transcript; nothing empty is emitted.
     """
 
@@ -266,12 +267,17 @@ class OutputCoalescer:
         self._partial_quiet = partial_quiet
         self._lines_since: float | None = None  # when the oldest complete line became pending
         self._partial_since: float | None = None  # when the unfinished line last changed
+        self._held_until = 0.0  # lines that come before this wait for the timer
 
     def feed(self, text: str, now: float) -> None:
         cleaner = self._cleaner
         cleaner.feed(text)
         if cleaner.has_complete() and self._lines_since is None:
-            self._lines_since = now
+            if now >= self._held_until:  # the first lines after a quiet spell: at once
+                self._held_until = now + self._flush_interval
+                self._emit(cleaner.take_complete())
+            else:
+                self._lines_since = now
         self._partial_since = now if cleaner.has_partial_text() else None
         if cleaner.pending_size() >= self._flush_bytes:
             # Full entries go out now; the rest of the lines waits for more or for the timer,
@@ -299,6 +305,7 @@ class OutputCoalescer:
             # Lines must precede the partial line, so take both together.
             self._emit(cleaner.take_complete() + cleaner.take_partial())
         elif self._lines_since is not None and now >= self._lines_since + self._flush_interval:
+            self._held_until = now + self._flush_interval
             self._emit(cleaner.take_complete())
 
     def end_escape(self) -> None:
