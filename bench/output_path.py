@@ -19,6 +19,7 @@ WebSocket (`send_command`) and over REST (`POST session/<id>/send`).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import subprocess
@@ -108,9 +109,17 @@ def ours_throughput(lines: int, script: str = "wsgi.py", pty: bool = False) -> d
     return {"seconds": seconds, "cpu_s": spent, "received_bytes": received}
 
 
-def echo_latencies(count: int, script: str = "wsgi.py") -> dict[str, list[float]]:
-    """Milliseconds from sending `echo hi` to its first output at the client, per path."""
+# The command's output is its first line; the command then runs on (a build, a server).
+STILL_RUNNING = "echo hi; sleep 0.2"
+
+
+def echo_latencies(count: int, script: str = "wsgi.py",
+                   running: bool = False) -> dict[str, list[float]]:
+    """Milliseconds from sending `echo hi` to its first output at the client, per path;
+    with `running`, also over the WebSocket for a command that runs on after that line."""
     results: dict[str, list[float]] = {"websocket": [], "rest": []}
+    if running:
+        results["websocket, command still running"] = []
     with temporary_server(script) as (server, project):
         session_id = _terminal(server, project)
         client = _client(server, session_id, pty=False)
@@ -118,11 +127,11 @@ def echo_latencies(count: int, script: str = "wsgi.py") -> dict[str, list[float]
         for _ in range(count):
             for path in results:  # interleaved
                 started = time.perf_counter()
-                if path == "websocket":
-                    client.send({"type": "send_command", "sessionId": session_id,
-                                 "command": "echo hi"})
-                else:
+                if path == "rest":
                     server.api("POST", f"session/{session_id}/send", json={"command": "echo hi"})
+                else:
+                    client.send({"type": "send_command", "sessionId": session_id,
+                                 "command": "echo hi" if path == "websocket" else STILL_RUNNING})
                 client.wait_for(lambda m: _is_output(m, session_id))
                 results[path].append((time.perf_counter() - started) * 1000)
                 client.wait_for(lambda m: m["type"] == "session:state"
@@ -192,30 +201,45 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tree", type=Path, help="another checkout to compare with")
     parser.add_argument("--lines", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="0: no throughput runs")
     parser.add_argument("--latency", type=int, default=40, help="echo samples per path")
     args = parser.parse_args()
     scripts = {"this": "wsgi.py"}
     if args.tree:
         scripts["other"] = str(args.tree.resolve() / "wsgi.py")
-    size_mb = seq_bytes(args.lines) / 1e6
+    if args.latency:
+        _compare_latency(scripts, args.latency)
+    if args.rounds:
+        _compare_throughput(scripts, args.lines, args.rounds)
+
+
+def _compare_latency(scripts: dict[str, str], samples: int, per_server: int = 20) -> None:
+    """Latency of each checkout, a fresh server per `per_server` samples, interleaved."""
+    measured: dict[str, dict[str, list[float]]] = {name: {} for name in scripts}
+    for _ in range(math.ceil(samples / per_server)):
+        for name, script in scripts.items():
+            for path, values in echo_latencies(per_server, script, running=True).items():
+                measured[name].setdefault(path, []).extend(values)
+    for name, by_path in measured.items():
+        print(f"latency {name:6} " + "  ".join(
+            f"{path} p50 {values['p50_ms']:.2f} / p99 {values['p99_ms']:.2f} ms"
+            for path, values in _latency_summary(by_path).items()))
+
+
+def _compare_throughput(scripts: dict[str, str], lines: int, rounds: int) -> None:
+    """MB/s and CPU per MB of each checkout, both views, interleaved; then the PTY alone."""
+    size_mb = seq_bytes(lines) / 1e6
     for view, pty in (("log view", False), ("terminal view", True)):
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in scripts}
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             for name, script in scripts.items():  # interleaved
-                runs[name].append(ours_throughput(args.lines, script, pty))
+                runs[name].append(ours_throughput(lines, script, pty))
         for name, measured in runs.items():
             mb_s = statistics.median(size_mb / run["seconds"] for run in measured)
             cpu = statistics.median(run["cpu_s"] / size_mb for run in measured)
             print(f"{view:14} {name:6} {mb_s:6.2f} MB/s  {cpu:.3f} CPU-s/MB  "
                   f"runs {[round(size_mb / run['seconds'], 2) for run in measured]}")
-    if args.latency:
-        for name, script in scripts.items():
-            summary = _latency_summary(echo_latencies(args.latency, script))
-            print(f"latency {name:6} " + "  ".join(
-                f"{path} p50 {values['p50_ms']:.2f} / p99 {values['p99_ms']:.2f} ms"
-                for path, values in summary.items()))
-    pty_mb_s = statistics.median(size_mb / pty_seconds(args.lines) for _ in range(args.rounds))
+    pty_mb_s = statistics.median(size_mb / pty_seconds(lines) for _ in range(rounds))
     print(f"pty alone {pty_mb_s:.2f} MB/s")
 
 

@@ -173,6 +173,9 @@ def test_the_first_lines_after_a_quiet_spell_are_emitted_at_once():
     coalescer.tick(now=1.2)
     coalescer.feed("later\r\n", now=1.5)  # quiet again
     assert emitted == ["hi\n", "more\n", "next\n", "later\n"]
+    coalescer.flush_all()  # a command ended: the next one's first line is not held back
+    coalescer.feed("next command\r\n", now=1.51)
+    assert emitted[-1] == "next command\n"
 
 
 def test_raw_stream_sends_output_after_a_quiet_spell_at_once_and_coalesces_the_rest():
@@ -203,10 +206,11 @@ def test_output_is_emitted_at_once_past_flush_bytes():
     assert emitted == [line, line * 163]
     coalescer.flush_all()
     assert "".join(emitted) == line * 201
-    coalescer.feed(line * 400, now=0.01)  # 40000 chars in one read
-    assert [len(chunk) for chunk in emitted[3:]] == [16300, 16300]
-    coalescer.tick(now=0.07)
-    assert [len(chunk) for chunk in emitted[3:]] == [16300, 16300, 7400]
+    coalescer.feed(line, now=0.01)  # after a flush_all(): at once
+    coalescer.feed(line * 400, now=0.02)  # 40000 chars in one read
+    assert [len(chunk) for chunk in emitted[3:]] == [100, 16300, 16300]
+    coalescer.tick(now=0.08)
+    assert [len(chunk) for chunk in emitted[3:]] == [100, 16300, 16300, 7400]
     assert all(chunk.endswith("\n") for chunk in emitted)
 
 

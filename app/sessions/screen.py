@@ -319,7 +319,9 @@ class OutputCoalescer:
         self._lines_since = self._partial_since = None
 
     def flush_all(self) -> None:
-        """Emit everything pending, including an unfinished line."""
+        """Emit everything pending, including an unfinished line. A boundary (a command
+        begins or ends, a program waits for input): the next lines go out at once."""
+        self._held_until = 0.0
         self._emit(self._cleaner.take_complete() + self._cleaner.take_partial())
 
     def _emit(self, text: str) -> None:
