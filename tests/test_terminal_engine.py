@@ -459,6 +459,12 @@ def test_long_command_is_not_truncated(make_shell):
     assert h.run(f"echo {word} | wc -c") == (0, "10001\n")
 
 
+def test_a_short_command_after_a_long_one_runs_as_sent(make_shell):
+    h = make_shell()
+    assert h.run("echo " + "a" * 500) == (0, "a" * 500 + "\n")
+    assert h.run("echo b") == (0, "b\n")  # nothing left over from the longer command
+
+
 def test_answering_a_read_prompt(make_shell):
     h = make_shell()
     out_before = len(h.rec.outputs)
