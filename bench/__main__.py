@@ -61,9 +61,11 @@ def fan_out(sizes: Sizes, node_missing: str | None) -> dict:
         entry = {"ours": _medians(ours_runs)}
         if reference_runs:
             entry["fastify+ws"] = _medians(reference_runs)
+            reference_cpu = entry["fastify+ws"]["cpu_s_per_1000_messages"]
+            # None: the reference's CPU was below the clock's tick (a --quick run's 5 messages).
             entry["ratio_cpu_per_message_ours_to_fastify"] = (
-                entry["ours"]["cpu_s_per_1000_messages"]
-                / entry["fastify+ws"]["cpu_s_per_1000_messages"])
+                entry["ours"]["cpu_s_per_1000_messages"] / reference_cpu
+                if reference_cpu else None)
             entry["ratio_msg_per_s_ours_to_fastify"] = (
                 entry["ours"]["messages_per_s_per_client"]
                 / entry["fastify+ws"]["messages_per_s_per_client"])

@@ -1,5 +1,14 @@
 """Goals 1 and 2 of issue 14: output throughput and the latency of `echo hi`.
 
+    python3 -m bench.output_path [--tree OTHER_CHECKOUT] [--lines N] [--rounds R]
+                                 [--latency SAMPLES]
+
+Alone it measures this checkout; with `--tree`, the same runs are made with another
+checkout's server (a `git worktree` of the commit before a change), interleaved, for the
+before/after table of BENCHMARKS.md. Both views are measured: the log view (one client
+receiving session:output) and the terminal view (the client also asks for the raw stream,
+`?pty=1`, and counts session:pty bytes).
+
 Throughput: `seq 1 N` from a terminal session of our server (wsgi.py) to one WebSocket
 client, against the same command read through a PTY alone (ptyprocess, in Python) and a
 raw pipe; ttyd when it is on PATH is not measured (see BENCHMARKS.md: no Debian package).
@@ -9,10 +18,13 @@ WebSocket (`send_command`) and over REST (`POST session/<id>/send`).
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import statistics
 import subprocess
 import time
+from pathlib import Path
 
 from ptyprocess import PtyProcess
 
@@ -62,11 +74,21 @@ def _is_output(message: dict, session_id: str) -> bool:
             and message["entry"]["source"] != "user")
 
 
-def ours_throughput(lines: int) -> dict[str, float]:
-    """Seconds and server CPU-seconds for `seq` through a terminal session to one client."""
-    with temporary_server("wsgi.py") as (server, project):
+def _client(server, session_id: str, pty: bool, timeout: float = 10) -> LiveClient:
+    """A client scoped to the session; with `pty`, one of the terminal view. It skips the
+    client library's pure-Python UTF-8 check, which would make it, not the server, the
+    bottleneck (a browser checks in native code)."""
+    url = f"ws://127.0.0.1:{server.port}/{server.token}/ws?sessionId={session_id}"
+    return LiveClient(server, timeout=timeout, url=url + ("&pty=1" if pty else ""),
+                      validate_utf8=False)
+
+
+def ours_throughput(lines: int, script: str = "wsgi.py", pty: bool = False) -> dict[str, float]:
+    """Seconds and server CPU-seconds for `seq` through a terminal session to one client
+    (`pty`: the terminal view's client, which also receives the raw stream)."""
+    with temporary_server(script) as (server, project):
         session_id = _terminal(server, project)
-        client = LiveClient(server, session_id=session_id, timeout=TIMEOUT_S)
+        client = _client(server, session_id, pty, TIMEOUT_S)
         time.sleep(0.5)  # the shell's prompt is up
         before = cpu_seconds(server.process.pid)
         started = time.perf_counter()
@@ -74,8 +96,10 @@ def ours_throughput(lines: int) -> dict[str, float]:
         received = 0
         while True:
             message = client.next(TIMEOUT_S)
-            if _is_output(message, session_id):
+            if _is_output(message, session_id) and not pty:
                 received += len(message["entry"]["text"].encode())
+            elif message["type"] == "session:pty" and pty:
+                received += len(message["data"]) * 3 // 4
             elif message["type"] == "session:exit" and message["sessionId"] == session_id:
                 break
             client.messages.clear()
@@ -85,21 +109,29 @@ def ours_throughput(lines: int) -> dict[str, float]:
     return {"seconds": seconds, "cpu_s": spent, "received_bytes": received}
 
 
-def echo_latencies(count: int) -> dict[str, list[float]]:
-    """Milliseconds from sending `echo hi` to its first output at the client, per path."""
+# The command's output is its first line; the command then runs on (a build, a server).
+STILL_RUNNING = "echo hi; sleep 0.2"
+
+
+def echo_latencies(count: int, script: str = "wsgi.py",
+                   running: bool = False) -> dict[str, list[float]]:
+    """Milliseconds from sending `echo hi` to its first output at the client, per path;
+    with `running`, also over the WebSocket for a command that runs on after that line."""
     results: dict[str, list[float]] = {"websocket": [], "rest": []}
-    with temporary_server("wsgi.py") as (server, project):
+    if running:
+        results["websocket, command still running"] = []
+    with temporary_server(script) as (server, project):
         session_id = _terminal(server, project)
-        client = LiveClient(server, session_id=session_id)
+        client = _client(server, session_id, pty=False)
         time.sleep(0.5)
         for _ in range(count):
             for path in results:  # interleaved
                 started = time.perf_counter()
-                if path == "websocket":
-                    client.send({"type": "send_command", "sessionId": session_id,
-                                 "command": "echo hi"})
-                else:
+                if path == "rest":
                     server.api("POST", f"session/{session_id}/send", json={"command": "echo hi"})
+                else:
+                    client.send({"type": "send_command", "sessionId": session_id,
+                                 "command": "echo hi" if path == "websocket" else STILL_RUNNING})
                 client.wait_for(lambda m: _is_output(m, session_id))
                 results[path].append((time.perf_counter() - started) * 1000)
                 client.wait_for(lambda m: m["type"] == "session:state"
@@ -148,10 +180,13 @@ def ttyd_status() -> str:
             "release cannot be fetched here (only the package registries are reachable)")
 
 
+def _latency_summary(measured: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    return {path: {"p50_ms": percentile(values, 0.5), "p99_ms": percentile(values, 0.99),
+                   "samples": len(values)} for path, values in measured.items()}
+
+
 def latency(count: int) -> dict:
-    measured = echo_latencies(count)
-    summary = {path: {"p50_ms": percentile(values, 0.5), "p99_ms": percentile(values, 0.99),
-                      "samples": len(values)} for path, values in measured.items()}
+    summary = _latency_summary(echo_latencies(count))
     return {
         "command": "echo hi", **summary,
         "goal": "WebSocket send_command p50 ≤ 1 ms, p99 ≤ 8 ms; REST send p50 ≤ 2 ms "
@@ -159,3 +194,54 @@ def latency(count: int) -> dict:
         "met": summary["websocket"]["p50_ms"] <= 1 and summary["websocket"]["p99_ms"] <= 8
         and summary["rest"]["p50_ms"] <= 2,
     }
+
+
+def main() -> None:
+    """This checkout against --tree's (or alone): MB/s of both views, CPU per MB, latency."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tree", type=Path, help="another checkout to compare with")
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3, help="0: no throughput runs")
+    parser.add_argument("--latency", type=int, default=40, help="echo samples per path")
+    args = parser.parse_args()
+    scripts = {"this": "wsgi.py"}
+    if args.tree:
+        scripts["other"] = str(args.tree.resolve() / "wsgi.py")
+    if args.latency:
+        _compare_latency(scripts, args.latency)
+    if args.rounds:
+        _compare_throughput(scripts, args.lines, args.rounds)
+
+
+def _compare_latency(scripts: dict[str, str], samples: int, per_server: int = 20) -> None:
+    """Latency of each checkout, a fresh server per `per_server` samples, interleaved."""
+    measured: dict[str, dict[str, list[float]]] = {name: {} for name in scripts}
+    for _ in range(math.ceil(samples / per_server)):
+        for name, script in scripts.items():
+            for path, values in echo_latencies(per_server, script, running=True).items():
+                measured[name].setdefault(path, []).extend(values)
+    for name, by_path in measured.items():
+        print(f"latency {name:6} " + "  ".join(
+            f"{path} p50 {values['p50_ms']:.2f} / p99 {values['p99_ms']:.2f} ms"
+            for path, values in _latency_summary(by_path).items()))
+
+
+def _compare_throughput(scripts: dict[str, str], lines: int, rounds: int) -> None:
+    """MB/s and CPU per MB of each checkout, both views, interleaved; then the PTY alone."""
+    size_mb = seq_bytes(lines) / 1e6
+    for view, pty in (("log view", False), ("terminal view", True)):
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in scripts}
+        for _ in range(rounds):
+            for name, script in scripts.items():  # interleaved
+                runs[name].append(ours_throughput(lines, script, pty))
+        for name, measured in runs.items():
+            mb_s = statistics.median(size_mb / run["seconds"] for run in measured)
+            cpu = statistics.median(run["cpu_s"] / size_mb for run in measured)
+            print(f"{view:14} {name:6} {mb_s:6.2f} MB/s  {cpu:.3f} CPU-s/MB  "
+                  f"runs {[round(size_mb / run['seconds'], 2) for run in measured]}")
+    pty_mb_s = statistics.median(size_mb / pty_seconds(lines) for _ in range(rounds))
+    print(f"pty alone {pty_mb_s:.2f} MB/s")
+
+
+if __name__ == "__main__":
+    main()

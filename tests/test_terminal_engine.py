@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from app.sessions import screen
+from app.sessions.pty_stream import PtyStream
 from app.sessions.screen import MAX_COLUMN, OutputCleaner, OutputCoalescer, split_text
 from app.sessions.shell_protocol import Begin, Sentinel, SentinelParser
 from app.sessions.terminal import ShellStartError, TerminalShell
@@ -152,27 +153,64 @@ def test_fast_output_is_coalesced_into_few_entries():
     for i in range(1000):  # 1000 lines within 10 ms
         coalescer.feed(f"line {i}\r\n", now=i * 0.00001)
         coalescer.tick(now=i * 0.00001)
-    assert emitted == []
-    assert coalescer.due(0.01) == pytest.approx(0.04)
-    coalescer.tick(now=0.05)
-    assert emitted == ["".join(f"line {i}\n" for i in range(1000))]
-    assert coalescer.due(0.05) is None
+    assert emitted == ["line 0\n"]  # the first line after a quiet spell goes out at once
+    assert coalescer.due(0.01) == pytest.approx(0.04, abs=1e-4)
+    coalescer.tick(now=0.051)
+    assert emitted == ["line 0\n", "".join(f"line {i}\n" for i in range(1, 1000))]
+    assert coalescer.due(0.051) is None
+
+
+def test_the_first_lines_after_a_quiet_spell_are_emitted_at_once():
+    coalescer, emitted = make_coalescer(flush_interval=0.05)
+    coalescer.feed("hi\r\n", now=1.0)
+    assert emitted == ["hi\n"]
+    coalescer.feed("more\r\n", now=1.01)  # right after: held for the timer
+    assert emitted == ["hi\n"]
+    coalescer.tick(now=1.07)
+    assert emitted == ["hi\n", "more\n"]
+    coalescer.feed("next\r\n", now=1.1)  # within the interval after that entry: held
+    assert emitted == ["hi\n", "more\n"]
+    coalescer.tick(now=1.2)
+    coalescer.feed("later\r\n", now=1.5)  # quiet again
+    assert emitted == ["hi\n", "more\n", "next\n", "later\n"]
+    coalescer.flush_all()  # a command ended: the next one's first line is not held back
+    coalescer.feed("next command\r\n", now=1.51)
+    assert emitted[-1] == "next command\n"
+
+
+def test_raw_stream_sends_output_after_a_quiet_spell_at_once_and_coalesces_the_rest():
+    emitted: list[tuple[bytes, int, bool]] = []
+    stream = PtyStream(lambda *chunk: emitted.append(chunk), interval=0.016)
+    stream.feed(b"a", now=1.0)  # a key's echo
+    assert emitted == [(b"a", 0, True)]
+    stream.feed(b"b", now=1.001)
+    stream.feed(b"c", now=1.002)
+    assert stream.due(1.002) == pytest.approx(0.015, abs=1e-6)
+    stream.tick(now=1.02)
+    assert emitted == [(b"a", 0, True), (b"bc", 1, False)]
+    stream.feed(b"d", now=1.03)  # within the interval after that chunk: held
+    assert len(emitted) == 2
+    stream.tick(now=1.05)
+    stream.feed(b"e", now=1.2)
+    assert emitted[2:] == [(b"d", 3, False), (b"e", 4, False)]
 
 
 def test_output_is_emitted_at_once_past_flush_bytes():
     coalescer, emitted = make_coalescer(flush_bytes=16384)
     line = "x" * 99 + "\n"
-    for _ in range(200):  # 20000 chars at one instant
+    coalescer.feed(line, now=0.0)  # the first line after a quiet spell goes out at once
+    for _ in range(200):  # 20000 chars at the same instant
         coalescer.feed(line, now=0.0)
     # 164 lines were pending: the most whole lines that fit in 16384 go out at once; the
     # rest waits (for more, or the timer), so a flood makes few full entries
-    assert emitted == [line * 163]
+    assert emitted == [line, line * 163]
     coalescer.flush_all()
-    assert "".join(emitted) == line * 200
-    coalescer.feed(line * 400, now=1.0)  # 40000 chars in one read
-    assert [len(chunk) for chunk in emitted[2:]] == [16300, 16300]
-    coalescer.tick(now=1.0 + 0.05)
-    assert [len(chunk) for chunk in emitted[2:]] == [16300, 16300, 7400]
+    assert "".join(emitted) == line * 201
+    coalescer.feed(line, now=0.01)  # after a flush_all(): at once
+    coalescer.feed(line * 400, now=0.02)  # 40000 chars in one read
+    assert [len(chunk) for chunk in emitted[3:]] == [100, 16300, 16300]
+    coalescer.tick(now=0.08)
+    assert [len(chunk) for chunk in emitted[3:]] == [100, 16300, 16300, 7400]
     assert all(chunk.endswith("\n") for chunk in emitted)
 
 
@@ -419,6 +457,12 @@ def test_long_command_is_not_truncated(make_shell):
     h = make_shell()
     word = "w" * 10000
     assert h.run(f"echo {word} | wc -c") == (0, "10001\n")
+
+
+def test_a_short_command_after_a_long_one_runs_as_sent(make_shell):
+    h = make_shell()
+    assert h.run("echo " + "a" * 500) == (0, "a" * 500 + "\n")
+    assert h.run("echo b") == (0, "b\n")  # nothing left over from the longer command
 
 
 def test_answering_a_read_prompt(make_shell):

@@ -22,7 +22,8 @@ _PARTIAL_MODES = re.compile(rb"\x1b(\[(\?[0-9;]*)?)?\Z")
 
 class PtyStream:
     """Coalesces raw output into chunks: at most one per `interval` seconds, or at once
-    past `limit` bytes. `emit(data, offset, reset)`: `offset` is the byte offset of `data`
+    past `limit` bytes; output after a quiet `interval` goes out at once (a key's echo is
+    not held back). `emit(data, offset, reset)`: `offset` is the byte offset of `data`
     in the shell's stream; `reset` is true for the first chunk of a new shell. Like
     OutputCoalescer, the caller drives time with `now`, `due()` and `tick()`."""
 
@@ -34,14 +35,18 @@ class PtyStream:
         self._buffer = bytearray()
         self._offset = 0  # offset of the buffer's first byte
         self._since: float | None = None  # when the buffer got its first byte
+        self._held_until = 0.0  # output that comes before this waits for the timer
         self._reset = True
 
     def feed(self, data: bytes, now: float) -> None:
         if not data:
             return
-        if self._since is None:
-            self._since = now
         self._buffer += data
+        if self._since is None and now >= self._held_until:
+            self._held_until = now + self._interval
+            self.flush()
+        elif self._since is None:
+            self._since = now
         if len(self._buffer) >= self._limit:
             self.flush()
 
@@ -51,6 +56,7 @@ class PtyStream:
 
     def tick(self, now: float) -> None:
         if self._since is not None and now >= self._since + self._interval:
+            self._held_until = now + self._interval
             self.flush()
 
     def flush(self) -> None:
