@@ -14,8 +14,6 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from simple_websocket import ConnectionClosed
-
 from ..auth import READ_ONLY_MESSAGE
 from ..errors import ApiError, now_ms
 from ..ratelimit import GET_SCOPE, POST_SCOPE, STOP_ACTION, KeyBudget, key_hit, quota_hit
@@ -72,15 +70,11 @@ class MessageHandler:
         }
 
     def read_loop(self) -> None:
+        """Answer the client's messages, one at a time, until the socket closes."""
         try:
-            while True:
-                data = self.client.ws.receive()
-                if data is None:
-                    return
+            while (data := self.client.receive()) is not None:
                 reply = self.handle(data)
                 self.client.send({**reply, "timestamp": now_ms()})
-        except ConnectionClosed:
-            return
         finally:
             self.client.queue.close()
 

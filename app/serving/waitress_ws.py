@@ -105,6 +105,14 @@ class _HandoverSocket(socket.socket):
     def _send_all(self, data: Any, flags: int) -> None:
         self.sendall(data, flags)
 
+    tls = False
+
+    def raw_send(self, data: Any) -> int:
+        """One plain send(), for a single writer on a non-blocking socket (the app's
+        WebSocket loop): may write part of `data`."""
+        self.used = True
+        return socket.socket.send(self, data)
+
     def _send_close_frame(self) -> None:
         # MSG_DONTWAIT: never block shutdown on a peer that stopped reading
         socket.socket.send(self, _GOING_AWAY_FRAME, socket.MSG_DONTWAIT)
@@ -144,6 +152,15 @@ class _TlsHandoverSocket(_HandoverSocket):
     the WebSocket's life; the dup'd descriptor serves for readiness, shutdown and close."""
 
     tls_conn: ssl.SSLSocket
+    tls = True
+
+    def raw_send(self, data: Any) -> int:
+        self.used = True
+        return self.tls_conn.send(data)
+
+    def setblocking(self, flag: bool) -> None:
+        super().setblocking(flag)
+        self.tls_conn.setblocking(flag)
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         """Writers that call sendall() directly (WholeFrameSocket) go through TLS too, one
