@@ -18,6 +18,7 @@ from .errors import ApiError, now_ms
 from .events import EventBus
 from .push.keys import load_vapid
 from .push.notifier import PushNotifier
+from .serving.serial_pool import SerialPool
 from .serving.ws_loop import WsLoop
 from .sessions.manager import SessionManager
 from .store import Store, make_private_dir, open_private_file, write_private_file
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 CLOSE_GOING_AWAY = 1001  # WebSocket close code for a server that stops
 SHUTDOWN_DRAIN_S = 1.0  # how long clients get to receive the last events at shutdown
+WS_MESSAGE_THREADS = 16  # at most, for every WebSocket client's messages together
 TOKEN_FILE = "token"  # the persistent token, in the data dir
 VIEWER_TOKEN_FILE = "viewer-token"  # the persistent view-only token, beside it
 PORT_FILE = "port"  # the port a --persistent-token server keeps, beside the token
@@ -152,6 +154,9 @@ class Services:
     token: str
     audit: AuditLog
     ws_loop: WsLoop
+    # Runs the WebSocket clients' messages, each client's in order (threads as needed).
+    ws_messages: SerialPool = dataclasses.field(
+        default_factory=lambda: SerialPool(WS_MESSAGE_THREADS, "ws-messages"))
     viewer_token: str | None = None
     push: PushNotifier | None = None  # set by start(), once the services exist
     _stopped: bool = False
@@ -262,3 +267,4 @@ class Services:
         for client in clients:
             client.connection.closed.wait(max(0.0, deadline - time.monotonic()))
         self.ws_loop.stop()
+        self.ws_messages.shutdown()

@@ -269,12 +269,13 @@ def test_many_clients_each_receive_every_event(live_server, project):
         client.close()
 
 
+def _server_threads(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return int(next(line for line in status if line.startswith("Threads:")).split()[1])
+
+
 def test_connect_close_cycles_leak_no_threads_or_fds(live_server):
     pid = live_server.process.pid
-
-    def server_threads() -> int:
-        with open(f"/proc/{pid}/status") as status:
-            return int(next(line for line in status if line.startswith("Threads:")).split()[1])
 
     def server_fds() -> int:
         return len(os.listdir(f"/proc/{pid}/fd"))
@@ -282,11 +283,27 @@ def test_connect_close_cycles_leak_no_threads_or_fds(live_server):
     for _ in range(20):  # warm up pools
         LiveClient(live_server).close()
     wait_for(lambda: live_server.api("GET", "sessions").ok)
-    threads, fds = server_threads(), server_fds()
+    threads, fds = _server_threads(pid), server_fds()
     for _ in range(200):
         LiveClient(live_server).close()
-    wait_for(lambda: server_threads() <= threads + 2 and server_fds() <= fds + 2, timeout=30)
+    wait_for(lambda: _server_threads(pid) <= threads + 2 and server_fds() <= fds + 2,
+             timeout=30)
     assert requests.get(live_server.base + "/health", timeout=10).status_code == 200
+
+
+def test_open_clients_hold_no_thread_each(live_server):
+    # One loop serves every socket and a small shared pool their messages: 60 connected
+    # clients that each had a message answered add far fewer than 60 threads.
+    pid = live_server.process.pid
+    first = LiveClient(live_server)
+    assert first.request({"type": "ping"}, "pong")
+    threads = _server_threads(pid)
+    clients = [LiveClient(live_server) for _ in range(60)]
+    for client in clients:
+        assert client.request({"type": "ping"}, "pong")
+    wait_for(lambda: _server_threads(pid) <= threads + 20, timeout=30)
+    for client in [first, *clients]:
+        client.close()
 
 
 def test_oversized_messages_close_the_socket(make_server, script):

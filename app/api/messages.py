@@ -38,7 +38,7 @@ READS = frozenset({"get_sessions", "subscribe"})
 
 
 class MessageHandler:
-    """Reads one client's messages until the socket closes."""
+    """Answers one client's messages (on the WebSocket message pool, one at a time)."""
 
     def __init__(self, client: WsClient, services: Services, limiter: Limiter,
                  key_budget: KeyBudget, remote_addr: str, limit_key: str) -> None:
@@ -69,14 +69,9 @@ class MessageHandler:
             "approve": self._approve,
         }
 
-    def read_loop(self) -> None:
-        """Answer the client's messages, one at a time, until the socket closes."""
-        try:
-            while (data := self.client.receive()) is not None:
-                reply = self.handle(data)
-                self.client.send({**reply, "timestamp": now_ms()})
-        finally:
-            self.client.queue.close()
+    def answer(self, data: str | bytes) -> None:
+        """Queue the reply to one of the client's messages."""
+        self.client.send({**self.handle(data), "timestamp": now_ms()})
 
     def handle(self, data: str | bytes) -> dict[str, Any]:
         """The reply to one raw message; never raises for bad input."""

@@ -23,6 +23,7 @@ from ..errors import ApiError, now_ms
 from ..events import ClientQueue, Event
 from ..extensions import sock
 from ..ratelimit import EXTENSION_KEY, KEY_BUDGET_KEY, client_key
+from ..serving import DETACH_KEY
 from ..serving.whole_frames import serialize_websocket_writes
 from ..serving.ws_loop import Connection
 from ..ws_frames import text_frame
@@ -34,6 +35,7 @@ bp = Blueprint("ws", __name__)
 
 CLOSE_NORMAL = 1000
 CLOSE_POLICY_VIOLATION = 1008
+CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 WEBSOCKET_VERSION = "13"
 # Events that carry one session's output: a scoped client gets only its session's.
@@ -83,10 +85,6 @@ class WsClient:
     def abort_slow(self) -> None:
         """The queue overflowed (under the bus lock): close with 1013, without blocking."""
         self.close(CLOSE_TRY_AGAIN_LATER, "Client too slow; resume with since")
-
-    def receive(self) -> str | bytes | None:
-        """The client's next message; None once the socket closed."""
-        return self.connection.receive()
 
     def close(self, code: int, reason: str) -> None:
         """Close with `code` after what is queued; never blocks (a peer that stopped
@@ -145,17 +143,22 @@ def write_whole_frames() -> None:
 @sock.route("/ws", bp=bp)
 def live_updates(ws: Any) -> None:
     svc = services()
-    queue = ClientQueue(svc.settings.client_queue_size)
-    connection = svc.ws_loop.adopt(ws, queue)
+    connection = svc.ws_loop.adopt(ws, ClientQueue(svc.settings.client_queue_size))
     try:
-        _serve(svc, connection)
-    finally:
-        connection.close(CLOSE_NORMAL)
-        # The launcher closes the socket once this returns: the loop must be done with it.
-        connection.closed.wait()
+        _open(svc, connection)
+    except BaseException:
+        connection.close(CLOSE_INTERNAL_ERROR, "Server error")
+        raise
+    detach = request.environ.get(DETACH_KEY)
+    if detach is not None:
+        detach()  # the launcher keeps the connection open for the loop: this thread is free
+    else:
+        connection.closed.wait()  # another server closes the socket once this returns
 
 
-def _serve(svc: Any, connection: Connection) -> None:
+def _open(svc: Any, connection: Connection) -> None:
+    """Check the request, subscribe, queue the init message and the replay, and route the
+    client's messages to a lane of the message pool."""
     try:
         since = _since_arg()
         session_id = request.args.get("sessionId") or None
@@ -171,28 +174,32 @@ def _serve(svc: Any, connection: Connection) -> None:
     queue = connection.queue
     queue.accept = client.wants
     queue.on_overflow = client.abort_slow
+    handler = MessageHandler(client, svc, current_app.extensions[EXTENSION_KEY],
+                             current_app.extensions[KEY_BUDGET_KEY], get_remote_address(),
+                             client_key())
     # The loop sends nothing of the queue before start(): the init message and the replay
     # go first, then the events queued since the subscription.
     subscription = svc.bus.subscribe(
         queue, snapshot=lambda: (svc.manager.list_public(), svc.active_theme()), since=since
     )
     svc.add_ws_client(client)
-    try:
-        sessions, theme = subscription.snapshot
-        init = _frame({"type": "init", "clientId": client.id,
-                       "subscribedSessionId": session_id, "sessions": sessions,
-                       "theme": theme, "seq": subscription.seq,
-                       "resumed": subscription.resumed, "timestamp": now_ms()})
-        connection.start([init, *(event.frame for event in subscription.replay or ()
-                                  if client.wants(event))])
-        handler = MessageHandler(client, svc, current_app.extensions[EXTENSION_KEY],
-                                 current_app.extensions[KEY_BUDGET_KEY], get_remote_address(),
-                                 client_key())
-        handler.read_loop()
-    finally:
+    lane = svc.ws_messages.lane()
+
+    def on_message(data: str | bytes) -> None:  # on the loop's thread
+        lane.submit(lambda: handler.answer(data))
+
+    def forget() -> None:
         client.set_scope(None, False)
         svc.bus.unsubscribe(queue)
         svc.remove_ws_client(client)
+
+    sessions, theme = subscription.snapshot
+    init = _frame({"type": "init", "clientId": client.id, "subscribedSessionId": session_id,
+                   "sessions": sessions, "theme": theme, "seq": subscription.seq,
+                   "resumed": subscription.resumed, "timestamp": now_ms()})
+    connection.start([init, *(event.frame for event in subscription.replay or ()
+                              if client.wants(event))])
+    connection.listen(on_message, lambda: lane.submit(forget))
 
 
 def _frame(message: dict[str, Any]) -> bytes:

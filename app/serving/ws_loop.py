@@ -20,11 +20,11 @@ selector (epoll):
   each `--ws-ping-interval-s` and closes one whose previous ping went unanswered (1008).
 - **Threads.** One loop thread for all clients, instead of a drainer thread and
   simple_websocket's reader thread per client (simple_websocket is given a thread class
-  that starts nothing). The launcher's request thread stays with its connection until it
-  closes and runs that client's messages (MessageHandler), one at a time, so it is the one
-  thread left per client. Freeing it too would need both launchers to keep a connection
-  open after its WSGI call returns (waitress's adapter and werkzeug's handler both close
-  it then): that is the next step, not this one.
+  that starts nothing). A client's messages go to `on_message` (the app runs them on a
+  small shared pool, each client's in order), so the launcher's request thread is free
+  once the route has set the connection up: the launchers keep a connection open after
+  its request when the app asks them to (`environ[DETACH_KEY]`, see
+  app/serving/__init__.py). Threads no longer grow with clients.
 
 permessage-deflate is not offered (the route drops the client's offer before the
 handshake): with it, every client's frames would be compressed with that client's own
@@ -61,7 +61,8 @@ TLS_PIECE_BYTES = 16 * 1024  # one TLS record; retried with the very same bytes
 READ_BYTES = 64 * 1024
 READ_PASS_BYTES = 256 * 1024  # then the other clients get their turn
 WRITE_PASS_BYTES = 1024 * 1024
-CLOSE_WAIT_S = 1.0  # after our close frame is queued: its sending and the peer's answer
+CLOSE_WAIT_S = 2.0  # for what is queued and our close frame to go out, once asked for
+CLOSE_REPLY_WAIT_S = 2.0  # then for the peer's close frame
 TICK_S = 0.25  # how often deadlines and pings are checked
 NO_STATUS = frozenset({1005, 1006})  # codes that must not appear in a close frame
 MESSAGE_TOO_BIG = 1009
@@ -84,8 +85,8 @@ class NoReaderThread:
 
 
 class Connection:
-    """One adopted WebSocket. send_text(), close() and receive() may be called from any
-    thread; the methods starting with `on_` only from the loop's."""
+    """One adopted WebSocket. start(), send_text(), close() and listen() may be called from
+    any thread; the methods starting with `on_` only from the loop's."""
 
     def __init__(self, loop: WsLoop, ws: Any, queue: ClientQueue) -> None:
         self._loop = loop
@@ -96,20 +97,21 @@ class Connection:
         self._tls = getattr(self.sock, "tls", isinstance(self.sock, ssl.SSLSocket))
         self._protocol = ws.ws  # wsproto, open since the handshake
         self.queue = queue
-        # Guards _control, _head, _started, _closing and _inbox; _arrived is notified on a
-        # message or the end.
+        # Guards _control, _head, _started, _closing, _inbox and the listeners.
         self._lock = threading.Lock()
-        self._arrived = threading.Condition(self._lock)
         self._control: collections.deque[bytes] = collections.deque()
         self._head: collections.deque[bytes] = collections.deque()  # start()'s frames
         self._started = False  # the queue is not sent before start()
-        self._inbox: collections.deque[str | bytes] = collections.deque()
+        self._inbox: list[str | bytes] = []  # messages that came before listen()
+        self._on_message: Callable[[str | bytes], None] | None = None
+        self._on_closed: Callable[[], None] | None = None
         self._closing: bytes | None = None  # our close frame, once one is asked for
         self.close_deadline: float | None = None
         self.closed = threading.Event()  # the loop let go of the socket
         # Loop thread only:
         self._out = memoryview(b"")  # bytes taken from the queue, not yet sent
-        self._close_sent = False
+        self._close_taken = False  # our close frame is (part of) _out
+        self._close_sent = False  # ... and all of it went out
         self._peer_closed = False
         self._message: list[str | bytes] = []
         self._message_size = 0
@@ -132,7 +134,8 @@ class Connection:
 
     def close(self, code: int, reason: str = "") -> None:
         """Send a close frame after what is queued, then end; never blocks. A peer that
-        does not take it (or does not answer it) within CLOSE_WAIT_S is cut."""
+        does not take it within CLOSE_WAIT_S (or does not answer it within
+        CLOSE_REPLY_WAIT_S) is cut."""
         with self._lock:
             if self._closing is not None:
                 return
@@ -140,13 +143,19 @@ class Connection:
         self.queue.close()
         self._wake()
 
-    def receive(self, timeout: float | None = None) -> str | bytes | None:
-        """The client's next whole message; None once the connection ended (or after
-        `timeout`)."""
-        with self._arrived:
-            if not self._inbox and not self.closed.is_set():
-                self._arrived.wait(timeout)
-            return self._inbox.popleft() if self._inbox else None
+    def listen(self, on_message: Callable[[str | bytes], None],
+               on_closed: Callable[[], None]) -> None:
+        """Hand each whole message of the client to `on_message` (called on the loop's
+        thread, in order: it must not block) and call `on_closed` once the connection
+        ended (at once if it has)."""
+        with self._lock:
+            self._on_message, self._on_closed = on_message, on_closed
+            for message in self._inbox:
+                on_message(message)
+            self._inbox.clear()
+            ended = self.closed.is_set()
+        if ended:
+            on_closed()
 
     def _wake(self) -> None:
         self._loop.wake(self)
@@ -186,6 +195,8 @@ class Connection:
                 self._peer_closed = True
                 if self._close_sent:
                     return self.finish()
+                if self._close_taken:
+                    return  # ours is on its way: then the end
                 # Answer with its code (wsproto's own for a malformed frame), then end.
                 self._close_now(frame(OPCODE_CLOSE, b"") if event.code in NO_STATUS
                                 else close_frame(event.code, event.reason or ""))
@@ -203,9 +214,11 @@ class Connection:
             return
         parts, self._message, self._message_size = self._message, [], 0
         message = parts[0] if len(parts) == 1 else type(parts[0])().join(parts)  # type: ignore
-        with self._arrived:
-            self._inbox.append(message)
-            self._arrived.notify()
+        with self._lock:
+            if self._on_message is None:
+                self._inbox.append(message)
+            else:
+                self._on_message(message)
 
     def send_control(self, data: bytes) -> None:
         """A ping, pong or close frame, at the next frame boundary."""
@@ -237,6 +250,9 @@ class Connection:
             self._out = self._out[count:]
             if self._out:
                 return self._loop.want_write(self, True)
+            if self._close_taken and not self._close_sent:
+                self._close_sent = True
+                self.close_deadline = time.monotonic() + CLOSE_REPLY_WAIT_S
             if self._close_sent and self._peer_closed:
                 return self.finish()
         if not self.closed.is_set():
@@ -258,8 +274,8 @@ class Connection:
         if frames:
             self._out = memoryview(frames[0] if len(frames) == 1 else b"".join(frames))
             return True
-        if closing is not None and not self._close_sent:
-            self._close_sent = True
+        if closing is not None and not self._close_taken:
+            self._close_taken = True
             self._out = memoryview(closing)
             self.close_deadline = self.close_deadline or time.monotonic() + CLOSE_WAIT_S
             return True
@@ -271,16 +287,18 @@ class Connection:
             self.close_deadline = now + CLOSE_WAIT_S
 
     def finish(self) -> None:
-        """Let go of the socket (closing it tells the launcher) and wake the reader."""
+        """Let go of the socket (closing it tells the launcher) and tell the listener."""
         if self.closed.is_set():
             return
         self._loop.forget(self)
         with contextlib.suppress(OSError):
             self.sock.close()
         self.queue.close()
-        with self._arrived:
+        with self._lock:
             self.closed.set()
-            self._arrived.notify_all()
+            on_closed = self._on_closed
+        if on_closed is not None:
+            on_closed()
 
     def cut(self) -> None:
         """A peer that took neither our close frame nor answered it in time."""
