@@ -14,10 +14,11 @@ def test_quick_bench_writes_results_with_every_goal(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     goals = json.loads(out.read_text())["goals"]
-    assert set(goals) == {"output_throughput", "latency", "fan_out", "rest"}
+    assert set(goals) == {"output_throughput", "latency", "fan_out", "rest", "idle_clients"}
     assert all(speed > 0 for speed in goals["output_throughput"]["mb_per_s"].values())
     assert goals["latency"]["websocket"]["samples"] > 0
     assert goals["latency"]["rest"]["samples"] > 0
     assert all(entry["ours"]["messages_per_client"] > 0
                for entry in goals["fan_out"]["by_clients"].values())
     assert all(rate > 0 for rate in goals["rest"]["requests_per_s"]["ours"].values())
+    assert goals["idle_clients"]["ours"]["rss_kib_at_10"] > 0
