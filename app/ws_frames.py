@@ -12,6 +12,7 @@ import struct
 OPCODE_TEXT = 0x1
 OPCODE_CLOSE = 0x8
 OPCODE_PING = 0x9
+OPCODE_PONG = 0xA
 FIN = 0x80
 MAX_CLOSE_REASON_BYTES = 123  # a control frame's payload is at most 125 bytes
 

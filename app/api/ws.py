@@ -148,6 +148,7 @@ def live_updates(ws: Any) -> None:
         _open(svc, connection)
     except BaseException:
         connection.close(CLOSE_INTERNAL_ERROR, "Server error")
+        connection.closed.wait()  # the launcher closes the socket after a failed request
         raise
     detach = request.environ.get(DETACH_KEY)
     if detach is not None:

@@ -16,15 +16,18 @@ selector (epoll):
   frame boundary, ahead of queued events.
 - **Reads.** wsproto (the connection simple_websocket set up for the handshake) parses the
   client's frames; the loop answers pings, notes pongs, enforces `--max-ws-message-bytes`
-  (1009), and hands whole messages to the client's inbox. The loop pings every client
+  (1009), and hands whole messages to the connection's listener (`listen`): the app
+  runs them on a shared pool, each client's in order. The loop pings every client
   each `--ws-ping-interval-s` and closes one whose previous ping went unanswered (1008).
 - **Threads.** One loop thread for all clients, instead of a drainer thread and
   simple_websocket's reader thread per client (simple_websocket is given a thread class
-  that starts nothing). A client's messages go to `on_message` (the app runs them on a
-  small shared pool, each client's in order), so the launcher's request thread is free
-  once the route has set the connection up: the launchers keep a connection open after
-  its request when the app asks them to (`environ[DETACH_KEY]`, see
-  app/serving/__init__.py). Threads no longer grow with clients.
+  that starts nothing), and the launcher's request thread is free once the route has
+  set the connection up: both launchers keep a connection open after its request when
+  the app asks them to (`environ[DETACH_KEY]`, see app/serving/__init__.py). Threads no
+  longer grow with clients (1,000 idle clients: the same thread count as one). The
+  agreed shape stays: flask-sock routes the socket and it is fed by a thread-safe queue
+  per client; only who drains the queue changed. wsgi.py still holds 2 fds per client
+  (waitress's channel and the dup the loop uses), run.py 1.
 
 permessage-deflate is not offered (the route drops the client's offer before the
 handshake): with it, every client's frames would be compressed with that client's own
@@ -51,11 +54,10 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessag
 from wsproto.utilities import LocalProtocolError
 
 from ..events import ClientQueue
-from ..ws_frames import OPCODE_CLOSE, PING_FRAME, close_frame, frame, text_frame
+from ..ws_frames import OPCODE_CLOSE, OPCODE_PONG, PING_FRAME, close_frame, frame, text_frame
 
 log = logging.getLogger(__name__)
 
-OPCODE_PONG = 0xA
 BATCH_BYTES = 64 * 1024  # frames joined into one send; control frames wait at most this
 TLS_PIECE_BYTES = 16 * 1024  # one TLS record; retried with the very same bytes
 READ_BYTES = 64 * 1024
