@@ -11,7 +11,7 @@ from werkzeug.serving import make_server
 from app.launcher import on_stop_signals, prepare
 from app.serving.fd_reserve import FdReserve
 from app.serving.slow_clients import ConnectionGate
-from app.serving.werkzeug_handler import request_handler, serve_tls
+from app.serving.werkzeug_handler import keep_detached, request_handler, serve_tls
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,6 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               settings.max_body_bytes)
     server = make_server(settings.host, settings.port, launch.app, threaded=True,
                          request_handler=handler, fd=launch.listener.fileno())
+    keep_detached(server, handler)  # WebSockets outlive their request: the app's loop has them
     launch.listener.close()  # werkzeug serves a duplicate of it
     if launch.tls is not None:
         serve_tls(server, launch.tls)

@@ -25,11 +25,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     launch = prepare(sys.argv[1:] if argv is None else argv)
     settings = launch.settings
     # The app refuses sockets beyond --max-clients itself, after the token check; the
-    # adapter's own limit, a little higher, only guards its worker threads.
+    # adapter's own limit is a little higher. The app detaches every WebSocket (its loop
+    # serves them all), so no worker thread is kept per socket.
     # waitress refuses a body of max_request_body_size bytes or more (413) before reading
     # it, token or not; the app's own limit (MAX_CONTENT_LENGTH) allows exactly N bytes.
     server = create_ws_server(launch.app, host=settings.host, port=settings.port,
                               max_clients=settings.max_clients + HANDSHAKE_HEADROOM,
+                              detached_websockets=True,
                               max_request_body_size=settings.max_body_bytes + 1,
                               ident=SERVER_NAME, sockets=[launch.listener], tls=launch.tls,
                               gate=ConnectionGate(settings.max_connections_per_address,

@@ -14,6 +14,7 @@ from .extensions import cors, sock
 from .hosts import HostPolicy
 from .ratelimit import init_rate_limits
 from .services import Services
+from .serving.ws_loop import NoReaderThread
 from .throttle import FailedTokenThrottle
 from .web import register_web
 
@@ -29,8 +30,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         JSON_SORT_KEYS=False,
-        SOCK_SERVER_OPTIONS={"ping_interval": settings.ws_ping_interval_s or None,
-                             "max_message_size": settings.max_ws_message_bytes},
+        # The WebSocket loop reads every socket (and pings, and bounds messages itself).
+        SOCK_SERVER_OPTIONS={"thread_class": NoReaderThread},
     )
     app.json.sort_keys = False
     # Before the services start: a bad --allowed-origins must not leave shells behind.

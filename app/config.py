@@ -231,6 +231,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("ws_ping_interval_s", _seconds, 25.0,
            "seconds between the server's WebSocket pings (0 = no pings)"),
     Option("client_queue_size", _integer(10), 2000, "events queued per WebSocket client"),
+    Option("ws_pending_messages", _integer(1), 200,
+           "messages of one WebSocket client waiting for their answer (closed with 1008 beyond)"),
     Option("replay_buffer_size", _integer(10), 10_000, "events kept for WebSocket resume"),
     Option("replay_buffer_bytes", _integer(65536), 16 * 1024 * 1024,
            "bytes of events (as JSON) kept for WebSocket resume"),
@@ -323,6 +325,7 @@ class Settings:
     max_clients: int
     ws_ping_interval_s: float
     client_queue_size: int
+    ws_pending_messages: int
     replay_buffer_size: int
     replay_buffer_bytes: int
     max_sessions: int

@@ -17,75 +17,77 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import now_ms
+from .ws_frames import text_frame
 
 
 class Event(dict[str, Any]):
-    """A published event: its fields, and its JSON text, made once under the bus lock and
-    sent as is to every client (and measured for the replay buffer) instead of once each."""
+    """A published event: its fields, and its WebSocket frame (the JSON text, framed), made
+    once under the bus lock and sent as is to every client (and measured for the replay
+    buffer) instead of once each: a server's frames are the same bytes for every client."""
 
-    __slots__ = ("text",)
+    __slots__ = ("frame",)
 
     def __init__(self, fields: dict[str, Any]) -> None:
         super().__init__(fields)
-        self.text = json.dumps(fields, separators=(",", ":"))
+        self.frame = text_frame(json.dumps(fields, separators=(",", ":")))
 
 
 class ClientQueue:
-    """A bounded FIFO of events for one client; overflowing closes it instead of blocking."""
+    """A bounded FIFO of one client's outgoing frames (the bus's events and the client's
+    own replies); overflowing closes it instead of blocking. The WebSocket writer loop
+    drains it (app/serving/ws_loop.py)."""
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         # Guards _items and the closed/overflowed flags.
-        self._cond = threading.Condition()
-        self._items: collections.deque[Event] = collections.deque()
+        self._lock = threading.Lock()
+        self._items: collections.deque[bytes] = collections.deque()
         self.closed = False
         self.overflowed = False
         # Which events this client wants (None: all); the bus skips the others.
         self.accept: Callable[[Event], bool] | None = None
-        # Called once, under the bus lock, when the queue overflows: must not block.
+        # Called once (under the bus lock, not the queue's) when the queue overflows: must
+        # not block.
         self.on_overflow: Callable[[], None] | None = None
+        # Called when a frame arrives in an empty queue (the writer's wake-up): must not
+        # block either.
+        self.on_ready: Callable[[], None] | None = None
 
-    def put(self, event: Event) -> bool:
-        """Queue an event; return False (and close the queue) when it is full or closed."""
-        with self._cond:
+    def put(self, frame: bytes) -> bool:
+        """Queue a frame; return False (and close the queue) when it is full or closed."""
+        with self._lock:
             if self.closed:
                 return False
-            if len(self._items) >= self.maxsize:
+            overflowed = len(self._items) >= self.maxsize
+            if overflowed:
                 self.closed = True
                 self.overflowed = True
                 self._items.clear()
-                self._cond.notify_all()
-                if self.on_overflow is not None:
-                    self.on_overflow()
-                return False
-            self._items.append(event)
-            self._cond.notify()
-            return True
+            else:
+                self._items.append(frame)
+            was_empty = len(self._items) == 1
+        callback = self.on_overflow if overflowed else self.on_ready if was_empty else None
+        if callback is not None:
+            callback()
+        return not overflowed
 
-    def get(self, timeout: float | None = None) -> Event | None:
-        """The next event, or None after `timeout` or once the queue is closed and drained."""
-        with self._cond:
-            if not self._items and not self.closed:
-                self._cond.wait(timeout)
-            if not self._items:
-                return None
-            event = self._items.popleft()
-            if not self._items:
-                self._cond.notify_all()  # wakes wait_empty()
-            return event
-
-    def wait_empty(self, timeout: float) -> bool:
-        """Wait until every queued event was taken; False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._items or self.closed, timeout)
+    def take(self, max_bytes: int) -> list[bytes]:
+        """The oldest frames, up to `max_bytes` together (at least one); [] when empty."""
+        with self._lock:
+            frames: list[bytes] = []
+            size = 0
+            while self._items and (not frames or size + len(self._items[0]) <= max_bytes):
+                frame = self._items.popleft()
+                frames.append(frame)
+                size += len(frame)
+            return frames
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self.closed = True
-            self._cond.notify_all()
 
     def __len__(self) -> int:
-        with self._cond:
+        with self._lock:
             return len(self._items)
 
 
@@ -123,7 +125,7 @@ class EventBus:
         self._seq = first_seq
         self._reserve = reserve
         self._reserved = first_seq
-        # The replay buffer is bounded in events and in bytes (each event's size as JSON).
+        # The replay buffer is bounded in events and in bytes (each event's size as a frame).
         self._replay: collections.deque[Event] = collections.deque()
         self._replay_sizes: collections.deque[int] = collections.deque()
         self._replay_total = 0
@@ -150,7 +152,7 @@ class EventBus:
             for queue in list(self._queues):
                 if queue.accept is not None and not queue.accept(event):
                     continue
-                if not queue.put(event):
+                if not queue.put(event.frame):
                     self._queues.discard(queue)
             for listener in self._listeners:
                 listener(event)
@@ -158,7 +160,7 @@ class EventBus:
 
     def _remember(self, event: Event) -> None:
         """Keep the event for resume, dropping the oldest beyond either bound."""
-        size = len(event.text)
+        size = len(event.frame)
         self._replay.append(event)
         self._replay_sizes.append(size)
         self._replay_total += size

@@ -18,6 +18,8 @@ from .errors import ApiError, now_ms
 from .events import EventBus
 from .push.keys import load_vapid
 from .push.notifier import PushNotifier
+from .serving.serial_pool import SerialPool
+from .serving.ws_loop import WsLoop
 from .sessions.manager import SessionManager
 from .store import Store, make_private_dir, open_private_file, write_private_file
 
@@ -25,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 CLOSE_GOING_AWAY = 1001  # WebSocket close code for a server that stops
 SHUTDOWN_DRAIN_S = 1.0  # how long clients get to receive the last events at shutdown
+WS_MESSAGE_THREADS = 16  # at most, for every WebSocket client's messages together
 TOKEN_FILE = "token"  # the persistent token, in the data dir
 VIEWER_TOKEN_FILE = "viewer-token"  # the persistent view-only token, beside it
 PORT_FILE = "port"  # the port a --persistent-token server keeps, beside the token
@@ -150,6 +153,10 @@ class Services:
     manager: SessionManager
     token: str
     audit: AuditLog
+    ws_loop: WsLoop
+    # Runs the WebSocket clients' messages, each client's in order (threads as needed).
+    ws_messages: SerialPool = dataclasses.field(
+        default_factory=lambda: SerialPool(WS_MESSAGE_THREADS, "ws-messages"))
     viewer_token: str | None = None
     push: PushNotifier | None = None  # set by start(), once the services exist
     _stopped: bool = False
@@ -185,6 +192,8 @@ class Services:
         manager.restore()
         services = cls(settings=settings, store=store, bus=bus, manager=manager, token=token,
                        audit=AuditLog(os.path.join(settings.data_dir, AUDIT_FILE)),
+                       ws_loop=WsLoop(settings.ws_ping_interval_s or None,
+                                      settings.max_ws_message_bytes),
                        viewer_token=viewer_token, _data_lock=data_lock)
         services.push = PushNotifier(store, vapid, settings, manager.shell_state,
                                      services.session_name, services.session_in_view)
@@ -248,10 +257,14 @@ class Services:
             return len(self._clients)
 
     def close_ws_clients(self) -> None:
-        """Let each WebSocket client take its queued events, then close it with 1001."""
+        """Close each WebSocket client with 1001 after its queued events (a client that
+        does not take them in time is cut), then stop the WebSocket loop."""
         with self._clients_lock:
             clients = list(self._clients)
+        for client in clients:
+            client.close(CLOSE_GOING_AWAY, "Server shutting down")
         deadline = time.monotonic() + SHUTDOWN_DRAIN_S
         for client in clients:
-            client.queue.wait_empty(max(0.0, deadline - time.monotonic()))
-            client.close(CLOSE_GOING_AWAY, "Server shutting down")
+            client.connection.closed.wait(max(0.0, deadline - time.monotonic()))
+        self.ws_loop.stop()
+        self.ws_messages.shutdown()

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import requests
 
-from bench import big_pages, fanout, output_path, reference, rest, temporary_server
+from bench import (big_pages, fanout, output_path, reference, rest, temporary_server,
+                   ws_client_cost)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -36,14 +37,15 @@ class Sizes:
     rest_sessions: int
     rest_seconds: float
     rest_rounds: int
+    idle_clients: int
 
 
 QUICK = Sizes(seq_lines=20_000, throughput_rounds=1, latency_samples=5, fanout_clients=(2,),
               fanout_lines=3_000, fanout_rounds=1, rest_sessions=3, rest_seconds=1,
-              rest_rounds=1)
+              rest_rounds=1, idle_clients=10)
 FULL = Sizes(seq_lines=1_000_000, throughput_rounds=3, latency_samples=60,
              fanout_clients=(10, 50, 100), fanout_lines=100_000, fanout_rounds=2,
-             rest_sessions=20, rest_seconds=5, rest_rounds=3)
+             rest_sessions=20, rest_seconds=5, rest_rounds=3, idle_clients=1000)
 
 
 def fan_out(sizes: Sizes, node_missing: str | None) -> dict:
@@ -61,19 +63,33 @@ def fan_out(sizes: Sizes, node_missing: str | None) -> dict:
         entry = {"ours": _medians(ours_runs)}
         if reference_runs:
             entry["fastify+ws"] = _medians(reference_runs)
-            reference_cpu = entry["fastify+ws"]["cpu_s_per_1000_messages"]
-            # None: the reference's CPU was below the clock's tick (a --quick run's 5 messages).
-            entry["ratio_cpu_per_message_ours_to_fastify"] = (
-                entry["ours"]["cpu_s_per_1000_messages"] / reference_cpu
-                if reference_cpu else None)
-            entry["ratio_msg_per_s_ours_to_fastify"] = (
-                entry["ours"]["messages_per_s_per_client"]
-                / entry["fastify+ws"]["messages_per_s_per_client"])
+            entry["ratio_cpu_per_message_ours_to_fastify"] = _ratio(
+                entry["ours"]["cpu_s_per_1000_messages"],
+                entry["fastify+ws"]["cpu_s_per_1000_messages"])
+            entry["ratio_msg_per_s_ours_to_fastify"] = _ratio(
+                entry["ours"]["messages_per_s_per_client"],
+                entry["fastify+ws"]["messages_per_s_per_client"])
         by_clients[str(clients)] = entry
     return {"command": f"seq 1 {sizes.fanout_lines}; exit", "by_clients": by_clients,
             "reference": node_missing or "bare Fastify + ws (bench/reference/server.js)",
             "goal": "CPU per delivered message ≤ 1.5× Fastify + ws; msg/s per client ≥ it "
                     "at 100 clients"}
+
+
+def idle_clients(sizes: Sizes, node_missing: str | None) -> dict:
+    """Threads, fds and RSS of N idle WebSocket clients, ours (wsgi.py) vs Fastify + ws."""
+    result = {"clients": sizes.idle_clients,
+              "ours": ws_client_cost.measure("wsgi.py", sizes.idle_clients),
+              "goal": "1,000 idle clients under 100 KiB each, the thread count flat"}
+    if node_missing is None:
+        result["fastify+ws"] = ws_client_cost.measure_fastify(sizes.idle_clients)
+    return result
+
+
+def _ratio(ours: float, theirs: float) -> float | None:
+    """None when the reference spent too little to measure (under a clock tick of CPU in
+    a --quick run)."""
+    return ours / theirs if theirs > 0 else None
 
 
 def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -127,6 +143,7 @@ def run_all(sizes: Sizes, quick: bool) -> dict:
             "fan_out": fan_out(sizes, node_missing),
             "rest": rest_goal(sizes, node_missing),
             "big_pages": big_pages.measure(big_pages.QUICK if quick else big_pages.FULL),
+            "idle_clients": idle_clients(sizes, node_missing),
         },
     }
     results["seconds"] = round(time.time() - started, 1)

@@ -38,6 +38,13 @@ def rows(results: dict) -> list[str]:
         lines.append(f"| 3. fan-out, {clients} clients | {ours['cpu_s_per_1000_messages']:.3f} "
                      f"CPU-s/1k msg, {ours['messages_per_s_per_client']:.0f} msg/s/client | "
                      f"Fastify + ws: {reference} | {ratio} | CPU ≤ 1.5×, msg/s ≥ 1× |")
+    idle = goals.get("idle_clients")
+    if idle is not None:
+        n = idle["clients"]
+        ref = idle.get("fastify+ws")
+        lines.append(f"| 3. {n:,} idle WS clients | {_idle(idle['ours'], n)} | "
+                     f"Fastify + ws: {_idle(ref, n) if ref else 'n/a'} | — | "
+                     "< 100 KiB per client, threads flat |")
     rest = goals["rest"]
     for endpoint, rate in rest["requests_per_s"]["ours"].items():
         refs = "; ".join(f"{name} {rates[endpoint]:,.0f}/s"
@@ -66,6 +73,12 @@ def big_page_rows(big: dict) -> list[str]:
                  f"`{rss['command']}`, 1 WS client) | peak {rss['peak_mb']:.0f} MB | idle "
                  f"{rss['idle_mb']:.0f} MB | — | < {rss['target_mb']} MB |")
     return lines
+
+
+def _idle(cost: dict, clients: int) -> str:
+    return (f"threads {cost['threads_at_1']} → {cost[f'threads_at_{clients}']}, "
+            f"{cost['fds_per_client']:.0f} fd and {cost['rss_kib_per_client']:.0f} KiB "
+            "per client")
 
 
 def main() -> None:

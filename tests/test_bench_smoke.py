@@ -14,7 +14,8 @@ def test_quick_bench_writes_results_with_every_goal(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     goals = json.loads(out.read_text())["goals"]
-    assert set(goals) == {"output_throughput", "latency", "fan_out", "rest", "big_pages"}
+    assert set(goals) == {"output_throughput", "latency", "fan_out", "rest", "big_pages",
+                          "idle_clients"}
     assert all(speed > 0 for speed in goals["output_throughput"]["mb_per_s"].values())
     assert goals["latency"]["websocket"]["samples"] > 0
     assert goals["latency"]["rest"]["samples"] > 0
@@ -26,3 +27,4 @@ def test_quick_bench_writes_results_with_every_goal(tmp_path):
     assert all(ms > 0 for by in opened["ms"].values() for ms in by.values())
     rss = goals["big_pages"]["rss"]
     assert rss["sessions_with_output"] == rss["sessions"] and rss["peak_mb"] > 0
+    assert goals["idle_clients"]["ours"]["rss_kib_at_10"] > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 from app import services as services_module
@@ -26,6 +27,15 @@ def test_seq_is_strictly_increasing_across_threads():
         thread.join()
     assert seen == list(range(1001, 1001 + 4000))
     assert bus.last_seq == 5000
+
+
+def queued_events(queue: ClientQueue) -> list[dict]:
+    """The events a queue holds, decoded from their WebSocket frames."""
+    events = []
+    for frame in queue.take(1 << 40):
+        size = frame[1]
+        events.append(json.loads(frame[2 if size < 126 else 4 if size == 126 else 10:]))
+    return events
 
 
 def test_events_carry_type_seq_and_timestamp():
@@ -55,7 +65,7 @@ def test_queue_filter_skips_unwanted_events():
     bus.subscribe(queue)
     bus.publish("session:output", sessionId="b")
     bus.publish("session:output", sessionId="a")
-    assert queue.get(0)["sessionId"] == "a" and queue.get(0) is None
+    assert [event["sessionId"] for event in queued_events(queue)] == ["a"]
 
 
 def test_resume_replays_exactly_the_missed_events():
@@ -97,9 +107,7 @@ def test_snapshot_and_subscription_are_atomic_with_publishing():
         results.append((subscription, queue))
     thread.join()
     for subscription, queue in results:
-        counts = []
-        while (event := queue.get(0)) is not None:
-            counts.append(event["count"])
+        counts = [event["count"] for event in queued_events(queue)]
         assert counts == list(range(subscription.snapshot + 1, 3001))
 
 

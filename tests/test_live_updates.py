@@ -269,12 +269,13 @@ def test_many_clients_each_receive_every_event(live_server, project):
         client.close()
 
 
+def _server_threads(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return int(next(line for line in status if line.startswith("Threads:")).split()[1])
+
+
 def test_connect_close_cycles_leak_no_threads_or_fds(live_server):
     pid = live_server.process.pid
-
-    def server_threads() -> int:
-        with open(f"/proc/{pid}/status") as status:
-            return int(next(line for line in status if line.startswith("Threads:")).split()[1])
 
     def server_fds() -> int:
         return len(os.listdir(f"/proc/{pid}/fd"))
@@ -282,11 +283,27 @@ def test_connect_close_cycles_leak_no_threads_or_fds(live_server):
     for _ in range(20):  # warm up pools
         LiveClient(live_server).close()
     wait_for(lambda: live_server.api("GET", "sessions").ok)
-    threads, fds = server_threads(), server_fds()
+    threads, fds = _server_threads(pid), server_fds()
     for _ in range(200):
         LiveClient(live_server).close()
-    wait_for(lambda: server_threads() <= threads + 2 and server_fds() <= fds + 2, timeout=30)
+    wait_for(lambda: _server_threads(pid) <= threads + 2 and server_fds() <= fds + 2,
+             timeout=30)
     assert requests.get(live_server.base + "/health", timeout=10).status_code == 200
+
+
+def test_open_clients_hold_no_thread_each(live_server):
+    # One loop serves every socket and a small shared pool their messages: 60 connected
+    # clients that each had a message answered add far fewer than 60 threads.
+    pid = live_server.process.pid
+    first = LiveClient(live_server)
+    assert first.request({"type": "ping"}, "pong")
+    threads = _server_threads(pid)
+    clients = [LiveClient(live_server) for _ in range(60)]
+    for client in clients:
+        assert client.request({"type": "ping"}, "pong")
+    wait_for(lambda: _server_threads(pid) <= threads + 20, timeout=30)
+    for client in [first, *clients]:
+        client.close()
 
 
 def test_oversized_messages_close_the_socket(make_server, script):
@@ -299,6 +316,32 @@ def test_oversized_messages_close_the_socket(make_server, script):
             client.next(timeout=10)
     assert closed.value.code == 1009
     assert LiveClient(server).request({"type": "ping"}, "pong")  # the server carries on
+
+
+def _burst(client: LiveClient, count: int) -> None:
+    """`count` pings in one write, faster than any server answers them."""
+    frame = websocket.ABNF.create_frame('{"type":"ping"}', websocket.ABNF.OPCODE_TEXT)
+    client.ws.sock.sendall(b"".join(frame.format() for _ in range(count)))
+
+
+def test_a_client_piling_up_messages_beyond_the_cap_is_closed(make_server, script):
+    server = make_server("--no-rate-limit", "--ws-pending-messages", "2", script=script)
+    client = LiveClient(server)
+    _burst(client, 2000)
+    with pytest.raises(ServerClosed) as closed:
+        for _ in range(2001):
+            client.next(timeout=10)
+    assert closed.value.code == 1008
+    assert LiveClient(server).request({"type": "ping"}, "pong")  # the server carries on
+
+
+def test_a_burst_within_the_pending_cap_is_answered_whole(make_server, script):
+    server = make_server("--no-rate-limit", script=script)  # default cap: 200
+    client = LiveClient(server)
+    _burst(client, 150)
+    for _ in range(150):
+        assert client.next(timeout=10)["type"] == "pong"
+    client.close()
 
 
 def test_clients_beyond_max_clients_are_refused(make_server, script):

@@ -14,8 +14,6 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from simple_websocket import ConnectionClosed
-
 from ..auth import READ_ONLY_MESSAGE
 from ..errors import ApiError, now_ms
 from ..ratelimit import GET_SCOPE, POST_SCOPE, STOP_ACTION, KeyBudget, key_hit, quota_hit
@@ -40,7 +38,7 @@ READS = frozenset({"get_sessions", "subscribe"})
 
 
 class MessageHandler:
-    """Reads one client's messages until the socket closes."""
+    """Answers one client's messages (on the WebSocket message pool, one at a time)."""
 
     def __init__(self, client: WsClient, services: Services, limiter: Limiter,
                  key_budget: KeyBudget, remote_addr: str, limit_key: str) -> None:
@@ -71,19 +69,9 @@ class MessageHandler:
             "approve": self._approve,
         }
 
-    def read_loop(self) -> None:
-        try:
-            while True:
-                data = self.client.ws.receive()
-                if data is None:
-                    return
-                reply = self.handle(data)
-                self.client.send({**reply, "timestamp": now_ms()})
-        except ConnectionClosed:
-            return
-        finally:
-            self.client.queue.close()
-            self.services.manager.forget_answerer(self.client.id)
+    def answer(self, data: str | bytes) -> None:
+        """Queue the reply to one of the client's messages."""
+        self.client.send({**self.handle(data), "timestamp": now_ms()})
 
     def handle(self, data: str | bytes) -> dict[str, Any]:
         """The reply to one raw message; never raises for bad input."""

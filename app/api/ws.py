@@ -1,56 +1,57 @@
 """The live-updates WebSocket: init snapshot, resume, scoped events and client messages.
 
-Each connection has a bounded ClientQueue fed by the bus. This handler's thread drains the
-queue to the socket; a second thread reads client messages and answers them. Both send
-through one lock, and every write (simple_websocket's pings and pongs included) goes through
-a WholeFrameSocket, so frames never interleave. A client whose queue overflows is closed
-with 1013 (try again later) and resumes with `since`.
+After the handshake the connection belongs to the WebSocket loop (app/serving/ws_loop.py),
+which writes every client's frames and reads their messages. Each connection has a bounded
+ClientQueue of frames, fed by the bus (each event framed once for all clients) and by this
+handler's replies; this handler's thread runs the client's messages until the socket
+closes. A client whose queue overflows is closed with 1013 (try again later) and resumes
+with `since`.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
-import socket
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, current_app, request
 from flask_limiter.util import get_remote_address
-from simple_websocket import ConnectionClosed
 
 from ..errors import ApiError, now_ms
 from ..events import ClientQueue, Event
 from ..extensions import sock
 from ..ratelimit import EXTENSION_KEY, KEY_BUDGET_KEY, client_key
+from ..serving import DETACH_KEY
 from ..serving.whole_frames import serialize_websocket_writes
+from ..serving.ws_loop import Connection
+from ..ws_frames import text_frame
 from . import services
 from .messages import MessageHandler
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("ws", __name__)
 
+CLOSE_NORMAL = 1000
+CLOSE_POLICY_VIOLATION = 1008
+CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 WEBSOCKET_VERSION = "13"
 # Events that carry one session's output: a scoped client gets only its session's.
 SCOPED_EVENTS = frozenset({"session:output", "session:exit"})
 # The raw terminal stream: only to a client scoped to its session that asked for it.
 PTY_EVENT = "session:pty"
-QUEUE_POLL_S = 1.0
-SLOW_CLOSE_WAIT_S = 1.0
 
 
 class WsClient:
     """One connected socket: its scope, its queue, and a lock for sending."""
 
-    def __init__(self, ws: Any, queue: ClientQueue, session_id: str | None,
+    def __init__(self, connection: Connection, session_id: str | None,
                  watch_pty: Callable[[str, int], None]) -> None:
         self.id = f"client-{id(self):x}-{now_ms()}"
-        self.ws = ws
-        self.queue = queue
+        self.connection = connection
+        self.queue = connection.queue
         # Read by the bus thread in wants(), written by the reader thread on `subscribe`;
         # single reference assignments, so no lock is needed.
         self.session_id = session_id
@@ -60,9 +61,6 @@ class WsClient:
         # thread; one tuple, replaced whole, so it is never half updated.
         self.presence: tuple[str | None, bool] = (None, False)
         self._watch_pty = watch_pty  # counts the session's raw-stream watchers
-        # Guards ws.send: the queue drainer and the message reader both send. One for the
-        # socket's life: a new one per `subscribe` would let two writers in at once.
-        self._send_lock = threading.Lock()
 
     def set_scope(self, session_id: str | None, pty: bool) -> None:
         """Scope the socket to a session (None: all), with its raw stream or without."""
@@ -81,32 +79,17 @@ class WsClient:
         return event.get("sessionId") == self.session_id
 
     def send(self, message: dict[str, Any]) -> None:
-        data = message.text if isinstance(message, Event) else json.dumps(
-            message, separators=(",", ":"))
-        with self._send_lock:
-            self.ws.send(data)
+        """Queue a message of this client's own, after the events queued before it."""
+        self.connection.send_text(json.dumps(message, separators=(",", ":")))
 
     def abort_slow(self) -> None:
-        """The queue overflowed: close with 1013 without blocking the publisher."""
-        threading.Thread(target=self.close, name=f"ws-{self.id}-abort", daemon=True,
-                         args=(CLOSE_TRY_AGAIN_LATER, "Client too slow; resume with since"),
-                         ).start()
+        """The queue overflowed (under the bus lock): close with 1013, without blocking."""
+        self.close(CLOSE_TRY_AGAIN_LATER, "Client too slow; resume with since")
 
     def close(self, code: int, reason: str) -> None:
-        """Close with `code`; never blocks for long on a peer that stopped reading."""
-        self.queue.close()
-        if not self._send_lock.acquire(timeout=SLOW_CLOSE_WAIT_S):
-            # The drainer is stuck sending to a peer that stopped reading: no close frame
-            # can get through, so cut the connection; the client resumes with `since`.
-            with contextlib.suppress(OSError, AttributeError):
-                self.ws.sock.shutdown(socket.SHUT_RDWR)
-            return
-        try:
-            self.ws.close(reason=code, message=reason)
-        except Exception:
-            logger.debug("closing %s failed", self.id, exc_info=True)
-        finally:
-            self._send_lock.release()
+        """Close with `code` after what is queued; never blocks (a peer that stopped
+        reading is cut by the loop)."""
+        self.connection.close(code, reason)
 
 
 class UnsupportedWebSocketVersion(ApiError):
@@ -151,51 +134,83 @@ def refuse_beyond_max_clients() -> None:
 
 @bp.before_request
 def write_whole_frames() -> None:
-    """Both launchers: simple_websocket gets a socket whose frames never interleave."""
+    """Both launchers: simple_websocket writes the 101 whole; and no permessage-deflate
+    (events are framed once for every client: see app/serving/ws_loop.py)."""
     serialize_websocket_writes(request.environ)
+    request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
 
 @sock.route("/ws", bp=bp)
 def live_updates(ws: Any) -> None:
     svc = services()
+    connection = svc.ws_loop.adopt(ws, ClientQueue(svc.settings.client_queue_size))
+    try:
+        _open(svc, connection)
+    except BaseException:
+        connection.close(CLOSE_INTERNAL_ERROR, "Server error")
+        connection.closed.wait()  # the launcher closes the socket after a failed request
+        raise
+    detach = request.environ.get(DETACH_KEY)
+    if detach is not None:
+        detach()  # the launcher keeps the connection open for the loop: this thread is free
+    else:
+        connection.closed.wait()  # another server closes the socket once this returns
+
+
+def _open(svc: Any, connection: Connection) -> None:
+    """Check the request, subscribe, queue the init message and the replay, and route the
+    client's messages to a lane of the message pool."""
     try:
         since = _since_arg()
         session_id = request.args.get("sessionId") or None
         if session_id is not None:
             svc.manager.get(session_id)
     except ApiError as exc:
-        ws.send(json.dumps({"type": "error", "message": exc.description, "timestamp": now_ms()}))
-        ws.close(reason=1008, message=exc.description[:120])
+        connection.start([_frame({"type": "error", "message": exc.description,
+                                  "timestamp": now_ms()})])
+        connection.close(CLOSE_POLICY_VIOLATION, exc.description[:120])
         return
-    queue = ClientQueue(svc.settings.client_queue_size)
-    client = WsClient(ws, queue, session_id, svc.manager.watch_pty)
+    client = WsClient(connection, session_id, svc.manager.watch_pty)
     client.set_scope(session_id, request.args.get("pty") in ("1", "true"))
+    queue = connection.queue
     queue.accept = client.wants
     queue.on_overflow = client.abort_slow
+    handler = MessageHandler(client, svc, current_app.extensions[EXTENSION_KEY],
+                             current_app.extensions[KEY_BUDGET_KEY], get_remote_address(),
+                             client_key())
+    # The loop sends nothing of the queue before start(): the init message and the replay
+    # go first, then the events queued since the subscription.
     subscription = svc.bus.subscribe(
         queue, snapshot=lambda: (svc.manager.list_public(), svc.active_theme()), since=since
     )
     svc.add_ws_client(client)
-    try:
-        sessions, theme = subscription.snapshot
-        client.send({"type": "init", "clientId": client.id, "subscribedSessionId": session_id,
-                     "sessions": sessions, "theme": theme, "seq": subscription.seq,
-                     "resumed": subscription.resumed, "timestamp": now_ms()})
-        for event in subscription.replay or ():
-            if client.wants(event):
-                client.send(event)
-        handler = MessageHandler(client, svc, current_app.extensions[EXTENSION_KEY],
-                                 current_app.extensions[KEY_BUDGET_KEY], get_remote_address(),
-                                 client_key())
-        reader = threading.Thread(target=handler.read_loop, name=f"ws-{client.id}-reader",
-                                  daemon=True)
-        reader.start()
-        _drain(client)
-        reader.join(timeout=QUEUE_POLL_S)
-    finally:
+    lane = svc.ws_messages.lane()
+
+    def on_message(data: str | bytes) -> None:  # on the loop's thread
+        if len(lane) >= svc.settings.ws_pending_messages:
+            # A client that sends faster than its messages are answered would pile them
+            # up without bound: the cap is explicit (--ws-pending-messages).
+            connection.close(CLOSE_POLICY_VIOLATION, "Too many messages waiting for an answer")
+            return
+        lane.submit(lambda: handler.answer(data))
+
+    def forget() -> None:
+        svc.manager.forget_answerer(client.id)
         client.set_scope(None, False)
         svc.bus.unsubscribe(queue)
         svc.remove_ws_client(client)
+
+    sessions, theme = subscription.snapshot
+    init = _frame({"type": "init", "clientId": client.id, "subscribedSessionId": session_id,
+                   "sessions": sessions, "theme": theme, "seq": subscription.seq,
+                   "resumed": subscription.resumed, "timestamp": now_ms()})
+    connection.start([init, *(event.frame for event in subscription.replay or ()
+                              if client.wants(event))])
+    connection.listen(on_message, lambda: lane.submit(forget))
+
+
+def _frame(message: dict[str, Any]) -> bytes:
+    return text_frame(json.dumps(message, separators=(",", ":")))
 
 
 def _since_arg() -> int | None:
@@ -206,17 +221,3 @@ def _since_arg() -> int | None:
         return int(raw)
     except ValueError:
         raise ApiError(400, "Query parameter 'since' must be an integer") from None
-
-
-def _drain(client: WsClient) -> None:
-    """Send queued events until the socket closes or the client falls too far behind."""
-    while client.ws.connected and not client.queue.overflowed:
-        event = client.queue.get(timeout=QUEUE_POLL_S)
-        if event is None:
-            if client.queue.closed:
-                return
-            continue
-        try:
-            client.send(event)
-        except (ConnectionClosed, OSError):
-            return

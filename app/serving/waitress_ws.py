@@ -38,6 +38,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask, WSGITask
 
+from . import DETACH_KEY
 from .fd_reserve import FdReserve
 from .plain_http import answer_plain_http, is_plain_http
 from .slow_clients import ConnectionGate, too_many_connections
@@ -84,6 +85,8 @@ class _HandoverSocket(socket.socket):
         super().__init__(*args, **kwargs)
         self.used = False  # first send/recv: the 101 is (about to be) on the wire
         self.closed_event = threading.Event()  # set once simple_websocket (or we) closed it
+        self.detached = False  # the app keeps it after its request (DETACH_KEY)
+        self._when_closed: Callable[[], None] | None = None
         # Guards writes: our 1001 close frame must never land inside a frame
         # simple_websocket is writing from another thread.
         self._io_lock = threading.Lock()
@@ -105,6 +108,14 @@ class _HandoverSocket(socket.socket):
     def _send_all(self, data: Any, flags: int) -> None:
         self.sendall(data, flags)
 
+    tls = False
+
+    def raw_send(self, data: Any) -> int:
+        """One plain send(), for a single writer on a non-blocking socket (the app's
+        WebSocket loop): may write part of `data`."""
+        self.used = True
+        return socket.socket.send(self, data)
+
     def _send_close_frame(self) -> None:
         # MSG_DONTWAIT: never block shutdown on a peer that stopped reading
         socket.socket.send(self, _GOING_AWAY_FRAME, socket.MSG_DONTWAIT)
@@ -117,6 +128,21 @@ class _HandoverSocket(socket.socket):
         with self._state_lock:
             super().close()
             self.closed_event.set()
+            when_closed, self._when_closed = self._when_closed, None
+        if when_closed is not None:
+            when_closed()
+
+    def detach(self) -> None:
+        """The app keeps the socket once its request returns, and closes it itself."""
+        self.detached = True
+
+    def when_closed(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the socket is closed (at once if it is)."""
+        with self._state_lock:
+            if not self.closed_event.is_set():
+                self._when_closed = callback
+                return
+        callback()
 
     def going_away(self) -> None:
         """Best effort 1001 close frame, then FIN; a responsive client answers
@@ -144,6 +170,15 @@ class _TlsHandoverSocket(_HandoverSocket):
     the WebSocket's life; the dup'd descriptor serves for readiness, shutdown and close."""
 
     tls_conn: ssl.SSLSocket
+    tls = True
+
+    def raw_send(self, data: Any) -> int:
+        self.used = True
+        return self.tls_conn.send(data)
+
+    def setblocking(self, flag: bool) -> None:
+        super().setblocking(flag)
+        self.tls_conn.setblocking(flag)
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         """Writers that call sendall() directly (WholeFrameSocket) go through TLS too, one
@@ -203,12 +238,15 @@ class _WSTask(WSGITask):
         self.set_close_on_finish()
         if not owner._acquire_slot():
             return self._reject(owner)
+        detached = False
         try:
-            self._hand_over(channel, owner)
+            detached = self._hand_over(channel, owner)
         finally:
-            owner._release_slot(self.ws_sock)
+            if not detached:
+                owner._release_slot(self.ws_sock)
 
-    def _hand_over(self, channel: WSChannel, owner: WebSocketServer) -> None:
+    def _hand_over(self, channel: WSChannel, owner: WebSocketServer) -> bool:
+        """Run the WebSocket; True when the app detached it (it is still open)."""
         # 1. Keep the asyncore loop from writing this connection (writable() False;
         #    readable() is already False since received() saw the upgrade).
         channel.ws_handover = True
@@ -223,6 +261,7 @@ class _WSTask(WSGITask):
         owner._track(sock)
         environ = self.get_environment()  # cached: the app sees this very dict
         environ["gunicorn.socket"] = sock  # simple_websocket's 'gunicorn' mode
+        environ[DETACH_KEY] = sock.detach
         try:
             super().execute()  # 4. flask-sock's route runs the whole WebSocket here
         except StopIteration:
@@ -232,23 +271,34 @@ class _WSTask(WSGITask):
                 raise  # failed before the handshake: let waitress send its 500
             log.exception("WebSocket handler failed after the handshake")
         finally:
-            # 5. Give simple_websocket's reader thread time to finish the close
-            #    handshake and close the dup; then force it out.
-            if sock.used and not sock.closed_event.wait(CLOSE_GRACE):
-                sock.abort()
-                sock.closed_event.wait(1.0)
-            sock.close()  # idempotent; covers a reader thread that died early
-            # 6. Give the connection back: restore O_NONBLOCK for the loop, linger
-            #    after a WebSocket, then let the loop write again (a fallback
-            #    HTTP response, or nothing before the close).
-            conn = channel.socket
-            if conn is not None:
-                with contextlib.suppress(OSError):
-                    conn.setblocking(False)
-                    if sock.used:
-                        _linger(conn, LINGER)
-            channel.ws_handover = False
-            channel.server.pull_trigger()
+            if sock.detached:
+                # The app's own loop reads and writes it and closes it after the close
+                # handshake (no linger needed); this thread is free, and the connection
+                # goes back to waitress (step 6) once the app closed the dup.
+                sock.when_closed(lambda: _give_back(channel, owner, sock))
+            else:
+                self._end(channel, sock)
+        return sock.detached
+
+    @staticmethod
+    def _end(channel: WSChannel, sock: _HandoverSocket) -> None:
+        # 5. Give simple_websocket's reader thread time to finish the close
+        #    handshake and close the dup; then force it out.
+        if sock.used and not sock.closed_event.wait(CLOSE_GRACE):
+            sock.abort()
+            sock.closed_event.wait(1.0)
+        sock.close()  # idempotent; covers a reader thread that died early
+        # 6. Give the connection back: restore O_NONBLOCK for the loop, linger
+        #    after a WebSocket, then let the loop write again (a fallback
+        #    HTTP response, or nothing before the close).
+        conn = channel.socket
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.setblocking(False)
+                if sock.used:
+                    _linger(conn, LINGER)
+        channel.ws_handover = False
+        channel.server.pull_trigger()
 
     def _reject(self, owner: WebSocketServer) -> None:
         message = ("Server is shutting down" if owner._stopping
@@ -260,6 +310,18 @@ class _WSTask(WSGITask):
                                   ("Content-Length", str(len(body)))]
         self.complete = True  # what start_response() would have set
         self.write(body)
+
+
+def _give_back(channel: WSChannel, owner: WebSocketServer, sock: _HandoverSocket) -> None:
+    """A detached WebSocket's end (on the thread that closed its dup): the connection goes
+    back to waitress's loop, which closes it, and its slot is free."""
+    conn = channel.socket
+    if conn is not None:
+        with contextlib.suppress(OSError):
+            conn.setblocking(False)
+    channel.ws_handover = False
+    channel.server.pull_trigger()
+    owner._release_slot(sock)
 
 
 class _JsonErrorTask(ErrorTask):
@@ -515,12 +577,15 @@ class WebSocketServer:
 
 
 def create_ws_server(app: Any, *, host: str, port: int, max_clients: int = 100,
-                     http_threads: int = 8, gate: ConnectionGate | None = None,
+                     http_threads: int = 8, detached_websockets: bool = False,
+                     gate: ConnectionGate | None = None,
                      tls: ssl.SSLContext | None = None,
                      **waitress_kwargs: Any) -> WebSocketServer:
     """Create (bind, not yet serve) a waitress server with WebSocket support.
 
-    Worker threads = max_clients + http_threads (each WebSocket pins one),
+    Worker threads = max_clients + http_threads (each WebSocket pins one), or only
+    http_threads with `detached_websockets` (an app that detaches every WebSocket: its
+    thread serves only the handshake),
     waitress's connection_limit (default HTTP_CONNECTIONS) is raised by max_clients, and
     the loop uses poll(), not select(): select() fails once any descriptor reaches 1024.
     `gate` bounds slow clients (default: 10 s for a request or idleness, 64 HTTP
@@ -545,6 +610,6 @@ def create_ws_server(app: Any, *, host: str, port: int, max_clients: int = 100,
     if "listen" not in waitress_kwargs and "sockets" not in waitress_kwargs:
         waitress_kwargs.update(host=host, port=port)
     socket_map: dict[int, Any] = {}
-    wserver = waitress.create_server(app, map=socket_map,
-                                     threads=max_clients + http_threads, **waitress_kwargs)
+    threads = http_threads if detached_websockets else max_clients + http_threads
+    wserver = waitress.create_server(app, map=socket_map, threads=threads, **waitress_kwargs)
     return WebSocketServer(wserver, socket_map, max_clients, gate, tls)

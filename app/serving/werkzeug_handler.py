@@ -9,12 +9,13 @@ import io
 import logging
 import socket
 import ssl
+import weakref
 from email.message import Message
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 from werkzeug.serving import BaseWSGIServer, DechunkedInput, WSGIRequestHandler
 
-from . import SERVER_NAME
+from . import DETACH_KEY, SERVER_NAME
 from .plain_http import answer_plain_http, is_plain_http
 from .slow_clients import ConnectionGate, HeadWatchdog, refusal, too_many_connections
 
@@ -59,12 +60,26 @@ class DrainReader(io.RawIOBase):
         return self._wire.read1(WRITE_PIECE_BYTES if size < 0 else min(size, WRITE_PIECE_BYTES))
 
 
+class Discard(io.RawIOBase):
+    """The output of a connection the app detached: werkzeug's own response after a
+    WebSocket (flask-sock answers 200 once the route returns) must not reach it."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        return len(data)
+
+
 def request_handler(gate: ConnectionGate, max_body_bytes: int) -> type[WSGIRequestHandler]:
     """A handler class bound to `gate` (one watchdog thread serves all its connections);
     bodies up to `max_body_bytes` are read before the app runs, within the deadline."""
     watchdog = HeadWatchdog()
 
     class MaestroRequestHandler(WSGIRequestHandler):
+        # The WebSocket connections the app keeps after their request (DETACH_KEY): the
+        # server must neither shut them down nor close them (keep_detached()).
+        detached: ClassVar[weakref.WeakSet[socket.socket]] = weakref.WeakSet()
         server_version = SERVER_NAME
         sys_version = ""
         # Every read and every piece written must progress within it (the watchdog gives
@@ -140,7 +155,19 @@ def request_handler(gate: ConnectionGate, max_body_bytes: int) -> type[WSGIReque
                 environ["wsgi.input"] = io.BytesIO(self._body)
             if environ.get("HTTP_UPGRADE", "").lower() != "websocket":
                 self._wire, self.rfile = self.rfile, DrainReader(self.rfile)
+            else:
+                environ[DETACH_KEY] = self._detach
             return environ
+
+        def _detach(self) -> None:
+            """The app keeps this WebSocket's connection once its request returns (its
+            loop closes it): this thread neither writes to it nor reads from it any more
+            (werkzeug drains the input after a response: the client's next frames), and
+            is free."""
+            self.wfile = Discard()
+            self._wire, self.rfile = self.rfile, io.BytesIO()  # finish() closes the wire
+            self.close_connection = True
+            self.detached.add(self.connection)
 
         def finish(self) -> None:
             super().finish()
@@ -181,6 +208,20 @@ def request_handler(gate: ConnectionGate, max_body_bytes: int) -> type[WSGIReque
             return SERVER_NAME
 
     return MaestroRequestHandler
+
+
+def keep_detached(server: BaseWSGIServer, handler: type[WSGIRequestHandler]) -> None:
+    """Make `server` leave the connections the app detached open (see DETACH_KEY)."""
+    shutdown_request = server.shutdown_request
+    detached = handler.detached  # type: ignore[attr-defined]
+
+    def shutdown_unless_detached(request: socket.socket) -> None:
+        if request in detached:
+            detached.discard(request)  # the app's WebSocket loop closes it
+        else:
+            shutdown_request(request)
+
+    server.shutdown_request = shutdown_unless_detached  # type: ignore[method-assign]
 
 
 def read_body(headers: Message, rfile: BinaryIO, limit: int) -> bytes | None:

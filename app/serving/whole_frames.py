@@ -10,6 +10,7 @@ WholeFrameSocket, whose send() is sendall() under one lock, closes both gaps.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from typing import Any
 
@@ -36,6 +37,14 @@ class WholeFrameSocket:
                 # would end its reader thread before it closes the socket.
                 raise BrokenPipeError(*exc.args) from exc
         return len(data)
+
+    @property
+    def tls(self) -> bool:
+        return isinstance(self._sock, ssl.SSLSocket)
+
+    def raw_send(self, data: bytes) -> int:
+        """One plain send() (non-blocking for the WebSocket loop, the only writer then)."""
+        return self._sock.send(data)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
