@@ -12,6 +12,7 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from app.api.messages import ACTION_FIELDS, MESSAGE_FIELDS
 from tests.conftest import ROOT, wait_for
 from tests.test_sessions_api import create
 from tests.wsclient import LiveClient
@@ -129,7 +130,30 @@ def test_real_traffic_fits_the_websocket_schema(server, project, validators):
     {"type": "send_command", "sessionId": "s"},
     {"type": "resize", "sessionId": "s", "cols": 0, "rows": 10},
     {"type": "switch_mode", "sessionId": "s", "mode": "voice"},
+    {"type": "interrupt", "sessionId": "s", "tabID": "t"},
     {"sessionId": "s"},
 ])
 def test_the_client_schema_refuses_malformed_messages(validators, message):
     assert not validators["clientMessage"].is_valid(message)
+
+
+def test_the_schema_and_the_server_agree_on_each_actions_fields():
+    schema = json.loads((ROOT / "docs" / "ws-schema.json").read_text())["$defs"]
+    for kind, fields in ACTION_FIELDS.items():
+        described = schema[f"client.{kind}"]
+        assert described["additionalProperties"] is False
+        assert set(described["properties"]) == fields | MESSAGE_FIELDS, kind
+
+
+def test_an_action_with_an_unknown_field_is_refused_and_not_run(server, project):
+    sid = create(server, project, toolType="terminal")["id"]
+    client = LiveClient(server)
+    try:
+        reply = client.request({"type": "rename_tab", "sessionId": sid, "nmae": "typo"},
+                               "rename_tab_result")
+        assert (reply["success"], reply["statusCode"]) == (False, 400)
+        assert reply["error"].startswith("Unknown field 'nmae'; rename_tab takes")
+        pong = client.request({"type": "ping", "extra": 1}, "pong")  # reads stay lenient
+        assert pong["type"] == "pong"
+    finally:
+        client.close()

@@ -28,9 +28,24 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Message types that act on a session (refused for a viewer, audited).
-ACTIONS = frozenset({"send_command", "interrupt", "switch_mode", "select_tab", "new_tab",
-                     "close_tab", "rename_tab", "input", "resize", "keys", "approve"})
+# Message types that act on a session (refused for a viewer, audited), with the fields each
+# takes besides `type` and `requestId`: as a REST body, an unknown field is refused (a typo
+# must not be dropped silently). docs/ws-schema.json says the same (tests/test_ws_schema.py).
+ACTION_FIELDS: dict[str, frozenset[str]] = {
+    "send_command": frozenset({"sessionId", "command", "tabId", "inputMode"}),
+    "interrupt": frozenset({"sessionId", "tabId"}),
+    "switch_mode": frozenset({"sessionId", "mode"}),
+    "select_tab": frozenset({"sessionId", "tabId"}),
+    "new_tab": frozenset({"sessionId", "name"}),
+    "close_tab": frozenset({"sessionId", "tabId"}),
+    "rename_tab": frozenset({"sessionId", "tabId", "name"}),
+    "input": frozenset({"sessionId", "data", "reply"}),
+    "resize": frozenset({"sessionId", "cols", "rows"}),
+    "keys": frozenset({"sessionId", "keys"}),
+    "approve": frozenset({"sessionId", "approvalId", "decision", "message", "answers"}),
+}
+ACTIONS = frozenset(ACTION_FIELDS)
+MESSAGE_FIELDS = frozenset({"type", "requestId"})
 # Actions that cost one unit of the key budget; the others cost one of the POST quota.
 KEY_ACTIONS = frozenset({"input", "resize", "keys", "interrupt"})
 # Message types that read what GET endpoints serve, and so cost one unit of the GET quota.
@@ -97,6 +112,7 @@ class MessageHandler:
                     "requestType": kind, **_request_id(message)}
         try:
             reject_invalid_unicode(message)
+            _refuse_unknown_fields(kind, message)
             reply = handler(message)
         except ApiError as exc:
             reply = {"type": reply_type, "success": False, "error": exc.description,
@@ -231,6 +247,15 @@ class MessageHandler:
             {key: message.get(key) for key in ("decision", "message", "answers")})
         return {"type": "approve_result", "success": True, "sessionId": session_id,
                 "approval": approval}
+
+
+def _refuse_unknown_fields(kind: str, message: dict[str, Any]) -> None:
+    """:raise ApiError 400: an action's message has a field the action does not take."""
+    fields = ACTION_FIELDS.get(kind)
+    unknown = sorted(set(message) - fields - MESSAGE_FIELDS) if fields is not None else []
+    if unknown:
+        takes = ", ".join(sorted(fields))
+        raise ApiError(400, f"Unknown field '{unknown[0]}'; {kind} takes {takes}")
 
 
 def _reply_type(kind: str) -> str:
