@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from tests.conftest import wait_for
-from tests.ui.test_ui_polish import PHONES
+from tests.ui.test_ui_polish import PHONES, slug
 from tests.ui.test_ui_terminal import SW_READY, create_session, open_session, run, run_to_end
 
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -35,7 +35,7 @@ def cached_key(server, log: str, viewer: str | None = None) -> str:
 
 @pytest.mark.parametrize("device", PHONES)
 def test_reload_offline_shows_cached_output_until_the_socket_is_back(ui_server, project, phone,
-                                                                     device):
+                                                                     device, screenshot):
     session = create_session(ui_server, project, "kept")
     context = phone(device)
     page = open_session(ui_server, context, session)
@@ -52,6 +52,7 @@ def test_reload_offline_shows_cached_output_until_the_socket_is_back(ui_server, 
     expect(log).to_contain_text("kept-42")
     expect(log).to_contain_text("<img src=x onerror=alert(1)>")  # text, never markup
     expect(log.locator("img")).to_have_count(0)
+    screenshot(page, f"offline-cached-{slug(device)}")
 
     context.set_offline(False)
     expect(page.get_by_role("status", name="Connection: Connected")).to_be_visible()
