@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 import requests
 
 from app.launcher import print_banner
+from app.pairing import cookie_value
 from app.throttle import FailedTokenThrottle
 from tests.conftest import ROOT, wait_for
 from tests.test_auth import raw_handshake
@@ -402,3 +404,15 @@ def test_a_viewer_cannot_use_up_the_owners_quotas_or_stop(make_server, project):
     stopped = server.api("POST", f"session/{sid}/interrupt")
     assert stopped.status_code == 200 and stopped.json()["wasRunning"] is True
     assert server.api("PATCH", f"session/{sid}", json={"name": "still mine"}).status_code == 200
+
+
+def test_whoami_names_each_token_by_an_id_that_reveals_neither_token_nor_cookie(watched):
+    owner = watched.server.api("GET", "whoami").json()
+    viewer = as_viewer(watched, "GET", "api/whoami").json()
+    assert owner["role"] == "owner" and viewer["role"] == "viewer"
+    assert re.fullmatch(r"[0-9a-f]{32}", owner["cacheId"]), owner
+    assert owner["cacheId"] != viewer["cacheId"]  # a view-only link keeps apart from the owner
+    assert watched.server.api("GET", "whoami").json()["cacheId"] == owner["cacheId"]  # stable
+    for token, cache_id in ((watched.server.token, owner["cacheId"]),
+                            (watched.viewer, viewer["cacheId"])):
+        assert cache_id not in token and cache_id not in cookie_value(token)

@@ -378,8 +378,9 @@ def paths(tool_types: tuple[str, ...] = (TERMINAL_TOOL,),
                                "canChooseModel"))}, count=_INT)),
         },
         "/whoami": {
-            "get": _route("The caller's role: owner, or viewer (a view-only token)",
-                          _ok(role=_enum(("owner", "viewer")))),
+            "get": _route("The caller's role: owner, or viewer (a view-only token), and the id "
+                          "under which a browser keeps its copies of logs",
+                          _ok(role=_enum(("owner", "viewer")), cacheId=_STR)),
         },
         "/audit": {
             "get": _route(

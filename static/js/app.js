@@ -10,7 +10,7 @@ import { connect, initialScope, on, refreshSessions, setScope } from './conn.js'
 import { ActionsSheet, Dashboard, NewSessionSheet } from './dashboard.js';
 import { STATE_LABELS, stripAnsi, timeAgo } from './render.js';
 import { CATEGORIES, disablePush, enablePush, pushSubscription, pushUnavailable, reportPresence } from './push.js';
-import { forgetSession } from './logcache.js';
+import { forgetAll, forgetSession, setIdentity } from './logcache.js';
 import { navigate, onRoute, parseRoute } from './router.js';
 import { ModelSheet, RecentSheet, SessionView, TabSheet, loadNewest } from './session.js';
 import { changed, isViewer, logKey, state, subscribe, toast } from './store.js';
@@ -78,7 +78,7 @@ on('event', (event) => {
 });
 
 function loadRole() {
-  get('whoami').then((data) => { state.role = data.role; changed(); }).catch(() => {});
+  get('whoami').then((data) => { state.role = data.role; setIdentity(data); changed(); }).catch(() => {});
 }
 
 on('init', ({ resumed, first }) => {
@@ -119,7 +119,18 @@ function SettingsSheet() {
     </div>`}
     <${SecureContextNote} />
     <${NotificationSettings} />
+    <${KeptHere} />
   </${Sheet}>`;
+}
+
+// A borrowed or shared phone: what this browser keeps of the sessions can be forgotten.
+function KeptHere() {
+  const forget = () => forgetAll()
+    .then(() => toast('Cached logs forgotten on this device'))
+    .catch(() => toast('This browser keeps no cached logs'));
+  return html`<h3 class="section-title">This device</h3>
+    <p class="muted">The last output of recently opened sessions is kept here, to show while offline.</p>
+    <button type="button" class="btn" onClick=${forget}>Forget cached logs</button>`;
 }
 
 // "Enable notifications": Web Push (reaches a locked phone) with a switch per category; where

@@ -12,6 +12,11 @@ import { changed, isViewer, state, toast } from './store.js';
 import { html } from './ui.js';
 
 const decidedHere = new Set(); // approvals this page answered: their resolved event is no news
+// Approvals seen resolved, so that a list read just before the event is not taken as news.
+const resolvedIds = new Set();
+const RESOLVED_KEPT = 500;
+// An agent asks only during a turn: an idle (or failed) session has no open approval.
+const TURN_STATES = new Set(['busy', 'waiting_input', 'connecting']);
 
 /** The open approvals of a session, oldest first. */
 export function openApprovals(sessionId) {
@@ -21,7 +26,7 @@ export function openApprovals(sessionId) {
 export async function loadApprovals(sessionId) {
   try {
     const data = await get(`session/${sessionId}/approvals`);
-    state.approvals.set(sessionId, data.approvals);
+    state.approvals.set(sessionId, data.approvals.filter((a) => !resolvedIds.has(a.id)));
     changed();
   } catch (err) {
     if (err.status !== 404) toast(err.message, 'error');
@@ -45,6 +50,8 @@ on('event', (event) => {
     state.approvals.set(event.sessionId, [...list, event.approval]);
     changed();
   } else if (event.type === 'approval:resolved') {
+    resolvedIds.add(event.approvalId);
+    if (resolvedIds.size > RESOLVED_KEPT) resolvedIds.delete(resolvedIds.values().next().value);
     const list = openApprovals(event.sessionId);
     const gone = list.find((a) => a.id === event.approvalId);
     state.approvals.set(event.sessionId, list.filter((a) => a.id !== event.approvalId));
@@ -55,9 +62,19 @@ on('event', (event) => {
   }
 });
 
-// After a reconnection the events missed may not all be replayed: read the open ones again.
+// At load, and after a reconnection (the events missed may not all be replayed), read the open
+// approvals of every session in a turn: what needs the user counts those asked before this
+// page was open, and a session's state alone does not say how many wait.
 on('init', () => {
-  if (state.route.view === 'session' && state.sessions.has(state.route.id)) loadApprovals(state.route.id);
+  for (const id of [...state.approvals.keys()]) {
+    const s = state.sessions.get(id);
+    if (!s || !TURN_STATES.has(s.state)) state.approvals.delete(id);
+  }
+  const viewed = state.route.view === 'session' ? state.route.id : null;
+  for (const s of state.sessions.values()) {
+    if (s.id === viewed || (s.toolType !== 'terminal' && TURN_STATES.has(s.state))) loadApprovals(s.id);
+  }
+  changed();
 });
 
 async function decide(approval, body) {

@@ -29,8 +29,10 @@ export function byAttention(sessions) {
   return [...sessions].sort((a, b) => rank(a) - rank(b) || lastActivity(b) - lastActivity(a));
 }
 
-/** How many sessions need the user now. */
-export const needsYouCount = () => [...state.sessions.values()].filter(needsYou).length;
+/** How many things wait for the user: each open approval, and each session waiting for input
+ * that has none (a shell's prompt, say). */
+export const needsYouCount = () => [...state.sessions.values()]
+  .reduce((count, s) => count + (openApprovals(s.id).length || (needsYou(s) ? 1 : 0)), 0);
 
 let badged = 0;
 

@@ -47,9 +47,13 @@ export async function loadNewest(sessionId, tabId) {
       mergeEntries(key, data.entries);
     }
     log.loaded = true;
+    log.failed = null;
   } catch (err) {
     if (err.status === 404) { toast('This session no longer exists', 'error'); navigate('', true); }
-    else if (!(err.status === 0 && !log.loaded && await showCached(key))) toast(err.message, 'error');
+    else if (!(err.status === 0 && !log.loaded && await showCached(key))) {
+      log.failed = err.message; // said in the log too: a blank log would look like no output
+      toast(err.message, 'error');
+    }
   } finally {
     log.loading = false;
     changed();
@@ -443,6 +447,7 @@ function LogView({ s, logKeyName, tabId, mode }) {
     ${log.cached ? html`<div class="log-more cached-note" role="status">Cached copy from this device: waiting for the server</div>` : null}
     ${older ? html`<div class="log-more">${log.loading ? 'Loading older output…' : 'Scroll up for older output'}</div>` : null}
     ${!log.loaded && log.loading ? html`<div class="log-more">Loading…</div>` : null}
+    ${!log.loaded && !log.loading && log.failed ? html`<div class="empty" role="status">Output not loaded: ${log.failed}</div>` : null}
     ${empty ? html`<div class="empty">${mode === 'ai' ? 'Ask the agent something below.' : 'Run a command below.'}</div>` : null}
     ${blocks(entries, start, end).map((b) => html`<${Block} key=${b.key} b=${b} />`)}
     ${s.state === 'waiting_input' ? html`<div class="waiting" role="status">${openApprovals(s.id).length

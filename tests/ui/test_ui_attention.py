@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import wait_for
-from tests.ui.test_ui_polish import PHONES
+from tests.ui.test_ui_polish import PHONES, slug
 from tests.ui.test_ui_terminal import create_session, run_to_end, wait_idle
 
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -50,7 +50,7 @@ def test_dashboard_puts_what_needs_you_first(agent_server, project, phone, devic
     expected = [asking["id"], failed["id"], busy["id"], idle_new["id"], idle_old["id"]]
     wait_for(lambda: card_ids(page) == expected, timeout=15)
     expect(page).to_have_title("(1) Maestro")  # the count that needs you
-    screenshot(page, f"dashboard-attention-{device.replace(' ', '').lower()}")
+    screenshot(page, f"dashboard-attention-{slug(device)}")
 
     # Answering the question: nothing needs you, the title says so, the order follows.
     send(server, asking["id"], "Ada")
@@ -80,9 +80,42 @@ def test_compact_density_shows_more_cards_per_screen(ui_server, project, phone, 
     heights = page.locator(".cards > li .card-main").evaluate_all(
         "links => links.map((a) => a.getBoundingClientRect().height)")
     assert min(heights) >= 44
-    screenshot(page, f"dashboard-compact-{device.replace(' ', '').lower()}")
+    screenshot(page, f"dashboard-compact-{slug(device)}")
     page.reload()  # the choice is kept
     toggle = page.get_by_role("button", name="Compact list")
     expect(toggle).to_have_attribute("aria-pressed", "true")
     expect(page.locator(".cards > li")).to_have_count(8)
     assert cards_on_screen() > max(comfortable, 5)
+
+
+def open_approvals(server, session_id: str) -> list[dict]:
+    return server.api("GET", f"session/{session_id}/approvals").json()["approvals"]
+
+
+@pytest.mark.parametrize("device", PHONES)
+def test_approvals_asked_before_the_page_loaded_count_as_needing_you(agent_server, project,
+                                                                     phone, device, screenshot):
+    server = agent_server
+    asking = create_session(server, project, "asking", tool="claude-code")
+    shell = create_session(server, project, "shell")
+    wait_idle(server, shell["id"])
+    send(server, asking["id"], "ask burst 2")  # two requests, open before the page exists
+    wait_for(lambda: len(open_approvals(server, asking["id"])) == 2, timeout=20)
+    run_to_end(server, shell["id"], "echo later")  # the idle one was active last
+
+    page = phone(device).new_page()
+    page.goto(server.url(""))
+    wait_for(lambda: card_ids(page) == [asking["id"], shell["id"]], timeout=15)
+    badge = page.locator(f'[data-session-id="{asking["id"]}"]').get_by_test_id("needs-you")
+    expect(badge).to_have_text("Needs you")
+    expect(page).to_have_title("(2) Maestro")  # each open request is one thing that needs you
+    screenshot(page, f"dashboard-approvals-{slug(device)}")
+
+    # Answered elsewhere, one by one: the count follows.
+    first, second = open_approvals(server, asking["id"])
+    for approval, title in ((first, "(1) Maestro"), (second, "Maestro")):
+        response = server.api("POST", f"session/{asking['id']}/approvals/{approval['id']}",
+                              json={"decision": "allow"})
+        assert response.status_code == 200, response.text
+        expect(page).to_have_title(title)
+    expect(badge).to_have_count(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui.test_ui_polish import PHONES
+from tests.ui.test_ui_polish import PHONES, slug
 from tests.ui.test_ui_terminal import create_session, open_session, run, run_to_end, wait_idle
 
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -13,7 +13,7 @@ expect = pytest.importorskip("playwright.sync_api").expect
 
 @pytest.mark.parametrize("device", PHONES)
 def test_failed_turn_card_shows_the_error_until_the_next_turn(agent_server, project, phone,
-                                                              device):
+                                                              device, screenshot):
     session = create_session(agent_server, project, "<b>risky</b>", tool="claude-code")
     run_to_end(agent_server, session["id"], "fail now")
     page = phone(device).new_page()
@@ -29,6 +29,7 @@ def test_failed_turn_card_shows_the_error_until_the_next_turn(agent_server, proj
     assert colour == state_colour, (colour, state_colour, error_colour)
     expect(card.locator('[data-state="idle"]')).to_have_count(0)
     expect(card.locator("b")).to_have_count(0)  # the name is text, never markup
+    screenshot(page, f"card-failed-{slug(device)}")
 
     # The next turn succeeds: the card is idle again and shows its answer.
     run_to_end(agent_server, session["id"], "hello")
@@ -38,7 +39,8 @@ def test_failed_turn_card_shows_the_error_until_the_next_turn(agent_server, proj
 
 
 @pytest.mark.parametrize("device", PHONES)
-def test_interrupted_command_without_output_says_interrupted(ui_server, project, phone, device):
+def test_interrupted_command_without_output_says_interrupted(ui_server, project, phone, device,
+                                                             screenshot):
     session = create_session(ui_server, project, "quiet")
     page = open_session(ui_server, phone(device), session)
     run(page, "sleep 60")
@@ -54,3 +56,4 @@ def test_interrupted_command_without_output_says_interrupted(ui_server, project,
     expect(entry).to_have_count(1)
     entry.locator("summary").click()
     expect(entry.locator("pre")).to_have_text("Interrupted")
+    screenshot(page, f"history-interrupted-{slug(device)}")

@@ -10,12 +10,17 @@ expect = pytest.importorskip("playwright.sync_api").expect
 PHONES = ["iPhone 13", "Pixel 7"]
 
 
+def slug(device: str) -> str:
+    """A device's name in a screenshot's file name: "iPhone 13" → "iphone13"."""
+    return device.replace(" ", "").lower()
+
+
 def history_count(server, session_id: str) -> int:
     return server.api("GET", f"history?sessionId={session_id}").json()["count"]
 
 
 @pytest.mark.parametrize("device", PHONES)
-def test_enter_sends_and_newlines_stay_possible(ui_server, project, phone, device):
+def test_enter_sends_and_newlines_stay_possible(ui_server, project, phone, device, screenshot):
     session = create_session(ui_server, project, "enter")
     page = open_session(ui_server, phone(device), session)
     box = command_box(page)
@@ -41,6 +46,7 @@ def test_enter_sends_and_newlines_stay_possible(ui_server, project, phone, devic
     box.press("Enter")
     box.type("echo line-three")
     expect(box).to_have_value("echo line-one\necho line-$((1+1))\necho line-three")
+    screenshot(page, f"enter-newline-{slug(device)}")
     page.get_by_role("button", name="Send", exact=True).click()
     expect(page.locator("main.log")).to_contain_text("line-2")
     expect(page.locator("main.log")).to_contain_text("line-three")
@@ -48,7 +54,8 @@ def test_enter_sends_and_newlines_stay_possible(ui_server, project, phone, devic
 
 
 @pytest.mark.parametrize("device", PHONES)
-def test_folder_picker_browses_home_and_tilde_is_expanded(ui_server, home, phone, device):
+def test_folder_picker_browses_home_and_tilde_is_expanded(ui_server, home, phone, device,
+                                                          screenshot):
     (home / "code" / "myapp").mkdir(parents=True)
     (home / "code" / "<img src=x onerror=alert(1)>").mkdir()
     page = phone(device).new_page()
@@ -64,6 +71,7 @@ def test_folder_picker_browses_home_and_tilde_is_expanded(ui_server, home, phone
     # A hostile folder name is shown as text, never as markup.
     expect(browser.get_by_role("button", name="<img src=x onerror=alert(1)>")).to_be_visible()
     expect(browser.locator("img")).to_have_count(0)
+    screenshot(page, f"folder-picker-{slug(device)}")
     browser.get_by_role("button", name="myapp").click()
     browser.get_by_role("button", name="Use this folder").click()
     expect(folder).to_have_value(str(home / "code" / "myapp"))
@@ -94,7 +102,8 @@ def box_of(locator) -> dict:
 
 
 @pytest.mark.parametrize("device", PHONES)
-def test_toasts_collapse_and_never_cover_header_or_command_bar(ui_server, project, phone, device):
+def test_toasts_collapse_and_never_cover_header_or_command_bar(ui_server, project, phone, device,
+                                                               screenshot):
     session = create_session(ui_server, project, "toasty")
     page = open_session(ui_server, phone(device), session)
     escape = page.get_by_role("toolbar", name="Terminal keys").get_by_role("button", name="Escape")
@@ -104,6 +113,7 @@ def test_toasts_collapse_and_never_cover_header_or_command_bar(ui_server, projec
     expect(toast).to_have_count(1)
     expect(toast).to_contain_text("Nothing is running")
     expect(toast.get_by_label("3 times")).to_have_text("×3")
+    screenshot(page, f"toast-collapsed-{slug(device)}")
 
     header = box_of(page.locator("header.topbar"))
     bar = box_of(page.locator(".commandbar"))
@@ -113,7 +123,8 @@ def test_toasts_collapse_and_never_cover_header_or_command_bar(ui_server, projec
 
 
 @pytest.mark.parametrize("device", PHONES)
-def test_connection_and_remote_control_have_their_own_words(ui_server, project, phone, device):
+def test_connection_and_remote_control_have_their_own_words(ui_server, project, phone, device,
+                                                            screenshot):
     session = create_session(ui_server, project, "words")
     context = phone(device)
     page = context.new_page()
@@ -131,6 +142,7 @@ def test_connection_and_remote_control_have_their_own_words(ui_server, project, 
     expect(subtitle).to_contain_text("Server unreachable")
     expect(subtitle).not_to_contain_text("Busy")
     expect(page.get_by_text("Remote control is off")).to_have_count(0)
+    screenshot(page, f"server-unreachable-{slug(device)}")
     context.set_offline(False)
     expect(page.get_by_role("status", name="Connection: Connected")).to_be_visible()
     expect(subtitle).to_contain_text("Busy")
@@ -150,7 +162,7 @@ SMALL_CONTROLS = """() => [...document.querySelectorAll('""" + CONTROLS + """')]
 
 @pytest.mark.parametrize("device", PHONES)
 def test_every_control_is_a_44px_target_and_every_key_is_on_screen(ui_server, project, phone,
-                                                                  device):
+                                                                  device, screenshot):
     session = create_session(ui_server, project, "targets")
     context = phone(device)
     page = context.new_page()
@@ -176,3 +188,4 @@ def test_every_control_is_a_44px_target_and_every_key_is_on_screen(ui_server, pr
     for index in range(keys.count()):
         box = keys.nth(index).bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= width, keys.nth(index).inner_text()
+    screenshot(page, f"keybar-{slug(device)}")

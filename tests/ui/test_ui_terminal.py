@@ -484,16 +484,30 @@ def test_tail_first_older_pages_and_jump_to_latest(ui_server, project, phone):
     assert log.evaluate("el => el.scrollHeight - el.scrollTop - el.clientHeight") < 60
 
 
+def fill_post_quota(server) -> None:
+    """Leave the POST quota spent in a window that has just begun (the whole window to go):
+    what the page sends next is refused, however slow the machine. A refused request is
+    not counted; `POST sessions {}` is, and creates nothing (400)."""
+    def spend() -> int:
+        return server.api("POST", "sessions", json={}).status_code
+
+    wait_for(lambda: spend() == 429, timeout=30)  # the current window, full
+    wait_for(lambda: spend() != 429, timeout=30)  # ... until it ends: the first of a new one
+    assert spend() == 400  # and the last of its quota of 2
+
+
 def test_rate_limited_commands_wait_and_are_sent(make_server, project, phone):
     server = make_server("--token", str(uuid.uuid4()), "--rate-limit-post", "2",
-                         "--rate-limit-window-ms", "3000")
-    session = create_session(server, project, "limited")  # one POST
+                         "--rate-limit-window-ms", "10000")
+    session = create_session(server, project, "limited")
     wait_idle(server, session["id"])
     page = open_session(server, phone("Pixel 7"), session)
-    run(page, "echo one")
-    run(page, "echo two")  # over the quota: the server says when to retry
+    fill_post_quota(server)
+    run(page, "echo one")  # over the quota: the server says when to retry
+    run(page, "echo two")
     expect(page.get_by_role("alert").filter(has_text="try again in")).to_be_visible()
-    expect(page.locator("main.log")).to_contain_text("two", timeout=20000)
+    expect(page.locator("main.log")).to_contain_text("two", timeout=40000)
+    expect(page.locator("main.log")).to_contain_text("one")
     expect(page.get_by_test_id("queue-banner")).to_be_hidden()
 
 
