@@ -103,6 +103,9 @@ class Connection:
         # the message listener runs under it (messages stay in order) and may close().
         self._lock = threading.RLock()
         self._control: collections.deque[bytes] = collections.deque()
+        # Only the latest ping's pong waits (RFC 6455 5.5.3): a client that pings without
+        # reading would otherwise pile up pongs without bound.
+        self._pong: bytes | None = None
         self._head: collections.deque[bytes] = collections.deque()  # start()'s frames
         self._started = False  # the queue is not sent before start()
         self._inbox: list[str | bytes] = []  # messages that came before listen()
@@ -191,7 +194,9 @@ class Connection:
             if isinstance(event, (TextMessage, BytesMessage)):
                 self._take_piece(event)
             elif isinstance(event, Ping):
-                self.send_control(frame(OPCODE_PONG, event.payload))
+                with self._lock:
+                    self._pong = frame(OPCODE_PONG, event.payload)
+                self.on_writable()
             elif isinstance(event, Pong):
                 self.pong_due = False
             elif isinstance(event, CloseConnection):
@@ -224,7 +229,7 @@ class Connection:
                 self._on_message(message)
 
     def send_control(self, data: bytes) -> None:
-        """A ping, pong or close frame, at the next frame boundary."""
+        """A ping or close frame, at the next frame boundary."""
         with self._lock:
             self._control.append(data)
         self.on_writable()
@@ -265,9 +270,10 @@ class Connection:
         """Take the next bytes to send: control frames first, then queued frames, then our
         close frame once the queue is empty. False when there is nothing."""
         with self._lock:
-            if self._control:
-                self._out = memoryview(b"".join(self._control))
+            if self._control or self._pong:
+                self._out = memoryview(b"".join([*self._control, self._pong or b""]))
                 self._control.clear()
+                self._pong = None
                 return True
             if self._head:
                 self._out = memoryview(self._head.popleft())
