@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.rawws import OPCODE_PING, RawWebSocket
+from tests.rawws import OPCODE_PING, OPCODE_PONG, RawWebSocket
 from tests.wsclient import LiveClient
 
 MB = 1024 * 1024
@@ -46,3 +46,26 @@ def test_a_client_that_pings_without_reading_cannot_grow_the_servers_memory(ws_s
     assert other.init["type"] == "init"
     other.close()
     hostile.close()
+
+
+def test_messages_sent_in_tiny_fragments_hold_no_more_memory_than_their_size(make_server,
+                                                                            script):
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit",
+                         "--max-ws-message-bytes", str(MB), script=script)
+    before = resident_kb(server.process.pid)
+    clients = []
+    for _ in range(2):
+        client = RawWebSocket(server.port, f"/{server.token}/ws")
+        client.next_frame()  # init
+        client.sock.sendall(masked_frame(0x01, b"ab"))  # a text message begins...
+        pieces = masked_frame(0x00, b"ab") * 10_000
+        for _ in range(50):  # ... and goes on in 2-byte fragments, to just under 1 MB
+            client.sock.sendall(pieces)
+        client.send_frame(OPCODE_PING, b"all read?")  # its pong: every fragment was read
+        while client.next_frame() != (OPCODE_PONG, b"all read?"):
+            pass
+        clients.append(client)
+    grown_mb = (resident_kb(server.process.pid) - before) / 1024
+    assert grown_mb < 16, f"2 unfinished messages of 1 MB each held {grown_mb:.0f} MB"
+    for client in clients:
+        client.close()
