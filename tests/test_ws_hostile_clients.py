@@ -4,6 +4,7 @@ bound, stall the loop, or take it down for the other clients."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -68,4 +69,28 @@ def test_messages_sent_in_tiny_fragments_hold_no_more_memory_than_their_size(mak
     grown_mb = (resident_kb(server.process.pid) - before) / 1024
     assert grown_mb < 16, f"2 unfinished messages of 1 MB each held {grown_mb:.0f} MB"
     for client in clients:
+        client.close()
+
+
+def test_simultaneous_handshakes_cannot_open_more_than_max_clients(make_server, script):
+    server = make_server("--token", str(uuid.uuid4()), "--no-rate-limit", "--max-clients", "3",
+                         script=script)
+    start = threading.Barrier(40)
+    opened: list[RawWebSocket] = []
+    refused: list[str] = []
+
+    def connect() -> None:
+        start.wait()
+        try:
+            opened.append(RawWebSocket(server.port, f"/{server.token}/ws"))
+        except ConnectionError as refusal:
+            refused.append(str(refusal).split("\r\n")[0])
+
+    threads = [threading.Thread(target=connect) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(opened) == 3 and set(refused) == {"HTTP/1.1 503 SERVICE UNAVAILABLE"}
+    for client in opened:
         client.close()
