@@ -84,13 +84,13 @@ def test_simultaneous_handshakes_cannot_open_more_than_max_clients(make_server, 
         try:
             opened.append(RawWebSocket(server.port, f"/{server.token}/ws"))
         except ConnectionError as refusal:
-            refused.append(str(refusal).split("\r\n")[0])
+            refused.append(str(refusal).split()[1])  # the status code
 
     threads = [threading.Thread(target=connect) for _ in range(40)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(opened) == 3 and set(refused) == {"HTTP/1.1 503 SERVICE UNAVAILABLE"}
+    assert len(opened) == 3 and set(refused) == {"503"}
     for client in opened:
         client.close()
