@@ -164,6 +164,7 @@ class Services:
     # Open WebSocket clients, closed with 1001 at shutdown; guarded by _clients_lock.
     _clients: set = dataclasses.field(default_factory=set)
     _clients_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    _ws_admitted: int = 0  # handshakes let in, their clients not added yet (_clients_lock)
     THEME_KEY: ClassVar[str] = "theme"
 
     @classmethod
@@ -251,10 +252,19 @@ class Services:
         except ApiError:
             return None
 
-    @property
-    def ws_client_count(self) -> int:
+    def admit_ws_client(self) -> bool:
+        """Let one more WebSocket handshake in unless --max-clients are open or being let
+        in (checked and counted in one step: simultaneous handshakes all saw room before
+        any was added). end_ws_admission() once its client was added, or it failed."""
         with self._clients_lock:
-            return len(self._clients)
+            if len(self._clients) + self._ws_admitted >= self.settings.max_clients:
+                return False
+            self._ws_admitted += 1
+            return True
+
+    def end_ws_admission(self) -> None:
+        with self._clients_lock:
+            self._ws_admitted -= 1
 
     def close_ws_clients(self) -> None:
         """Close each WebSocket client with 1001 after its queued events (a client that

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, g, request
 from flask_limiter.util import get_remote_address
 
 from ..errors import ApiError, now_ms
@@ -126,10 +126,20 @@ def _is_valid_key(key: str) -> bool:
 
 @bp.before_request
 def refuse_beyond_max_clients() -> None:
-    """Answer 503 before the handshake when --max-clients sockets are already open."""
+    """Answer 503 before the handshake when --max-clients sockets are already open (or
+    being opened: the admission lasts until the request ends, by when its client is
+    counted)."""
     svc = services()
-    if svc.ws_client_count >= svc.settings.max_clients:
+    if not svc.admit_ws_client():
         raise ApiError(503, f"Too many WebSocket clients (limit {svc.settings.max_clients})")
+    g.ws_admitted = True
+
+
+@bp.teardown_request
+def end_admission(_error: BaseException | None = None) -> None:
+    """Once the client is counted (or its request failed)."""
+    if g.pop("ws_admitted", False):
+        services().end_ws_admission()
 
 
 @bp.before_request
@@ -184,6 +194,7 @@ def _open(svc: Any, connection: Connection) -> None:
         queue, snapshot=lambda: (svc.manager.list_public(), svc.active_theme()), since=since
     )
     svc.add_ws_client(client)
+    end_admission()
     lane = svc.ws_messages.lane()
 
     def on_message(data: str | bytes) -> None:  # on the loop's thread

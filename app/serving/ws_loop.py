@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
 import logging
 import os
 import selectors
@@ -103,6 +104,9 @@ class Connection:
         # the message listener runs under it (messages stay in order) and may close().
         self._lock = threading.RLock()
         self._control: collections.deque[bytes] = collections.deque()
+        # Only the latest ping's pong waits (RFC 6455 5.5.3): a client that pings without
+        # reading would otherwise pile up pongs without bound.
+        self._pong: bytes | None = None
         self._head: collections.deque[bytes] = collections.deque()  # start()'s frames
         self._started = False  # the queue is not sent before start()
         self._inbox: list[str | bytes] = []  # messages that came before listen()
@@ -116,8 +120,9 @@ class Connection:
         self._close_taken = False  # our close frame is (part of) _out
         self._close_sent = False  # ... and all of it went out
         self._peer_closed = False
-        self._message: list[str | bytes] = []
-        self._message_size = 0
+        # The message arriving, as bytes (a text one encoded): one buffer, however many
+        # pieces it comes in (a list of a million 2-byte fragments held 10 times its size).
+        self._message = io.BytesIO()
         self.pong_due = False
         self.mask = 0
 
@@ -191,7 +196,9 @@ class Connection:
             if isinstance(event, (TextMessage, BytesMessage)):
                 self._take_piece(event)
             elif isinstance(event, Ping):
-                self.send_control(frame(OPCODE_PONG, event.payload))
+                with self._lock:
+                    self._pong = frame(OPCODE_PONG, event.payload)
+                self.on_writable()
             elif isinstance(event, Pong):
                 self.pong_due = False
             elif isinstance(event, CloseConnection):
@@ -208,15 +215,15 @@ class Connection:
     def _take_piece(self, event: TextMessage | BytesMessage) -> None:
         if self._closing is not None:
             return  # closing: what the client still says is not read
-        self._message_size += len(event.data)
-        if self._message_size > self._loop.max_message_bytes:
+        data = event.data.encode() if isinstance(event.data, str) else event.data
+        if self._message.tell() + len(data) > self._loop.max_message_bytes:
             self.close(MESSAGE_TOO_BIG, "Message is too big")
             return
-        self._message.append(event.data)
+        self._message.write(data)
         if not event.message_finished:
             return
-        parts, self._message, self._message_size = self._message, [], 0
-        message = parts[0] if len(parts) == 1 else type(parts[0])().join(parts)  # type: ignore
+        whole, self._message = self._message.getvalue(), io.BytesIO()
+        message = whole.decode() if isinstance(event, TextMessage) else whole
         with self._lock:
             if self._on_message is None:
                 self._inbox.append(message)
@@ -224,7 +231,7 @@ class Connection:
                 self._on_message(message)
 
     def send_control(self, data: bytes) -> None:
-        """A ping, pong or close frame, at the next frame boundary."""
+        """A ping or close frame, at the next frame boundary."""
         with self._lock:
             self._control.append(data)
         self.on_writable()
@@ -265,9 +272,10 @@ class Connection:
         """Take the next bytes to send: control frames first, then queued frames, then our
         close frame once the queue is empty. False when there is nothing."""
         with self._lock:
-            if self._control:
-                self._out = memoryview(b"".join(self._control))
+            if self._control or self._pong:
+                self._out = memoryview(b"".join([*self._control, self._pong or b""]))
                 self._control.clear()
+                self._pong = None
                 return True
             if self._head:
                 self._out = memoryview(self._head.popleft())
