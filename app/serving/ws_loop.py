@@ -61,8 +61,8 @@ log = logging.getLogger(__name__)
 
 BATCH_BYTES = 64 * 1024  # frames joined into one send; control frames wait at most this
 TLS_PIECE_BYTES = 16 * 1024  # one TLS record; retried with the very same bytes
-READ_BYTES = 64 * 1024
-READ_PASS_BYTES = 256 * 1024  # then the other clients get their turn
+READ_BYTES = 16 * 1024
+READ_PASS_BYTES = 16 * 1024  # then the other clients get their turn
 WRITE_PASS_BYTES = 1024 * 1024
 CLOSE_WAIT_S = 2.0  # for what is queued and our close frame to go out, once asked for
 CLOSE_REPLY_WAIT_S = 2.0  # then for the peer's close frame
