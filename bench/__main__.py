@@ -20,8 +20,7 @@ from pathlib import Path
 
 import requests
 
-from bench import (big_pages, fanout, output_path, reference, rest, temporary_server,
-                   ws_client_cost)
+from bench import big_pages, fanout, output_path, reference, rest, temporary_server, ws_client_cost
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
