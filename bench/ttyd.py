@@ -27,7 +27,7 @@ from pathlib import Path
 import websocket
 
 from bench.fanout import cpu_seconds
-from bench.reference import free_port
+from bench.reference import free_port, stop
 
 INPUT = b"0"
 OUTPUT = ord("0")
@@ -102,12 +102,7 @@ def running() -> Iterator[Terminal]:
         finally:
             if terminal is not None:
                 terminal.ws.close()
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+            stop(process)
 
 
 def _wait_listening(port: int, process: subprocess.Popen) -> None:
