@@ -10,17 +10,17 @@ receiving session:output) and the terminal view (the client also asks for the ra
 `?pty=1`, and counts session:pty bytes).
 
 Throughput: `seq 1 N` from a terminal session of our server (wsgi.py) to one WebSocket
-client, against the same command read through a PTY alone (ptyprocess, in Python) and a
-raw pipe; ttyd when it is on PATH is not measured (see BENCHMARKS.md: no Debian package).
+client, against the same command typed into ttyd 1.7.7's shell (bench/ttyd.py; built by
+.ci/build-ttyd, else "ttyd not built: ..." and it is left out), read through a PTY alone
+(ptyprocess, in Python) and a raw pipe, interleaved.
 Latency: `echo hi` → the first byte of its output at a WebSocket client, sent over the
-WebSocket (`send_command`) and over REST (`POST session/<id>/send`).
+WebSocket (`send_command`) and over REST (`POST session/<id>/send`), and typed into ttyd.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
 import statistics
 import subprocess
 import time
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ptyprocess import PtyProcess
 
-from bench import temporary_server
+from bench import temporary_server, ttyd
 from bench.fanout import cpu_seconds
 from tests.wsclient import LiveClient
 
@@ -147,37 +147,51 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+OURS = "ours (wsgi.py → 1 WS client)"
+TTYD = "ttyd 1.7.7 (→ 1 WS client)"
+
+
 def throughput(lines: int, rounds: int) -> dict:
-    """MB/s per path (medians of interleaved rounds), ours' CPU per MB, and the ratios."""
+    """MB/s per path (medians of interleaved rounds), server CPU per MB (ours, ttyd's) and
+    the ratios; ttyd is left out, with the reason, when it is not built."""
     size_mb = seq_bytes(lines) / 1e6
-    runs: dict[str, list[float]] = {"ours (wsgi.py → 1 WS client)": [], "pty alone (Python)": [],
-                                    "raw pipe": []}
-    cpu_per_mb: list[float] = []
+    ttyd_missing = ttyd.unavailable()
+    runs: dict[str, list[float]] = {OURS: [], "pty alone (Python)": [], "raw pipe": []}
+    cpu_per_mb: dict[str, list[float]] = {OURS: []}
+    if ttyd_missing is None:
+        runs[TTYD], cpu_per_mb[TTYD] = [], []
     for _ in range(rounds):
-        ours = ours_throughput(lines)
-        runs["ours (wsgi.py → 1 WS client)"].append(size_mb / ours["seconds"])
-        cpu_per_mb.append(ours["cpu_s"] / size_mb)
+        measured = {OURS: ours_throughput(lines)}
+        if ttyd_missing is None:
+            measured[TTYD] = ttyd.throughput(lines)
+        for name, run in measured.items():
+            runs[name].append(size_mb / run["seconds"])
+            cpu_per_mb[name].append(run["cpu_s"] / size_mb)
         runs["pty alone (Python)"].append(size_mb / pty_seconds(lines))
         runs["raw pipe"].append(size_mb / pipe_seconds(lines))
     mb_s = {name: statistics.median(values) for name, values in runs.items()}
-    ours_mb_s = mb_s["ours (wsgi.py → 1 WS client)"]
-    return {
+    cpu = {name: statistics.median(values) for name, values in cpu_per_mb.items()}
+    ours_mb_s = mb_s[OURS]
+    result = {
         "command": f"seq 1 {lines}", "megabytes": round(size_mb, 2), "rounds": rounds,
         "mb_per_s": mb_s, "runs_mb_per_s": runs,
-        "ours_server_cpu_s_per_mb": statistics.median(cpu_per_mb),
+        "ours_server_cpu_s_per_mb": cpu[OURS],
         "ratio_ours_to_pty": ours_mb_s / mb_s["pty alone (Python)"],
         "ratio_ours_to_pipe": ours_mb_s / mb_s["raw pipe"],
-        "ttyd": ttyd_status(),
+        "ttyd": ttyd_missing or f"{ttyd.binary()}: `seq 1 {lines}; exit` typed into its bash",
         "goal": "≥ 0.5× ttyd and ≥ 0.5× the PTY alone; server CPU per MB ≤ 5× ttyd",
         "met_vs_pty": ours_mb_s / mb_s["pty alone (Python)"] >= 0.5,
     }
-
-
-def ttyd_status() -> str:
-    if os.path.exists("/usr/bin/ttyd"):
-        return "installed but not yet measured by this bench"
-    return ("not measured: Debian 12 (this machine and CI) has no ttyd package, and its source "
-            "release cannot be fetched here (only the package registries are reachable)")
+    if ttyd_missing is None:
+        result["ttyd_server_cpu_s_per_mb"] = cpu[TTYD]
+        result["ratio_ours_to_ttyd"] = ours_mb_s / mb_s[TTYD]
+        # None when ttyd spent under a clock tick of CPU (a --quick run)
+        result["ratio_cpu_per_mb_ours_to_ttyd"] = (cpu[OURS] / cpu[TTYD] if cpu[TTYD] > 0
+                                                   else None)
+        result["met"] = (result["met_vs_pty"] and result["ratio_ours_to_ttyd"] >= 0.5
+                         and result["ratio_cpu_per_mb_ours_to_ttyd"] is not None
+                         and result["ratio_cpu_per_mb_ours_to_ttyd"] <= 5)
+    return result
 
 
 def _latency_summary(measured: dict[str, list[float]]) -> dict[str, dict[str, float]]:
@@ -185,15 +199,31 @@ def _latency_summary(measured: dict[str, list[float]]) -> dict[str, dict[str, fl
                    "samples": len(values)} for path, values in measured.items()}
 
 
-def latency(count: int) -> dict:
-    summary = _latency_summary(echo_latencies(count))
-    return {
+def latency(count: int, per_server: int = 20) -> dict:
+    """p50/p99 of `echo hi` over our WebSocket and REST, and typed into ttyd (when built),
+    a fresh server per `per_server` samples, interleaved; ours/ttyd ratios."""
+    ttyd_missing = ttyd.unavailable()
+    measured: dict[str, list[float]] = {}
+    for chunk in range(math.ceil(count / per_server)):
+        samples = min(per_server, count - chunk * per_server)
+        for path, values in echo_latencies(samples).items():
+            measured.setdefault(path, []).extend(values)
+        if ttyd_missing is None:
+            measured.setdefault("ttyd", []).extend(ttyd.echo_latencies(samples))
+    summary = _latency_summary(measured)
+    result = {
         "command": "echo hi", **summary,
         "goal": "WebSocket send_command p50 ≤ 1 ms, p99 ≤ 8 ms; REST send p50 ≤ 2 ms "
                 "(ttyd 0.15 / 4.2 ms, from the issue)",
         "met": summary["websocket"]["p50_ms"] <= 1 and summary["websocket"]["p99_ms"] <= 8
         and summary["rest"]["p50_ms"] <= 2,
+        "ttyd_reference": ttyd_missing or f"{ttyd.binary()}: `echo hi` typed into its bash",
     }
+    if ttyd_missing is None:
+        result["ratios_ours_to_ttyd"] = {
+            f"{path} {share}": summary[path][f"{share}_ms"] / summary["ttyd"][f"{share}_ms"]
+            for path in ("websocket", "rest") for share in ("p50", "p99")}
+    return result
 
 
 def main() -> None:
@@ -216,10 +246,17 @@ def main() -> None:
 def _compare_latency(scripts: dict[str, str], samples: int, per_server: int = 20) -> None:
     """Latency of each checkout, a fresh server per `per_server` samples, interleaved."""
     measured: dict[str, dict[str, list[float]]] = {name: {} for name in scripts}
+    ttyd_missing = ttyd.unavailable()
+    if ttyd_missing is None:
+        measured["ttyd"] = {"typed": []}
+    else:
+        print(ttyd_missing)
     for _ in range(math.ceil(samples / per_server)):
         for name, script in scripts.items():
             for path, values in echo_latencies(per_server, script, running=True).items():
                 measured[name].setdefault(path, []).extend(values)
+        if ttyd_missing is None:
+            measured["ttyd"]["typed"].extend(ttyd.echo_latencies(per_server))
     for name, by_path in measured.items():
         print(f"latency {name:6} " + "  ".join(
             f"{path} p50 {values['p50_ms']:.2f} / p99 {values['p99_ms']:.2f} ms"
@@ -227,18 +264,33 @@ def _compare_latency(scripts: dict[str, str], samples: int, per_server: int = 20
 
 
 def _compare_throughput(scripts: dict[str, str], lines: int, rounds: int) -> None:
-    """MB/s and CPU per MB of each checkout, both views, interleaved; then the PTY alone."""
+    """MB/s and CPU per MB of each checkout, both views, and ttyd, interleaved; then the
+    PTY alone."""
     size_mb = seq_bytes(lines) / 1e6
+    ttyd_missing = ttyd.unavailable()
     for view, pty in (("log view", False), ("terminal view", True)):
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in scripts}
+        if ttyd_missing is None:
+            runs["ttyd"] = []
+        elif not pty:
+            print(ttyd_missing)
         for _ in range(rounds):
             for name, script in scripts.items():  # interleaved
                 runs[name].append(ours_throughput(lines, script, pty))
+            if ttyd_missing is None:
+                runs["ttyd"].append(ttyd.throughput(lines))
+        medians = {}
         for name, measured in runs.items():
             mb_s = statistics.median(size_mb / run["seconds"] for run in measured)
             cpu = statistics.median(run["cpu_s"] / size_mb for run in measured)
+            medians[name] = (mb_s, cpu)
             print(f"{view:14} {name:6} {mb_s:6.2f} MB/s  {cpu:.3f} CPU-s/MB  "
                   f"runs {[round(size_mb / run['seconds'], 2) for run in measured]}")
+        if "ttyd" in medians:
+            ttyd_mb_s, ttyd_cpu = medians["ttyd"]
+            print(f"{view:14} this/ttyd {medians['this'][0] / ttyd_mb_s:.2f}× MB/s, "
+                  + (f"{medians['this'][1] / ttyd_cpu:.2f}× CPU-s/MB" if ttyd_cpu else
+                     "ttyd's CPU under a clock tick"))
     pty_mb_s = statistics.median(size_mb / pty_seconds(lines) for _ in range(rounds))
     print(f"pty alone {pty_mb_s:.2f} MB/s")
 

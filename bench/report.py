@@ -17,16 +17,31 @@ def rows(results: dict) -> list[str]:
     out = goals["output_throughput"]
     lines = ["| goal | measured | reference | ratio | target |", "|---|---|---|---|---|"]
     ours_mb = out["mb_per_s"]["ours (wsgi.py → 1 WS client)"]
+    ttyd_mb = out["mb_per_s"].get("ttyd 1.7.7 (→ 1 WS client)")
+    if ttyd_mb is None:
+        ttyd_ref, ttyd_ratio = f"{out['ttyd']}; ", ""
+    else:
+        cpu_ratio = out["ratio_cpu_per_mb_ours_to_ttyd"]
+        ttyd_ref = (f"ttyd {ttyd_mb:.2f} MB/s, {out['ttyd_server_cpu_s_per_mb']:.3f} CPU-s/MB; ")
+        ttyd_ratio = (f"{out['ratio_ours_to_ttyd']:.2f}× ttyd (CPU/MB "
+                      + (f"{cpu_ratio:.1f}×); " if cpu_ratio else "n/a); "))
     lines.append(f"| 1. output `{out['command']}` → 1 WS client | {ours_mb:.2f} MB/s, "
-                 f"{out['ours_server_cpu_s_per_mb']:.3f} server CPU-s/MB | PTY alone "
+                 f"{out['ours_server_cpu_s_per_mb']:.3f} server CPU-s/MB | {ttyd_ref}PTY alone "
                  f"{out['mb_per_s']['pty alone (Python)']:.2f} MB/s; raw pipe "
-                 f"{out['mb_per_s']['raw pipe']:.0f} MB/s | {out['ratio_ours_to_pty']:.2f}× PTY; "
-                 f"{out['ratio_ours_to_pipe']:.3f}× pipe | ≥ 0.5× PTY and ttyd (ttyd: not "
-                 "measurable here) |")
+                 f"{out['mb_per_s']['raw pipe']:.0f} MB/s | {ttyd_ratio}"
+                 f"{out['ratio_ours_to_pty']:.2f}× PTY; {out['ratio_ours_to_pipe']:.3f}× pipe | "
+                 "≥ 0.5× PTY and ttyd, CPU/MB ≤ 5× ttyd |")
     lat = goals["latency"]
+    if "ttyd" in lat:
+        ratios = lat["ratios_ours_to_ttyd"]
+        lat_ref = f"ttyd p50 {lat['ttyd']['p50_ms']:.2f} / p99 {lat['ttyd']['p99_ms']:.2f} ms"
+        lat_ratio = (f"WS {ratios['websocket p50']:.0f}× / {ratios['websocket p99']:.0f}×; "
+                     f"REST {ratios['rest p50']:.0f}× / {ratios['rest p99']:.0f}× ttyd")
+    else:
+        lat_ref, lat_ratio = lat.get("ttyd_reference", "ttyd not measured"), "—"
     lines.append(f"| 2. `echo hi` → first byte | WS p50 {lat['websocket']['p50_ms']:.1f} / "
                  f"p99 {lat['websocket']['p99_ms']:.1f} ms; REST p50 {lat['rest']['p50_ms']:.1f} "
-                 f"/ p99 {lat['rest']['p99_ms']:.1f} ms | ttyd 0.15 / 4.2 ms (issue) | — | "
+                 f"/ p99 {lat['rest']['p99_ms']:.1f} ms | {lat_ref} | {lat_ratio} | "
                  "WS ≤ 1 / 8 ms, REST p50 ≤ 2 ms |")
     for clients, entry in goals["fan_out"]["by_clients"].items():
         ours = entry["ours"]

@@ -19,6 +19,12 @@ def test_quick_bench_writes_results_with_every_goal(tmp_path):
     assert all(speed > 0 for speed in goals["output_throughput"]["mb_per_s"].values())
     assert goals["latency"]["websocket"]["samples"] > 0
     assert goals["latency"]["rest"]["samples"] > 0
+    # ttyd, the reference of goals 1-2, is required: .ci/run builds it (.ci/build-ttyd), and a
+    # bench that silently dropped it would report no ratio to ttyd.
+    throughput = goals["output_throughput"]
+    assert throughput.get("ratio_ours_to_ttyd", 0) > 0, throughput["ttyd"]
+    assert goals["latency"]["ttyd"]["samples"] > 0
+    assert all(ratio > 0 for ratio in goals["latency"]["ratios_ours_to_ttyd"].values())
     assert all(entry["ours"]["messages_per_client"] > 0
                for entry in goals["fan_out"]["by_clients"].values())
     assert all(rate > 0 for rate in goals["rest"]["requests_per_s"]["ours"].values())
