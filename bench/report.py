@@ -46,8 +46,8 @@ def rows(results: dict) -> list[str]:
     for clients, entry in goals["fan_out"]["by_clients"].items():
         ours = entry["ours"]
         ref = entry.get("fastify+ws")
-        ratio = (f"CPU/msg {entry['ratio_cpu_per_message_ours_to_fastify']:.2f}×; msg/s "
-                 f"{entry['ratio_msg_per_s_ours_to_fastify']:.2f}×" if ref else "—")
+        ratio = (f"CPU/msg {_times(entry['ratio_cpu_per_message_ours_to_fastify'])}; msg/s "
+                 f"{_times(entry['ratio_msg_per_s_ours_to_fastify'])}" if ref else "—")
         reference = (f"{ref['cpu_s_per_1000_messages']:.3f} CPU-s/1k msg, "
                      f"{ref['messages_per_s_per_client']:.0f} msg/s/client" if ref else "n/a")
         lines.append(f"| 3. fan-out, {clients} clients | {ours['cpu_s_per_1000_messages']:.3f} "
@@ -94,6 +94,11 @@ def _idle(cost: dict, clients: int) -> str:
     return (f"threads {cost['threads_at_1']} → {cost[f'threads_at_{clients}']}, "
             f"{cost['fds_per_client']:.0f} fd and {cost['rss_kib_per_client']:.0f} KiB "
             "per client")
+
+
+def _times(ratio: float | None) -> str:
+    """A ratio as shown; None: the reference's figure was too small to measure."""
+    return "n/m" if ratio is None else f"{ratio:.2f}×"
 
 
 def main() -> None:
