@@ -8,7 +8,7 @@ selector (epoll):
 - **Writes.** Each client's ClientQueue holds frames: the bus's events, framed once for
   every client (events.Event.frame: a server's frames are unmasked, so the same bytes),
   and the client's own replies. A queue that gets its first frame wakes the loop (one
-  eventfd write per wake-up, however many clients); the loop sends each queue's frames in
+  write to the loop's waker, however many clients); the loop sends each queue's frames in
   batches, keeps what the socket would not take as that client's output, and waits for
   the socket to be writable again. A client that stops reading lets its queue fill: the
   bus closes it at `--client-queue-size` frames and the client gets 1013 (or, if not even
@@ -42,7 +42,6 @@ import collections
 import contextlib
 import io
 import logging
-import os
 import selectors
 import socket
 import ssl
@@ -55,6 +54,7 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessag
 from wsproto.utilities import LocalProtocolError
 
 from ..events import ClientQueue
+from ..sessions.oslayer import LAYER
 from ..ws_frames import OPCODE_CLOSE, OPCODE_PONG, PING_FRAME, close_frame, frame, text_frame
 
 log = logging.getLogger(__name__)
@@ -335,8 +335,8 @@ class WsLoop:
         self.ping_interval_s = ping_interval_s
         self.max_message_bytes = max_message_bytes
         self._selector = selectors.DefaultSelector()
-        self._wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._selector.register(self._wakeup, selectors.EVENT_READ, None)
+        self._waker = LAYER.waker()  # an eventfd on Linux, a pipe where there is none
+        self._selector.register(self._waker.fd, selectors.EVENT_READ, None)
         # Guards _ready, _reread, _adopted, _woken, _thread and _stopping.
         self._lock = threading.Lock()
         self._ready: set[Connection] = set()
@@ -371,12 +371,12 @@ class WsLoop:
             if self._woken:
                 return
             self._woken = True
-        os.eventfd_write(self._wakeup, 1)
+        self._waker.wake()
 
     def _signal(self) -> None:
         with self._lock:
             self._woken = True
-        os.eventfd_write(self._wakeup, 1)
+        self._waker.wake()
 
     def stop(self, timeout: float = 2.0) -> None:
         """Cut whatever is still open and end the thread."""
@@ -419,8 +419,7 @@ class WsLoop:
         for key, mask in self._selector.select(TICK_S):
             connection = key.data
             if connection is None:
-                with contextlib.suppress(BlockingIOError):
-                    os.eventfd_read(self._wakeup)
+                self._waker.drain()
                 continue
             if mask & selectors.EVENT_READ:
                 _guarded(connection, connection.on_readable)
