@@ -24,9 +24,14 @@ export function openApprovals(sessionId) {
 }
 
 export async function loadApprovals(sessionId) {
+  const known = new Set(openApprovals(sessionId).map((a) => a.id));
   try {
     const data = await get(`session/${sessionId}/approvals`);
-    state.approvals.set(sessionId, data.approvals.filter((a) => !resolvedIds.has(a.id)));
+    const listed = data.approvals.filter((a) => !resolvedIds.has(a.id));
+    const ids = new Set(listed.map((a) => a.id));
+    // Asked while the list was on its way: their events are newer than the list.
+    const newer = openApprovals(sessionId).filter((a) => !ids.has(a.id) && !known.has(a.id));
+    state.approvals.set(sessionId, [...listed, ...newer]);
     changed();
   } catch (err) {
     if (err.status !== 404) toast(err.message, 'error');
